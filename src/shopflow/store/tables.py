@@ -1,0 +1,351 @@
+"""Every table. Each row carries workspace_id; no query crosses workspaces.
+
+After changing a table, add an Alembic migration (`shopflow db revision -m "..."`); the test
+tests/integration/test_migrations.py holds migrations and this module to the same schema.
+"""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+
+from shopflow.store.types import BigId, Json, Money, UTCDateTime
+
+metadata = sa.MetaData(
+    naming_convention={
+        "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+        "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+        "ck": "ck_%(table_name)s_%(constraint_name)s",
+        "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+        "pk": "pk_%(table_name)s",
+    }
+)
+
+
+def _ws() -> sa.Column[str]:
+    return sa.Column("workspace_id", sa.String(32), sa.ForeignKey("workspaces.id"), nullable=False)
+
+
+# --- instance and tenants -------------------------------------------------------------------
+
+instance_settings = sa.Table(
+    "instance_settings",
+    metadata,
+    sa.Column("key", sa.String(64), primary_key=True),
+    sa.Column("value", sa.Text, nullable=False),
+)
+
+workspaces = sa.Table(
+    "workspaces",
+    metadata,
+    sa.Column("id", sa.String(32), primary_key=True),
+    sa.Column("name", sa.String(200), nullable=False),
+    # SHA-256 of the keys: they are long random strings, so a fast hash is enough to store them.
+    sa.Column("write_key_hash", sa.String(64), nullable=False, unique=True),
+    sa.Column("private_key_hash", sa.String(64), nullable=False, unique=True),
+    # HMAC secrets must be kept in the clear: verifying a signature needs the key itself.
+    sa.Column("webhook_secret", sa.String(200), nullable=False),
+    sa.Column("settings", Json, nullable=False),
+    sa.Column("created_at", UTCDateTime, nullable=False),
+)
+
+# --- profiles and identity ------------------------------------------------------------------
+
+profiles = sa.Table(
+    "profiles",
+    metadata,
+    sa.Column("id", BigId, primary_key=True, autoincrement=True),
+    _ws(),
+    sa.Column("email", sa.String(320)),
+    sa.Column("phone", sa.String(32)),
+    sa.Column("external_id", sa.String(200)),
+    sa.Column("first_name", sa.String(200)),
+    sa.Column("last_name", sa.String(200)),
+    sa.Column("timezone", sa.String(64)),
+    sa.Column("properties", Json, nullable=False),
+    sa.Column("created_at", UTCDateTime, nullable=False),
+    sa.Column("updated_at", UTCDateTime, nullable=False),
+    sa.Column("last_active_at", UTCDateTime),
+    # Aggregates maintained on ingest. Average order value is total_spent / order_count.
+    sa.Column("order_count", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("total_spent", Money, nullable=False, server_default="0"),
+    sa.Column("first_order_at", UTCDateTime),
+    sa.Column("last_order_at", UTCDateTime),
+    # Set when this profile was merged into another; its events and identifiers moved there.
+    sa.Column("merged_into", sa.BigInteger),
+    sa.Index("ix_profiles_workspace_email", "workspace_id", "email"),
+)
+
+profile_identifiers = sa.Table(
+    "profile_identifiers",
+    metadata,
+    _ws(),
+    sa.Column("kind", sa.String(16), nullable=False),  # email | phone | external_id | anonymous_id
+    sa.Column("value", sa.String(320), nullable=False),
+    sa.Column("profile_id", sa.BigInteger, nullable=False, index=True),
+    sa.Column("created_at", UTCDateTime, nullable=False),
+    sa.PrimaryKeyConstraint("workspace_id", "kind", "value"),
+)
+
+profile_merges = sa.Table(
+    "profile_merges",
+    metadata,
+    sa.Column("id", BigId, primary_key=True, autoincrement=True),
+    _ws(),
+    sa.Column("from_profile_id", sa.BigInteger, nullable=False),
+    sa.Column("into_profile_id", sa.BigInteger, nullable=False, index=True),
+    sa.Column("reason", sa.String(200), nullable=False),
+    sa.Column("merged_at", UTCDateTime, nullable=False),
+)
+
+consents = sa.Table(
+    "consents",
+    metadata,
+    _ws(),
+    sa.Column("profile_id", sa.BigInteger, nullable=False),
+    sa.Column("channel", sa.String(16), nullable=False),  # email | sms | push
+    sa.Column("status", sa.String(24), nullable=False),  # subscribed | unsubscribed | never_subscribed
+    sa.Column("updated_at", UTCDateTime, nullable=False),
+    sa.PrimaryKeyConstraint("workspace_id", "profile_id", "channel"),
+)
+
+consent_evidence = sa.Table(
+    "consent_evidence",
+    metadata,
+    sa.Column("id", BigId, primary_key=True, autoincrement=True),
+    _ws(),
+    sa.Column("profile_id", sa.BigInteger, nullable=False, index=True),
+    sa.Column("channel", sa.String(16), nullable=False),
+    sa.Column("status", sa.String(24), nullable=False),
+    sa.Column("source", sa.String(64), nullable=False),  # shopify, api, unsubscribe_link, ...
+    sa.Column("occurred_at", UTCDateTime, nullable=False),
+    sa.Column("details", Json, nullable=False),  # opt_in_level, ip, form, text shown, ...
+)
+
+suppressions = sa.Table(
+    "suppressions",
+    metadata,
+    sa.Column("id", BigId, primary_key=True, autoincrement=True),
+    _ws(),
+    sa.Column("profile_id", sa.BigInteger, nullable=False),
+    sa.Column("channel", sa.String(16), nullable=False),
+    sa.Column("reason", sa.String(32), nullable=False),  # hard_bounce | complaint | manual | ...
+    sa.Column("created_at", UTCDateTime, nullable=False),
+    sa.Column("details", Json, nullable=False),
+    sa.Index("ix_suppressions_profile", "workspace_id", "profile_id", "channel"),
+)
+
+# --- events ---------------------------------------------------------------------------------
+
+events = sa.Table(
+    "events",
+    metadata,
+    sa.Column("id", BigId, primary_key=True, autoincrement=True),
+    _ws(),
+    sa.Column("profile_id", sa.BigInteger, nullable=False),
+    sa.Column("name", sa.String(200), nullable=False),
+    sa.Column("time", UTCDateTime, nullable=False),
+    sa.Column("received_at", UTCDateTime, nullable=False),
+    sa.Column("properties", Json, nullable=False),
+    sa.Column("value", Money),
+    sa.Column("currency", sa.String(3)),
+    sa.Column("source", sa.String(32), nullable=False),
+    # The source's own unique id (Segment messageId, a Shopify-derived id): the dedupe key.
+    sa.Column("message_id", sa.String(200), nullable=False),
+    sa.UniqueConstraint("workspace_id", "message_id"),
+    sa.Index("ix_events_profile_name_time", "workspace_id", "profile_id", "name", "time"),
+)
+
+# Committed events not yet seen by triggers, attribution and segments; a worker claims and deletes
+# them. A queue table rather than an id cursor, because on PostgreSQL ids commit out of order.
+pending_events = sa.Table(
+    "pending_events",
+    metadata,
+    sa.Column("event_id", sa.BigInteger, primary_key=True, autoincrement=False),
+    _ws(),
+)
+
+webhook_receipts = sa.Table(
+    "webhook_receipts",
+    metadata,
+    sa.Column("id", BigId, primary_key=True, autoincrement=True),
+    _ws(),
+    sa.Column("source", sa.String(32), nullable=False),
+    sa.Column("webhook_id", sa.String(200), nullable=False),
+    sa.Column("topic", sa.String(100), nullable=False),
+    sa.Column("received_at", UTCDateTime, nullable=False),
+    sa.Column("handled", sa.Boolean, nullable=False),  # False: unknown topic, kept for later
+    sa.Column("payload", Json),  # kept only when the topic is not handled
+    sa.UniqueConstraint("workspace_id", "source", "webhook_id"),
+)
+
+# --- catalog --------------------------------------------------------------------------------
+
+products = sa.Table(
+    "products",
+    metadata,
+    _ws(),
+    sa.Column("product_id", sa.String(64), nullable=False),
+    sa.Column("title", sa.String(500), nullable=False),
+    sa.Column("url", sa.String(1000)),
+    sa.Column("image_url", sa.String(1000)),
+    sa.Column("category", sa.String(200)),
+    sa.Column("price", Money),
+    sa.Column("status", sa.String(32)),
+    sa.Column("properties", Json, nullable=False),
+    sa.Column("updated_at", UTCDateTime, nullable=False),
+    sa.PrimaryKeyConstraint("workspace_id", "product_id"),
+)
+
+product_variants = sa.Table(
+    "product_variants",
+    metadata,
+    _ws(),
+    sa.Column("variant_id", sa.String(64), nullable=False),
+    sa.Column("product_id", sa.String(64), nullable=False),
+    sa.Column("sku", sa.String(200)),
+    sa.Column("title", sa.String(500)),
+    sa.Column("price", Money),
+    sa.Column("inventory_item_id", sa.String(64)),
+    sa.Column("inventory_quantity", sa.Integer),
+    sa.Column("updated_at", UTCDateTime, nullable=False),
+    sa.PrimaryKeyConstraint("workspace_id", "variant_id"),
+    sa.Index("ix_product_variants_inventory_item", "workspace_id", "inventory_item_id"),
+)
+
+# --- flows ----------------------------------------------------------------------------------
+
+flows = sa.Table(
+    "flows",
+    metadata,
+    sa.Column("id", BigId, primary_key=True, autoincrement=True),
+    _ws(),
+    sa.Column("key", sa.String(100), nullable=False),  # the definition's id, e.g. cart-abandonment
+    sa.Column("name", sa.String(200), nullable=False),
+    sa.Column("status", sa.String(16), nullable=False),  # draft | manual | live | paused
+    sa.Column("current_version", sa.Integer, nullable=False),
+    sa.Column("trigger_event", sa.String(200)),  # denormalised for the trigger lookup
+    sa.Column("created_at", UTCDateTime, nullable=False),
+    sa.Column("updated_at", UTCDateTime, nullable=False),
+    sa.UniqueConstraint("workspace_id", "key"),
+)
+
+flow_versions = sa.Table(
+    "flow_versions",
+    metadata,
+    sa.Column("flow_id", sa.BigInteger, sa.ForeignKey("flows.id"), nullable=False),
+    sa.Column("version", sa.Integer, nullable=False),
+    _ws(),
+    sa.Column("definition", Json, nullable=False),
+    sa.Column("created_at", UTCDateTime, nullable=False),
+    sa.PrimaryKeyConstraint("flow_id", "version"),
+)
+
+flow_runs = sa.Table(
+    "flow_runs",
+    metadata,
+    sa.Column("id", BigId, primary_key=True, autoincrement=True),
+    _ws(),
+    sa.Column("flow_id", sa.BigInteger, nullable=False),
+    sa.Column("version", sa.Integer, nullable=False),
+    sa.Column("profile_id", sa.BigInteger, nullable=False),
+    # One run per (flow, profile, trigger key): the idempotency key of run creation.
+    sa.Column("trigger_key", sa.String(200), nullable=False),
+    sa.Column("trigger_event_id", sa.BigInteger),
+    sa.Column("status", sa.String(16), nullable=False),  # waiting | exited
+    sa.Column("node_id", sa.String(100)),  # the node to execute when the run wakes
+    sa.Column("state", Json, nullable=False),
+    sa.Column("wake_at", UTCDateTime),
+    sa.Column("holdout", sa.Boolean, nullable=False),
+    sa.Column("started_at", UTCDateTime, nullable=False),
+    sa.Column("updated_at", UTCDateTime, nullable=False),
+    sa.Column("exited_at", UTCDateTime),
+    sa.Column("exit_reason", sa.String(64)),
+    sa.UniqueConstraint("workspace_id", "flow_id", "profile_id", "trigger_key"),
+    sa.Index(
+        "ix_flow_runs_due",
+        "wake_at",
+        postgresql_where=sa.text("status = 'waiting'"),
+        sqlite_where=sa.text("status = 'waiting'"),
+    ),
+    sa.Index("ix_flow_runs_profile", "workspace_id", "profile_id"),
+    sa.Index("ix_flow_runs_flow_status", "flow_id", "status"),
+)
+
+# Every step and skip a run takes: the profile's timeline and the flow's per-node counts.
+run_log = sa.Table(
+    "run_log",
+    metadata,
+    sa.Column("id", BigId, primary_key=True, autoincrement=True),
+    _ws(),
+    sa.Column("run_id", sa.BigInteger, nullable=False, index=True),
+    sa.Column("flow_id", sa.BigInteger, nullable=False),
+    sa.Column("profile_id", sa.BigInteger, nullable=False),
+    sa.Column("node_id", sa.String(100)),
+    sa.Column("kind", sa.String(16), nullable=False),  # entered | node | skip | exit
+    sa.Column("reason", sa.String(200)),
+    sa.Column("at", UTCDateTime, nullable=False),
+    sa.Index("ix_run_log_profile", "workspace_id", "profile_id", "at"),
+    sa.Index("ix_run_log_flow_node", "flow_id", "node_id", "kind"),
+)
+
+# --- messages -------------------------------------------------------------------------------
+
+messages = sa.Table(
+    "messages",
+    metadata,
+    sa.Column("id", BigId, primary_key=True, autoincrement=True),
+    _ws(),
+    sa.Column("profile_id", sa.BigInteger, nullable=False),
+    sa.Column("channel", sa.String(16), nullable=False),
+    sa.Column("template", sa.String(200), nullable=False),
+    sa.Column("transactional", sa.Boolean, nullable=False),
+    # Origin: a (run, node) or a (campaign, profile); each creates a message once.
+    sa.Column("flow_id", sa.BigInteger),
+    sa.Column("run_id", sa.BigInteger),
+    sa.Column("node_id", sa.String(100)),
+    sa.Column("dedupe_key", sa.String(200), nullable=False),
+    # queued | sending | sent | skipped | failed
+    sa.Column("status", sa.String(16), nullable=False),
+    sa.Column("skip_reason", sa.String(64)),
+    sa.Column("error", sa.Text),
+    sa.Column("attempts", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("to_address", sa.String(320)),
+    sa.Column("subject", sa.String(500)),
+    sa.Column("context", Json, nullable=False),  # what the template renders with (trigger event)
+    sa.Column("provider_message_id", sa.String(300)),
+    sa.Column("send_after", UTCDateTime, nullable=False),
+    sa.Column("created_at", UTCDateTime, nullable=False),
+    sa.Column("sent_at", UTCDateTime),
+    sa.UniqueConstraint("workspace_id", "dedupe_key"),
+    sa.Index(
+        "ix_messages_due",
+        "send_after",
+        postgresql_where=sa.text("status = 'queued'"),
+        sqlite_where=sa.text("status = 'queued'"),
+    ),
+    sa.Index("ix_messages_profile", "workspace_id", "profile_id", "created_at"),
+    sa.Index("ix_messages_flow", "flow_id", "status"),
+)
+
+# --- analytics ------------------------------------------------------------------------------
+
+attributions = sa.Table(
+    "attributions",
+    metadata,
+    sa.Column("id", BigId, primary_key=True, autoincrement=True),
+    _ws(),
+    sa.Column("conversion_event_id", sa.BigInteger, nullable=False, unique=True),
+    sa.Column("order_id", sa.String(200)),
+    sa.Column("profile_id", sa.BigInteger, nullable=False),
+    sa.Column("message_id", sa.BigInteger, nullable=False),
+    sa.Column("flow_id", sa.BigInteger),
+    sa.Column("touch", sa.String(16), nullable=False),  # opened | clicked
+    sa.Column("touched_at", UTCDateTime, nullable=False),
+    sa.Column("revenue", Money, nullable=False),
+    sa.Column("currency", sa.String(3)),
+    sa.Column("converted_at", UTCDateTime, nullable=False),
+    sa.Column("reversed_at", UTCDateTime),  # set by a refund or cancellation of the order
+    sa.Column("reversed_amount", Money, nullable=False, server_default="0"),
+    sa.Index("ix_attributions_flow", "flow_id"),
+    sa.Index("ix_attributions_order", "workspace_id", "order_id"),
+)

@@ -1,0 +1,72 @@
+"""Helpers the tests and users share: databases for tests, a simulated clock, factories."""
+
+from __future__ import annotations
+
+import os
+import secrets
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Engine
+
+from shopflow.domain.clock import SimulatedClock
+from shopflow.store import db, tables, workspaces
+
+__all__ = ["SimulatedClock", "fresh_postgres_database", "make_workspace", "truncate_all"]
+
+DEFAULT_PG_URL = "postgresql://postgres@127.0.0.1:5432/postgres"
+T0 = datetime(2026, 1, 5, 9, 0, tzinfo=UTC)  # a Monday morning, the tests' usual start
+
+
+def pg_admin_url() -> str:
+    return os.environ.get("SHOPFLOW_TEST_PG_URL", DEFAULT_PG_URL)
+
+
+def postgres_reachable() -> bool:
+    engine = db.create_engine(pg_admin_url(), pool_size=1)
+    try:
+        with engine.connect() as conn:
+            conn.execute(sa.text("SELECT 1"))
+        return True
+    except sa.exc.OperationalError:
+        return False
+    finally:
+        engine.dispose()
+
+
+@contextmanager
+def fresh_postgres_database(prefix: str = "shopflow_test") -> Iterator[str]:
+    """Create an empty PostgreSQL database, yield its URL, drop it afterwards."""
+    admin_url = db.normalise_url(pg_admin_url())
+    name = f"{prefix}_{secrets.token_hex(4)}"
+    admin = sa.create_engine(admin_url, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.exec_driver_sql(f'CREATE DATABASE "{name}"')
+    url = sa.engine.make_url(admin_url).set(database=name).render_as_string(hide_password=False)
+    try:
+        yield url
+    finally:
+        with admin.connect() as conn:
+            conn.exec_driver_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        admin.dispose()
+
+
+def truncate_all(engine: Engine) -> None:
+    """Empty every table (fast test isolation on a shared schema)."""
+    names = [t.name for t in tables.metadata.sorted_tables]
+    with engine.begin() as conn:
+        if db.is_sqlite(engine):
+            for name in reversed(names):
+                conn.exec_driver_sql(f'DELETE FROM "{name}"')
+        else:
+            quoted = ", ".join(f'"{n}"' for n in names)
+            conn.exec_driver_sql(f"TRUNCATE {quoted} RESTART IDENTITY CASCADE")
+
+
+def make_workspace(
+    engine: Engine, name: str = "Test Store", now: datetime = T0
+) -> workspaces.CreatedWorkspace:
+    with db.transaction(engine) as conn:
+        return workspaces.create_workspace(conn, name=name, now=now)
