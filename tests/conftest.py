@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from sqlalchemy.engine import Engine
@@ -59,3 +60,19 @@ def engine(database_url: str) -> Iterator[Engine]:
 @pytest.fixture
 def clock() -> SimulatedClock:
     return SimulatedClock(testing.T0)
+
+
+@pytest.fixture
+def server_factory() -> Iterator[Any]:
+    """Start the real HTTP server on a loopback port: `base_url = server_factory(app)`."""
+    started: list[testing.LiveServer] = []
+
+    def start(app: Any) -> str:
+        server = testing.LiveServer(app)
+        server.start()
+        started.append(server)
+        return server.base_url
+
+    yield start
+    for server in started:
+        server.stop()

@@ -45,9 +45,11 @@ class Identity:
     email: str | None = None
     phone: str | None = None
     anonymous_id: str | None = None
+    # A profile Shopflow already knows (internal sources: tracking links, flows); wins over the rest.
+    profile_id: int | None = None
 
     def is_empty(self) -> bool:
-        return not (self.external_id or self.email or self.phone or self.anonymous_id)
+        return not (self.profile_id or self.external_id or self.email or self.phone or self.anonymous_id)
 
 
 @dataclass(frozen=True)

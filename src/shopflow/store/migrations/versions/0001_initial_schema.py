@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises:
-Create Date: 2026-11-26 20:53:11.276038
+Create Date: 2026-11-26 20:54:08.644510
 """
 
 from __future__ import annotations

@@ -1,0 +1,104 @@
+"""The FastAPI application, built from settings by `create_app`."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import AsyncIterator, Callable
+from typing import Any
+
+import sqlalchemy as sa
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from sqlalchemy.engine import Engine
+
+from shopflow import __version__
+from shopflow.api import deps
+from shopflow.api.routes import health
+from shopflow.config import Settings
+from shopflow.domain.clock import Clock, SystemClock
+from shopflow.store import db, workspaces
+
+RETRY_AFTER_SECONDS = "5"
+
+# Async start/stop hooks for long-lived services (ingest writer, embedded worker): each gets the
+# context on start and returns a stop coroutine function.
+Lifecycle = Callable[[deps.AppContext], Any]
+
+
+def link_secret(settings: Settings, engine: Engine) -> bytes:
+    if settings.secret_key:
+        return settings.secret_key.encode()
+    with db.transaction(engine) as conn:
+        return workspaces.instance_secret(conn).encode()
+
+
+def create_app(
+    settings: Settings,
+    *,
+    engine: Engine | None = None,
+    clock: Clock | None = None,
+    lifecycles: list[Lifecycle] | None = None,
+) -> FastAPI:
+    engine = engine or db.create_engine(settings.database_url)
+    ctx = deps.AppContext(
+        settings=settings,
+        engine=engine,
+        clock=clock or SystemClock(),
+        link_secret=link_secret(settings, engine),
+    )
+    hooks = list(lifecycles or [])
+
+    @contextlib.asynccontextmanager
+    async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        stops = []
+        for hook in hooks:
+            stops.append(await hook(ctx))
+        try:
+            yield
+        finally:
+            for stop in reversed(stops):
+                await stop()
+
+    app = FastAPI(title="Shopflow", version=__version__, lifespan=lifespan, docs_url="/docs")
+    app.state.ctx = ctx
+    _install_error_handlers(app)
+    app.include_router(health.router)
+    for router in _routers():
+        app.include_router(router)
+    return app
+
+
+def _routers() -> list[Any]:
+    """Routers of the other packages; one line each."""
+    return []
+
+
+def _install_error_handlers(app: FastAPI) -> None:
+    @app.exception_handler(db.DatabaseUnavailable)
+    async def _db_down(_request: Request, exc: db.DatabaseUnavailable) -> JSONResponse:
+        return JSONResponse(
+            {"error": "database unavailable, retry later"},
+            status_code=503,
+            headers={"Retry-After": RETRY_AFTER_SECONDS},
+        )
+
+    @app.exception_handler(sa.exc.OperationalError)
+    async def _db_error(_request: Request, exc: sa.exc.OperationalError) -> JSONResponse:
+        return JSONResponse(
+            {"error": "database unavailable, retry later"},
+            status_code=503,
+            headers={"Retry-After": RETRY_AFTER_SECONDS},
+        )
+
+    @app.exception_handler(RequestValidationError)
+    async def _invalid(_request: Request, exc: RequestValidationError) -> JSONResponse:
+        errors = [
+            {
+                "field": ".".join(str(p) for p in err.get("loc", ()) if p != "body"),
+                "error": err.get("msg", ""),
+            }
+            for err in exc.errors()
+        ]
+        message = "; ".join(f"{e['field']}: {e['error']}" for e in errors)
+        return JSONResponse({"error": message, "errors": errors}, status_code=400)
