@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import sys
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -125,7 +126,18 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _registrars() -> list[Callable[[Any], None]]:
-    return []
+    from shopflow.flows import commands as flow_commands
+    from shopflow.messaging import outbox, sink
+    from shopflow.simulation import demo
+    from shopflow.workers import process
+
+    return [
+        flow_commands.register,
+        process.register,
+        demo.register,
+        sink.register,
+        outbox.register,
+    ]
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -136,6 +148,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except config.ConfigError as exc:
         print(f"shopflow: configuration error: {exc}", file=sys.stderr)
         return 2
+    logging.basicConfig(
+        level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
     handler: Handler = args.handler
     try:
         return handler(args, settings)

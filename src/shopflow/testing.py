@@ -5,14 +5,16 @@ from __future__ import annotations
 import os
 import secrets
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime
+from email.message import EmailMessage
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
 from shopflow.domain.clock import SimulatedClock
+from shopflow.messaging.channels.base import OutgoingEmail, SendResult
 from shopflow.store import db, tables, workspaces
 
 __all__ = ["SimulatedClock", "fresh_postgres_database", "make_workspace", "truncate_all"]
@@ -108,3 +110,43 @@ class LiveServer:
         self._server.should_exit = True
         if self._thread is not None:
             self._thread.join(timeout=15)
+
+
+class InMemoryEmailChannel:
+    """The twin of messaging.channels.email.smtp.SmtpChannel: records what would have been sent.
+
+    `fail_next(n, temporary=True)` makes the next n emails fail, as an SMTP 451 (or 550) would.
+    """
+
+    def __init__(self) -> None:
+        self.sent: list[OutgoingEmail] = []
+        self._failures: list[bool] = []
+        self.closed = False
+
+    def fail_next(self, count: int = 1, *, temporary: bool = True) -> None:
+        self._failures.extend([temporary] * count)
+
+    def send(self, batch: Sequence[OutgoingEmail]) -> list[SendResult]:
+        results: list[SendResult] = []
+        for email in batch:
+            if self._failures:
+                temporary = self._failures.pop(0)
+                code = "451 4.3.0 try later" if temporary else "550 5.1.1 no such user"
+                results.append(
+                    SendResult(email.message_id, ok=False, temporary=temporary, error=f"SMTP {code}")
+                )
+                continue
+            self.sent.append(email)
+            results.append(SendResult(email.message_id, ok=True, provider_message_id=email.header_message_id))
+        return results
+
+    def messages(self) -> list[EmailMessage]:
+        """The sent emails parsed as email.message.EmailMessage."""
+        import email.policy
+        from email.parser import BytesParser
+
+        parser = BytesParser(policy=email.policy.default)
+        return [parser.parsebytes(e.raw) for e in self.sent]
+
+    def close(self) -> None:
+        self.closed = True

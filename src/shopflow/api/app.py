@@ -47,7 +47,7 @@ def create_app(
         clock=clock or SystemClock(),
         link_secret=link_secret(settings, engine),
     )
-    hooks = list(lifecycles or [])
+    hooks = [_ingest_writer, *(lifecycles or [])]
 
     @contextlib.asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
@@ -69,9 +69,37 @@ def create_app(
     return app
 
 
+async def _ingest_writer(ctx: deps.AppContext) -> Callable[[], Any]:
+    """Start the group-commit ingest writer; routes find it in ctx.services["ingest"]."""
+    from shopflow.ingest.writer import IngestWriter
+
+    writer = IngestWriter(
+        ctx.engine,
+        ctx.clock,
+        max_events=ctx.settings.ingest_batch_events,
+        max_wait_ms=ctx.settings.ingest_batch_ms,
+    )
+    await writer.start()
+    ctx.services["ingest"] = writer
+
+    async def stop() -> None:
+        ctx.services.pop("ingest", None)
+        await writer.stop()
+
+    return stop
+
+
 def _routers() -> list[Any]:
     """Routers of the other packages; one line each."""
-    return []
+    from shopflow.api.routes import flows, ingest, profiles, tracking, webhooks
+
+    return [
+        flows.router,
+        ingest.router,
+        webhooks.router,
+        profiles.router,
+        tracking.router,
+    ]
 
 
 def _install_error_handlers(app: FastAPI) -> None:

@@ -255,6 +255,9 @@ flow_runs = sa.Table(
     sa.Column("node_id", sa.String(100)),  # the node to execute when the run wakes
     sa.Column("state", Json, nullable=False),
     sa.Column("wake_at", UTCDateTime),
+    # When the delay the run waits in ends. wake_at is earlier when an event its flow filter
+    # mentions wakes it to re-check the filter; then the run goes back to sleep until resume_at.
+    sa.Column("resume_at", UTCDateTime),
     sa.Column("holdout", sa.Boolean, nullable=False),
     sa.Column("started_at", UTCDateTime, nullable=False),
     sa.Column("updated_at", UTCDateTime, nullable=False),
@@ -316,12 +319,20 @@ messages = sa.Table(
     sa.Column("send_after", UTCDateTime, nullable=False),
     sa.Column("created_at", UTCDateTime, nullable=False),
     sa.Column("sent_at", UTCDateTime),
+    # When a delivery worker claimed it ('sending'); a stale claim is a crashed worker's, reclaimed.
+    sa.Column("claimed_at", UTCDateTime),
     sa.UniqueConstraint("workspace_id", "dedupe_key"),
     sa.Index(
         "ix_messages_due",
         "send_after",
         postgresql_where=sa.text("status = 'queued'"),
         sqlite_where=sa.text("status = 'queued'"),
+    ),
+    sa.Index(
+        "ix_messages_claimed",
+        "claimed_at",
+        postgresql_where=sa.text("status = 'sending'"),
+        sqlite_where=sa.text("status = 'sending'"),
     ),
     sa.Index("ix_messages_profile", "workspace_id", "profile_id", "created_at"),
     sa.Index("ix_messages_flow", "flow_id", "status"),

@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises:
-Create Date: 2026-11-26 20:54:08.644510
+Create Date: 2026-11-26 20:58:56.301080
 """
 
 from __future__ import annotations
@@ -157,6 +157,7 @@ def upgrade() -> None:
             nullable=False,
         ),
         sa.Column("wake_at", shopflow.store.types.UTCDateTime(timezone=True), nullable=True),
+        sa.Column("resume_at", shopflow.store.types.UTCDateTime(timezone=True), nullable=True),
         sa.Column("holdout", sa.Boolean(), nullable=False),
         sa.Column("started_at", shopflow.store.types.UTCDateTime(timezone=True), nullable=False),
         sa.Column("updated_at", shopflow.store.types.UTCDateTime(timezone=True), nullable=False),
@@ -233,6 +234,7 @@ def upgrade() -> None:
         sa.Column("send_after", shopflow.store.types.UTCDateTime(timezone=True), nullable=False),
         sa.Column("created_at", shopflow.store.types.UTCDateTime(timezone=True), nullable=False),
         sa.Column("sent_at", shopflow.store.types.UTCDateTime(timezone=True), nullable=True),
+        sa.Column("claimed_at", shopflow.store.types.UTCDateTime(timezone=True), nullable=True),
         sa.ForeignKeyConstraint(
             ["workspace_id"], ["workspaces.id"], name=op.f("fk_messages_workspace_id_workspaces")
         ),
@@ -240,6 +242,13 @@ def upgrade() -> None:
         sa.UniqueConstraint("workspace_id", "dedupe_key", name=op.f("uq_messages_workspace_id_dedupe_key")),
     )
     with op.batch_alter_table("messages", schema=None) as batch_op:
+        batch_op.create_index(
+            "ix_messages_claimed",
+            ["claimed_at"],
+            unique=False,
+            postgresql_where=sa.text("status = 'sending'"),
+            sqlite_where=sa.text("status = 'sending'"),
+        )
         batch_op.create_index(
             "ix_messages_due",
             ["send_after"],
@@ -505,6 +514,11 @@ def downgrade() -> None:
             "ix_messages_due",
             postgresql_where=sa.text("status = 'queued'"),
             sqlite_where=sa.text("status = 'queued'"),
+        )
+        batch_op.drop_index(
+            "ix_messages_claimed",
+            postgresql_where=sa.text("status = 'sending'"),
+            sqlite_where=sa.text("status = 'sending'"),
         )
 
     op.drop_table("messages")

@@ -1,0 +1,1 @@
+"""Read side: attribution of conversions to messages, and reports."""

@@ -1,0 +1,432 @@
+"""Flow definitions: a trigger plus a flat list of nodes, as validated data (JSON or YAML).
+
+`load_flow` is the one way in: it checks the shape (typed models) and then the graph (ids, links,
+reachability, loops without a delay) and raises a `FlowDefinitionError` listing every problem,
+each with the path and the value it is about.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import timedelta
+from functools import cached_property, lru_cache
+from typing import Annotated, Any, Literal
+
+import yaml
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Discriminator,
+    Field,
+    Tag,
+    ValidationError,
+    field_validator,
+)
+
+from shopflow.domain import conditions
+
+NODE_TYPES = ("delay", "split", "send", "exit")
+CHANNELS = ("email",)
+MAX_DEFINITION_CHARS = 200_000
+# Conditions nest; real ones stay shallow, and recursion in the validator must stay bounded.
+MAX_DEPTH = 64
+
+_STRICT = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+_ID = r"^[A-Za-z0-9][A-Za-z0-9_.:?-]*$"
+
+# ISO 8601 durations with fixed lengths only: weeks, days, hours, minutes, seconds (a month is not
+# a fixed length, so "P1M" is refused rather than guessed).
+_DURATION = re.compile(
+    r"^P(?:(?P<weeks>\d+)W)?(?:(?P<days>\d+)D)?"
+    r"(?:T(?:(?P<hours>\d+)H)?(?:(?P<minutes>\d+)M)?(?:(?P<seconds>\d+(?:\.\d+)?)S)?)?$"
+)
+
+
+@lru_cache(maxsize=1024)
+def parse_duration(text: str) -> timedelta:
+    """`PT1H`, `P2D`, `P1W`, `P1DT12H` -> timedelta; ValueError naming the value otherwise."""
+    match = _DURATION.match(text) if isinstance(text, str) else None
+    if match is None or text in ("P", "PT") or text.endswith("T"):
+        raise ValueError(
+            f"{text!r} is not an ISO 8601 duration of weeks/days/hours/minutes/seconds, like PT1H or P2D"
+        )
+    parts = {k: float(v) for k, v in match.groupdict().items() if v is not None}
+    return timedelta(**parts)
+
+
+def _positive_duration(text: str) -> str:
+    if parse_duration(text) <= timedelta(0):
+        raise ValueError(f"{text!r}: a duration must be longer than zero")
+    return text
+
+
+Duration = Annotated[str, AfterValidator(_positive_duration)]
+NodeId = Annotated[str, Field(min_length=1, max_length=100, pattern=_ID)]
+
+
+class EventTrigger(BaseModel):
+    """Enter when an event happens; `filter` is checked once, at entry, against the event."""
+
+    model_config = _STRICT
+
+    type: Literal["event"] = "event"
+    event: str = Field(min_length=1, max_length=200)
+    # A dotted path into the event (`properties.checkout_id`): one run per profile and key value.
+    key: str | None = Field(default=None, min_length=1, max_length=300)
+    filter: conditions.Condition | None = None
+
+
+class ReentryAfter(BaseModel):
+    model_config = _STRICT
+
+    after: Duration
+
+
+Reentry = Literal["never", "always"] | ReentryAfter
+
+
+class DelayNode(BaseModel):
+    model_config = _STRICT
+
+    id: NodeId
+    type: Literal["delay"]
+    duration: Duration
+    next: NodeId
+
+
+class SplitNode(BaseModel):
+    model_config = _STRICT
+
+    id: NodeId
+    type: Literal["split"]
+    condition: conditions.Condition
+    yes: NodeId
+    no: NodeId
+
+
+class SendNode(BaseModel):
+    model_config = _STRICT
+
+    id: NodeId
+    type: Literal["send"]
+    channel: Literal["email"] = "email"
+    template: str = Field(min_length=1, max_length=200)
+    next: NodeId
+    # Transactional messages bypass marketing consent, caps and smart sending (the guards decide).
+    transactional: bool = False
+
+
+class ExitNode(BaseModel):
+    model_config = _STRICT
+
+    id: NodeId
+    type: Literal["exit"]
+    reason: str = Field(default="completed", min_length=1, max_length=64)
+
+
+def _node_tag(value: Any) -> str | None:
+    kind = value.get("type") if isinstance(value, Mapping) else getattr(value, "type", None)
+    return f"<{kind}>" if kind in NODE_TYPES else None
+
+
+Node = Annotated[
+    Annotated[DelayNode, Tag("<delay>")]
+    | Annotated[SplitNode, Tag("<split>")]
+    | Annotated[SendNode, Tag("<send>")]
+    | Annotated[ExitNode, Tag("<exit>")],
+    Discriminator(
+        _node_tag,
+        custom_error_type="node_type",
+        custom_error_message=f"unknown node type, expected one of {', '.join(NODE_TYPES)}",
+    ),
+]
+
+
+class FlowDefinition(BaseModel):
+    model_config = _STRICT
+
+    id: str = Field(min_length=1, max_length=100, pattern=r"^[a-z0-9][a-z0-9_-]*$")
+    name: str = Field(min_length=1, max_length=200)
+    description: str = Field(default="", max_length=2000)
+    trigger: EventTrigger
+    # Re-checked before every step; the run exits the moment it stops holding.
+    flow_filter: conditions.Condition | None = None
+    reentry: Reentry = "never"
+    holdout_percent: int = Field(default=0, ge=0, le=100)
+    entry: NodeId
+    nodes: list[Node] = Field(min_length=1, max_length=500)
+
+    @cached_property
+    def by_id(self) -> dict[str, DelayNode | SplitNode | SendNode | ExitNode]:
+        return {node.id: node for node in self.nodes}
+
+    def node(self, node_id: str | None) -> DelayNode | SplitNode | SendNode | ExitNode | None:
+        return self.by_id.get(node_id) if node_id is not None else None
+
+    @cached_property
+    def fact_event_names(self) -> frozenset[str]:
+        """Events the flow filter and splits ask about: what the runtime loads for each step."""
+        names = set(conditions.event_names(self.flow_filter))
+        for node in self.nodes:
+            if isinstance(node, SplitNode):
+                names |= conditions.event_names(node.condition)
+        return frozenset(names)
+
+    @cached_property
+    def filter_event_names(self) -> frozenset[str]:
+        """Events whose arrival may end a waiting run at once (the flow filter mentions them)."""
+        return conditions.event_names(self.flow_filter)
+
+    @field_validator("reentry", mode="before")
+    @classmethod
+    def _reentry_shape(cls, value: Any) -> Any:
+        if value in ("never", "always") or isinstance(value, Mapping | ReentryAfter):
+            return value
+        raise ValueError(
+            f"expected 'never', 'always' or {{after: DURATION}} like {{after: P7D}}, got {_show(value)}"
+        )
+
+    def reentry_after(self) -> timedelta | None:
+        return parse_duration(self.reentry.after) if isinstance(self.reentry, ReentryAfter) else None
+
+    def to_json(self) -> dict[str, Any]:
+        """The definition as stored: plain JSON that `load_flow` reads back to an equal definition."""
+        data: dict[str, Any] = self.model_dump(mode="json", by_alias=True, exclude_none=True)
+        return data
+
+    def describe_filter(self) -> str:
+        return conditions.describe(self.flow_filter) if self.flow_filter is not None else ""
+
+
+# --- loading and errors ---------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Problem:
+    path: str
+    message: str
+
+    def __str__(self) -> str:
+        return f"{self.path}: {self.message}" if self.path else self.message
+
+
+class FlowDefinitionError(ValueError):
+    """Every problem found in a flow definition, each naming its path and value."""
+
+    def __init__(self, problems: list[Problem]) -> None:
+        self.problems = problems
+        super().__init__("invalid flow definition:\n" + "\n".join(f"  - {p}" for p in problems))
+
+    def messages(self) -> list[str]:
+        return [str(p) for p in self.problems]
+
+
+def load_flow(source: str | bytes | Mapping[str, Any]) -> FlowDefinition:
+    """Parse (JSON or YAML text, or a dict) and validate a flow definition."""
+    data = _parse(source)
+    try:
+        flow = FlowDefinition.model_validate(data)
+    except ValidationError as exc:
+        raise FlowDefinitionError(_pydantic_problems(exc, data)) from None
+    problems = graph_problems(flow)
+    if problems:
+        raise FlowDefinitionError(problems)
+    return flow
+
+
+class _NoAliasLoader(yaml.SafeLoader):
+    """YAML without anchors and aliases: a few lines of aliases can expand to millions of nodes."""
+
+    def compose_node(self, parent: Any, index: Any) -> Any:
+        if self.check_event(yaml.AliasEvent):
+            event = self.peek_event()  # type: ignore[no-untyped-call]
+            raise yaml.YAMLError(f"aliases (*{event.anchor}) are not allowed in a flow definition")
+        return super().compose_node(parent, index)
+
+
+def _parse(source: str | bytes | Mapping[str, Any]) -> Any:
+    if isinstance(source, Mapping):
+        data: Any = dict(source)
+    else:
+        text = source.decode("utf-8", errors="replace") if isinstance(source, bytes) else source
+        if len(text) > MAX_DEFINITION_CHARS:
+            raise FlowDefinitionError(
+                [Problem("", f"definition is {len(text)} characters; the limit is {MAX_DEFINITION_CHARS}")]
+            )
+        try:
+            # YAML is a superset of JSON, but JSON's own parser gives better messages for JSON.
+            data = (
+                json.loads(text) if text.lstrip().startswith("{") else yaml.load(text, Loader=_NoAliasLoader)
+            )
+        except (json.JSONDecodeError, yaml.YAMLError) as exc:
+            raise FlowDefinitionError([Problem("", f"not valid JSON or YAML: {exc}")]) from None
+        except RecursionError:
+            raise FlowDefinitionError([Problem("", f"nested deeper than {MAX_DEPTH} levels")]) from None
+    if not isinstance(data, Mapping):
+        raise FlowDefinitionError([Problem("", f"expected a mapping at the top level, got {_show(data)}")])
+    if _too_deep(data):
+        raise FlowDefinitionError([Problem("", f"nested deeper than {MAX_DEPTH} levels")])
+    return dict(data)
+
+
+def _too_deep(data: Any) -> bool:
+    todo: list[tuple[Any, int]] = [(data, 0)]
+    while todo:
+        value, depth = todo.pop()
+        if depth > MAX_DEPTH:
+            return True
+        if isinstance(value, Mapping):
+            todo.extend((v, depth + 1) for v in value.values())
+        elif isinstance(value, list | tuple):
+            todo.extend((v, depth + 1) for v in value)
+    return False
+
+
+def _show(value: Any) -> str:
+    text = json.dumps(value, default=str) if not isinstance(value, str) else repr(value)
+    return text if len(text) <= 80 else text[:77] + "..."
+
+
+def _pydantic_problems(exc: ValidationError, data: Any) -> list[Problem]:
+    problems = []
+    for err in exc.errors():
+        loc = [p for p in err["loc"] if not (isinstance(p, str) and p.startswith("<") and p.endswith(">"))]
+        path = _format_path(loc)
+        value = err.get("input")
+        kind = err["type"]
+        if kind == "node_type":
+            got = value.get("type") if isinstance(value, Mapping) else value
+            problems.append(
+                Problem(
+                    f"{path}.type", f"unknown node type {_show(got)}, expected one of {', '.join(NODE_TYPES)}"
+                )
+            )
+            continue
+        message = err["msg"].removeprefix("Value error, ")
+        if kind == "missing":
+            problems.append(Problem(path, "required, but missing"))
+        elif kind == "extra_forbidden":
+            problems.append(Problem(path, f"unknown field (value {_show(value)})"))
+        else:
+            shown = f" (got {_show(value)})" if _show(value) not in message else ""
+            problems.append(Problem(path, message + shown))
+    return problems
+
+
+def _format_path(loc: list[int | str]) -> str:
+    out = ""
+    for part in loc:
+        if isinstance(part, int):
+            out += f"[{part}]"
+        else:
+            out += ("." if out else "") + part
+    return out
+
+
+def graph_problems(flow: FlowDefinition) -> list[Problem]:
+    """Ids unique, every link lands on a node, every node reachable, every loop passes a delay."""
+    problems: list[Problem] = []
+    index: dict[str, int] = {}
+    for i, node in enumerate(flow.nodes):
+        if node.id in index:
+            problems.append(
+                Problem(
+                    f"nodes[{i}].id", f"duplicate node id {node.id!r} (first used at nodes[{index[node.id]}])"
+                )
+            )
+        else:
+            index[node.id] = i
+    if flow.entry not in index:
+        problems.append(Problem("entry", f"{flow.entry!r} is not the id of any node"))
+    for i, node in enumerate(flow.nodes):
+        for field_name, target in _links(node):
+            if target not in index:
+                problems.append(Problem(f"nodes[{i}].{field_name}", f"{target!r} is not the id of any node"))
+    if flow.trigger.filter is not None and _has_event_condition(flow.trigger.filter):
+        problems.append(
+            Problem(
+                "trigger.filter",
+                "is checked against the trigger event's properties; event conditions belong in flow_filter",
+            )
+        )
+    if problems:
+        return problems
+
+    reached = _reachable(flow)
+    for i, node in enumerate(flow.nodes):
+        if node.id not in reached and index[node.id] == i:
+            problems.append(
+                Problem(f"nodes[{i}]", f"node {node.id!r} is unreachable from entry {flow.entry!r}")
+            )
+    cycle = _loop_without_delay(flow)
+    if cycle:
+        first = cycle[0]
+        problems.append(
+            Problem(f"nodes[{index[first]}]", "loop without a delay: " + " -> ".join([*cycle, first]))
+        )
+    return problems
+
+
+def _links(node: DelayNode | SplitNode | SendNode | ExitNode) -> list[tuple[str, str]]:
+    if isinstance(node, SplitNode):
+        return [("yes", node.yes), ("no", node.no)]
+    if isinstance(node, DelayNode | SendNode):
+        return [("next", node.next)]
+    return []
+
+
+def _has_event_condition(cond: conditions.Condition) -> bool:
+    if isinstance(cond, conditions.EventCondition):
+        return True
+    if isinstance(cond, conditions.AllCondition):
+        return any(_has_event_condition(c) for c in cond.all)
+    if isinstance(cond, conditions.AnyCondition):
+        return any(_has_event_condition(c) for c in cond.any)
+    if isinstance(cond, conditions.NotCondition):
+        return _has_event_condition(cond.not_)
+    return False
+
+
+def _reachable(flow: FlowDefinition) -> set[str]:
+    seen = {flow.entry}
+    todo = [flow.entry]
+    while todo:
+        node = flow.by_id[todo.pop()]
+        for _, target in _links(node):
+            if target not in seen:
+                seen.add(target)
+                todo.append(target)
+    return seen
+
+
+def _loop_without_delay(flow: FlowDefinition) -> list[str]:
+    """A cycle that passes no delay (it would spin within one step), or [] if there is none."""
+    # Edges out of a delay end a step, so a cycle among the remaining edges is a loop without one.
+    edges = {n.id: [t for _, t in _links(n)] for n in flow.nodes if not isinstance(n, DelayNode)}
+    state: dict[str, int] = {}  # 1 = on the current path, 2 = done
+    path: list[str] = []
+
+    def visit(node_id: str) -> list[str]:
+        state[node_id] = 1
+        path.append(node_id)
+        for target in edges.get(node_id, []):
+            if state.get(target) == 1:
+                return path[path.index(target) :]
+            if target not in state:
+                found = visit(target)
+                if found:
+                    return found
+        state[node_id] = 2
+        path.pop()
+        return []
+
+    for node in flow.nodes:
+        if node.id not in state:
+            found = visit(node.id)
+            if found:
+                return list(found)
+    return []

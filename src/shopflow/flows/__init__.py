@@ -1,0 +1,1 @@
+"""The flow runtime: triggers create runs, the scheduler steps them, runtime applies the effects."""

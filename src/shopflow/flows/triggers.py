@@ -1,0 +1,163 @@
+"""Newly committed events -> flow runs created, and waiting runs woken to re-check their flow filter."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy.engine import Connection
+
+from shopflow.domain import conditions
+from shopflow.domain.flows import FlowDefinition
+from shopflow.flows import runtime
+from shopflow.store import flows as store_flows
+from shopflow.store.events import EventRecord
+
+MAX_KEY = 200
+
+
+def event_document(event: EventRecord) -> dict[str, Any]:
+    """What a trigger filter and a trigger key path read: `properties.x`, `value`, `name`."""
+    return {
+        "name": event.name,
+        "properties": event.properties,
+        "value": event.value,
+        "currency": event.currency,
+    }
+
+
+def trigger_key(flow: FlowDefinition, event: EventRecord) -> str:
+    """The run's idempotency key: the key path's value, or "" (once per profile), or the event."""
+    if flow.trigger.key is not None:
+        found = conditions.resolve(event_document(event), flow.trigger.key)
+        if found and not isinstance(found[0], dict | list):
+            return str(found[0])[:MAX_KEY]
+        # An event without its key cannot be matched to other events of its kind: its own run.
+        return f"event:{event.id}"
+    if flow.reentry == "never":
+        return ""
+    return f"event:{event.id}"
+
+
+def _state(event: EventRecord) -> dict[str, Any]:
+    return {
+        "trigger": {
+            "event_id": event.id,
+            "name": event.name,
+            "time": event.time.isoformat(),
+            "properties": event.properties,
+            "value": str(event.value) if event.value is not None else None,
+            "currency": event.currency,
+        }
+    }
+
+
+def on_events(conn: Connection, *, events: list[EventRecord], now: datetime) -> int:
+    """Create runs for live flows these events trigger; wake runs whose flow filter they concern.
+
+    Runs inside the event processor's transaction. Returns the number of runs created.
+    """
+    if not events:
+        return 0
+    live = store_flows.live_flows(conn, workspace_ids={e.workspace_id for e in events})
+    if not live:
+        return 0
+    by_trigger: dict[tuple[str, str], list[store_flows.Flow]] = defaultdict(list)
+    by_filter: dict[tuple[str, str], list[store_flows.Flow]] = defaultdict(list)
+    for flow in live:
+        by_trigger[(flow.workspace_id, flow.definition.trigger.event)].append(flow)
+        for name in flow.definition.filter_event_names:
+            by_filter[(flow.workspace_id, name)].append(flow)
+
+    candidates = _candidates(events, by_trigger)
+    rows = _apply_reentry(conn, candidates, now=now)
+    created = store_flows.create_runs(conn, rows)
+    store_flows.append_log(
+        conn,
+        [
+            {
+                "workspace_id": run.workspace_id,
+                "run_id": run.id,
+                "flow_id": run.flow_id,
+                "profile_id": run.profile_id,
+                "node_id": None,
+                "kind": "entered",
+                "reason": "holdout" if run.holdout else None,
+                "at": now,
+            }
+            for run in created
+        ],
+    )
+
+    wake = {
+        (e.workspace_id, flow.id, e.profile_id)
+        for e in events
+        for flow in by_filter.get((e.workspace_id, e.name), [])
+    }
+    store_flows.wake_runs(conn, keys=wake, now=now)
+    return len(created)
+
+
+def _candidates(
+    events: Sequence[EventRecord], by_trigger: dict[tuple[str, str], list[store_flows.Flow]]
+) -> list[tuple[store_flows.Flow, EventRecord, str]]:
+    out = []
+    for event in sorted(events, key=lambda e: (e.time, e.id)):
+        for flow in by_trigger.get((event.workspace_id, event.name), []):
+            trigger = flow.definition.trigger
+            # The trigger filter is checked once, here, against the event.
+            if trigger.filter is not None and not conditions.holds(
+                trigger.filter, document=event_document(event)
+            ):
+                continue
+            out.append((flow, event, trigger_key(flow.definition, event)))
+    return out
+
+
+def _apply_reentry(
+    conn: Connection, candidates: list[tuple[store_flows.Flow, EventRecord, str]], *, now: datetime
+) -> list[dict[str, Any]]:
+    timed = [
+        (e.workspace_id, f.id, e.profile_id)
+        for f, e, _ in candidates
+        if f.definition.reentry_after() is not None
+    ]
+    last = store_flows.last_started(conn, keys=timed)
+    seen: set[tuple[int, int, str]] = set()
+    rows = []
+    for flow, event, key in candidates:
+        ident = (flow.id, event.profile_id, key)
+        if ident in seen:
+            continue  # the same run twice in one batch (a replayed checkout update)
+        started = min(event.time, now)
+        after = flow.definition.reentry_after()
+        if after is not None:
+            previous = last.get((flow.id, event.profile_id))
+            if previous is not None and started - previous < after:
+                continue
+            last[(flow.id, event.profile_id)] = started
+        seen.add(ident)
+        rows.append(
+            {
+                "workspace_id": flow.workspace_id,
+                "flow_id": flow.id,
+                "version": flow.version,
+                "profile_id": event.profile_id,
+                "trigger_key": key,
+                "trigger_event_id": event.id,
+                "node_id": flow.definition.entry,
+                "state": _state(event),
+                "wake_at": now,
+                "resume_at": now,
+                "holdout": runtime.in_holdout(
+                    flow_id=flow.id,
+                    profile_id=event.profile_id,
+                    holdout_percent=flow.definition.holdout_percent,
+                ),
+                "started_at": started,
+                "updated_at": now,
+            }
+        )
+    return rows

@@ -1,0 +1,1 @@
+"""Ingest: sources turn payloads into canonical events; the pipeline stores them with identities."""

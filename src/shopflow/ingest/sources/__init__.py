@@ -1,0 +1,1 @@
+"""Sources: one module per kind of incoming payload, each producing CanonicalEvents."""

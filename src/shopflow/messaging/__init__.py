@@ -1,0 +1,1 @@
+"""Messaging: templates, delivery guards, delivery and the channels messages go out through."""

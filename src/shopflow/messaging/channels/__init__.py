@@ -1,0 +1,1 @@
+"""Channels: one interface (base.Channel), one file per provider under channels/<kind>/."""

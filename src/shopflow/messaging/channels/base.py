@@ -1,0 +1,36 @@
+"""The Channel interface every provider implements, and what goes in and comes out of it."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Protocol
+
+
+@dataclass(frozen=True)
+class OutgoingEmail:
+    """One rendered email, ready for the wire (`raw` is the RFC 5322 message)."""
+
+    message_id: int  # our messages.id
+    from_address: str  # the envelope sender (bare address)
+    to_address: str
+    raw: bytes
+    header_message_id: str  # the Message-ID header, "<...>"
+
+
+@dataclass(frozen=True)
+class SendResult:
+    message_id: int
+    ok: bool
+    provider_message_id: str | None = None
+    # A failure the provider says may succeed later (SMTP 4xx, a dropped connection): retry with backoff.
+    temporary: bool = False
+    error: str | None = None
+
+
+class Channel(Protocol):
+    def send(self, batch: Sequence[OutgoingEmail]) -> list[SendResult]:
+        """Send each email in order; one result per email, never raising for a single bad recipient."""
+        ...
+
+    def close(self) -> None: ...

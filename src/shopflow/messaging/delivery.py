@@ -1,0 +1,350 @@
+"""Delivery: claim due messages in batches, apply the guards, render, send, record the outcome.
+
+Three short transactions per batch: claim (queued -> sending), read the recipients' facts, record
+results. Sending happens outside any transaction, so a slow SMTP server never holds a lock.
+"""
+
+from __future__ import annotations
+
+import email.utils
+import html as html_lib
+import re
+from collections import defaultdict
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from decimal import Decimal, InvalidOperation
+from typing import Any
+
+from sqlalchemy.engine import Connection, Engine
+
+from shopflow.domain.clock import Clock
+from shopflow.messaging import guards, links, mime, templates
+from shopflow.messaging.channels.base import Channel, OutgoingEmail, SendResult
+from shopflow.store import consent, db, messages, workspaces
+
+# A 'sending' row older than this belongs to a worker that died between claim and result.
+STALE_CLAIM = timedelta(minutes=5)
+RETRY_BASE = timedelta(minutes=1)
+RETRY_CAP = timedelta(hours=6)
+MAX_ATTEMPTS = 10
+
+
+@dataclass(frozen=True)
+class Prepared:
+    email: OutgoingEmail
+    subject: str
+
+
+def retry_delay(attempts: int) -> timedelta:
+    """Exponential backoff: 1 min, 2, 4, ... capped at 6 h."""
+    delay: timedelta = RETRY_BASE * (2 ** min(max(attempts - 1, 0), 20))
+    return min(delay, RETRY_CAP)
+
+
+def deliver_due(
+    engine: Engine,
+    *,
+    clock: Clock,
+    channel: Channel,
+    link_secret: bytes,
+    public_url: str,
+    limit: int = 200,
+    library: templates.Library | None = None,
+) -> int:
+    """Deliver up to `limit` due email messages; returns how many were claimed (0: nothing due)."""
+    now = clock.now()
+    with db.transaction(engine) as conn:
+        claimed = messages.claim_due(conn, now=now, limit=limit, stale_before=now - STALE_CLAIM)
+    if not claimed:
+        return 0
+
+    by_ws: dict[str, list[messages.ClaimedMessage]] = defaultdict(list)
+    for msg in claimed:
+        by_ws[msg.workspace_id].append(msg)
+    with db.reading(engine) as conn:
+        audiences = {ws_id: _audience(conn, ws_id, batch) for ws_id, batch in by_ws.items()}
+
+    skipped: list[dict[str, Any]] = []
+    failed: list[dict[str, Any]] = []
+    to_send: list[Prepared] = []
+    lib = library or templates.default_library()
+    for msg in claimed:
+        audience = audiences[msg.workspace_id]
+        person = audience.people.get(msg.profile_id)
+        reason = guards.check(audience.facts(msg, person), requires_subscribed=audience.requires_subscribed)
+        if reason is not None:
+            skipped.append({"id": msg.id, "skip_reason": reason})
+            continue
+        assert person is not None and audience.workspace is not None
+        try:
+            prepared = prepare(
+                msg,
+                person=person,
+                workspace=audience.workspace,
+                now=now,
+                link_secret=link_secret,
+                public_url=public_url,
+                library=lib,
+            )
+        except templates.TemplateError as exc:
+            failed.append({"id": msg.id, "error": str(exc)})
+            continue
+        to_send.append(prepared)
+
+    results = channel.send([p.email for p in to_send]) if to_send else []
+    sent, retry = _outcomes(to_send, results, claimed, now=now, failed=failed)
+
+    with db.transaction(engine) as conn:
+        messages.mark_sent(conn, sent)
+        messages.mark_skipped(conn, skipped)
+        messages.mark_failed(conn, failed)
+        messages.mark_retry(conn, retry)
+    return len(claimed)
+
+
+@dataclass(frozen=True)
+class _Audience:
+    """What the guards need about one workspace's recipients in this batch, read in four queries."""
+
+    workspace: workspaces.Workspace | None
+    people: dict[int, messages.Recipient]
+    consents: dict[int, str]
+    suppressions: dict[int, str]
+
+    @property
+    def requires_subscribed(self) -> bool:
+        return guards.marketing_requires_subscribed(self.workspace.settings if self.workspace else {})
+
+    def facts(self, msg: messages.ClaimedMessage, person: messages.Recipient | None) -> guards.Facts:
+        return guards.Facts(
+            channel=msg.channel,
+            transactional=msg.transactional,
+            profile_exists=person is not None and self.workspace is not None,
+            address=person.email if person else None,
+            consent=self.consents.get(person.profile_id, guards.NEVER_SUBSCRIBED) if person else "",
+            suppression=self.suppressions.get(person.profile_id) if person else None,
+        )
+
+
+def _audience(conn: Connection, workspace_id: str, batch: list[messages.ClaimedMessage]) -> _Audience:
+    people = messages.recipients(conn, workspace_id=workspace_id, profile_ids=[m.profile_id for m in batch])
+    survivors = sorted({r.profile_id for r in people.values()})
+    return _Audience(
+        workspace=workspaces.get(conn, workspace_id),
+        people=people,
+        consents=consent.current(conn, workspace_id=workspace_id, profile_ids=survivors, channel="email"),
+        suppressions=messages.suppressed(
+            conn, workspace_id=workspace_id, profile_ids=survivors, channel="email"
+        ),
+    )
+
+
+def _outcomes(
+    prepared: list[Prepared],
+    results: list[SendResult],
+    claimed: list[messages.ClaimedMessage],
+    *,
+    now: datetime,
+    failed: list[dict[str, Any]],
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    attempts = {m.id: m.attempts for m in claimed}
+    by_id = {p.email.message_id: p for p in prepared}
+    answered: set[int] = set()
+    sent: list[dict[str, Any]] = []
+    retry: list[dict[str, Any]] = []
+    for result in results:
+        answered.add(result.message_id)
+        p = by_id[result.message_id]
+        if result.ok:
+            sent.append(
+                {
+                    "id": result.message_id,
+                    "sent_at": now,
+                    "to_address": p.email.to_address,
+                    "subject": p.subject,
+                    "provider_message_id": result.provider_message_id,
+                }
+            )
+        elif result.temporary and attempts[result.message_id] < MAX_ATTEMPTS:
+            delay = retry_delay(attempts[result.message_id])
+            retry.append({"id": result.message_id, "send_after": now + delay, "error": result.error})
+        else:
+            failed.append({"id": result.message_id, "error": result.error or "send failed"})
+    # A channel that returned fewer results than emails: the rest are retried, never lost.
+    for p in prepared:
+        if p.email.message_id not in answered:
+            delay = retry_delay(attempts[p.email.message_id])
+            retry.append(
+                {"id": p.email.message_id, "send_after": now + delay, "error": "no result from channel"}
+            )
+    return sent, retry
+
+
+# --- rendering ------------------------------------------------------------------------------
+
+
+def header_message_id(workspace_id: str, message_id: int, domain: str) -> str:
+    """Deterministic, so a message re-sent after a crash carries the same id and receivers dedupe it."""
+    return f"<shopflow.{workspace_id}.{message_id}@{domain}>"
+
+
+def _domain(address: str) -> str:
+    return address.rpartition("@")[2] or "localhost"
+
+
+def _items(event: Mapping[str, Any]) -> list[dict[str, Any]]:
+    raw = event.get("products") or event.get("line_items") or []
+    items: list[dict[str, Any]] = []
+    if not isinstance(raw, list):
+        return items
+    for entry in raw:
+        if not isinstance(entry, Mapping):
+            continue
+        quantity = entry.get("quantity", 1)
+        items.append(
+            {
+                "name": entry.get("name") or entry.get("title") or "",
+                "price": _decimal(entry.get("price")),
+                "quantity": quantity if isinstance(quantity, int) else _int(quantity),
+                "url": entry.get("url"),
+                "image_url": entry.get("image_url") or entry.get("image"),
+            }
+        )
+    return items
+
+
+def _decimal(value: object) -> Decimal | None:
+    if value is None or value == "":
+        return None
+    try:
+        return Decimal(str(value))
+    except InvalidOperation:
+        return None
+
+
+def _int(value: object) -> int:
+    try:
+        return int(str(value))
+    except ValueError:
+        return 1
+
+
+def render_context(
+    msg: messages.ClaimedMessage,
+    *,
+    person: messages.Recipient,
+    workspace: workspaces.Workspace,
+    unsubscribe_url: str,
+    preferences_url: str,
+) -> dict[str, Any]:
+    """The variables a template sees (documented in the template format: profile, event, items, ...)."""
+    settings = workspace.settings
+    ctx = msg.context
+    raw_event = ctx.get("event", ctx)
+    event: dict[str, Any] = dict(raw_event) if isinstance(raw_event, Mapping) else {}
+    store_currency = str(settings.get("currency") or "USD")
+    return {
+        "profile": {
+            "email": person.email,
+            "first_name": person.first_name,
+            "last_name": person.last_name,
+            "phone": person.phone,
+            "properties": person.properties,
+            "order_count": person.order_count,
+            "total_spent": person.total_spent,
+        },
+        "event": event,
+        "items": _items(event),
+        "currency": str(event.get("currency") or store_currency),
+        "store": {
+            "name": settings.get("store_name") or settings.get("from_name") or workspace.name,
+            "url": settings.get("store_url") or "",
+            "postal_address": settings.get("postal_address") or "",
+            "currency": store_currency,
+        },
+        "unsubscribe_url": unsubscribe_url,
+        "preferences_url": preferences_url,
+        "message": {"id": msg.id},
+    }
+
+
+_BODY_END = re.compile(r"</body\s*>", re.I)
+
+
+def _ensure_footer(
+    rendered: templates.RenderedEmail, *, unsubscribe_url: str, settings: Mapping[str, Any]
+) -> templates.RenderedEmail:
+    """A marketing email always carries an unsubscribe link and the postal address (CAN-SPAM,
+    15 U.S.C. 7704); a store's own template that forgot them gets a plain footer added."""
+    address = str(settings.get("postal_address") or "")
+    html, text = rendered.html, rendered.text
+    escaped_url = html_lib.escape(unsubscribe_url)
+    if escaped_url not in html or html_lib.escape(address) not in html:
+        footer = (
+            f'<p style="font-size:12px;color:#888"><a href="{escaped_url}">Unsubscribe</a>'
+            f"<br>{html_lib.escape(address)}</p>"
+        )
+        found = _BODY_END.search(html)
+        html = html + footer if found is None else html[: found.start()] + footer + html[found.start() :]
+    if unsubscribe_url not in text or address not in text:
+        text = f"{text.rstrip()}\n\nUnsubscribe: {unsubscribe_url}\n{address}\n"
+    return templates.RenderedEmail(subject=rendered.subject, html=html, text=text)
+
+
+def prepare(
+    msg: messages.ClaimedMessage,
+    *,
+    person: messages.Recipient,
+    workspace: workspaces.Workspace,
+    now: datetime,
+    link_secret: bytes,
+    public_url: str,
+    library: templates.Library,
+) -> Prepared:
+    """Render one message into a MIME email with tracking, unsubscribe link and headers."""
+    assert person.email is not None
+    settings = workspace.settings
+    from_email = str(settings.get("from_email") or "store@example.com")
+    from_name = str(settings.get("from_name") or workspace.name)
+    domain = _domain(from_email)
+    claims = links.LinkClaims(links.OPEN, workspace.id, msg.id, person.profile_id, msg.flow_id)
+    unsubscribe = links.unsubscribe_url(public_url, link_secret, claims)
+    rendered = library.get(msg.template).render(
+        render_context(
+            msg, person=person, workspace=workspace, unsubscribe_url=unsubscribe, preferences_url=unsubscribe
+        )
+    )
+    if not msg.transactional:
+        rendered = _ensure_footer(rendered, unsubscribe_url=unsubscribe, settings=settings)
+    html = links.track_html(
+        rendered.html, public_url=public_url, secret=link_secret, claims=claims, skip={unsubscribe}
+    )
+    mid = header_message_id(workspace.id, msg.id, domain)
+
+    headers = [
+        ("From", email.utils.formataddr((from_name, from_email))),
+        ("To", person.email),
+        ("Subject", rendered.subject),
+        ("Date", email.utils.format_datetime(now)),
+        ("Message-ID", mid),
+    ]
+    if not msg.transactional:
+        # RFC 2369 and RFC 8058: mailbox providers show an unsubscribe button and POST to the URL.
+        mailto = str(settings.get("unsubscribe_email") or f"unsubscribe@{domain}")
+        token = unsubscribe.rsplit("/", 1)[1]
+        headers.append(
+            ("List-Unsubscribe", f"<{unsubscribe}>, <mailto:{mailto}?subject=unsubscribe-{token}>")
+        )
+        headers.append(("List-Unsubscribe-Post", "List-Unsubscribe=One-Click"))
+    raw = mime.build(headers=headers, text=rendered.text, html=html, boundary_seed=mid)
+    return Prepared(
+        email=OutgoingEmail(
+            message_id=msg.id,
+            from_address=from_email,
+            to_address=person.email,
+            raw=raw,
+            header_message_id=mid,
+        ),
+        subject=rendered.subject,
+    )

@@ -1,0 +1,138 @@
+"""Signed links in messages: open pixel, click redirect and unsubscribe.
+
+A token is `<payload>.<signature>`, both urlsafe base64 without padding. The payload names the kind,
+workspace, message, profile and flow; the signature is HMAC-SHA256 (truncated to 128 bits) over the
+payload and, for clicks, the target URL too, so a token cannot be reused to redirect anywhere else.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import html as html_lib
+import re
+from dataclasses import dataclass
+from urllib.parse import quote
+
+OPEN = "o"
+CLICK = "c"
+UNSUBSCRIBE = "u"
+_KINDS = (OPEN, CLICK, UNSUBSCRIBE)
+_SIG_BYTES = 16
+MAX_TOKEN_CHARS = 400
+
+
+class InvalidToken(ValueError):
+    """A token that is malformed, forged or tampered with."""
+
+
+@dataclass(frozen=True)
+class LinkClaims:
+    kind: str
+    workspace_id: str
+    message_id: int
+    profile_id: int
+    flow_id: int | None
+
+
+def _b64(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode("ascii")
+
+
+def _unb64(text: str) -> bytes:
+    if not re.fullmatch(r"[A-Za-z0-9_-]*", text):
+        raise InvalidToken("token: expected urlsafe base64")
+    try:
+        return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+    except (ValueError, TypeError):
+        raise InvalidToken("token: expected urlsafe base64") from None
+
+
+def _signature(secret: bytes, payload: str, url: str | None) -> bytes:
+    msg = payload.encode() if url is None else payload.encode() + b"\n" + url.encode()
+    return hmac.new(secret, msg, hashlib.sha256).digest()[:_SIG_BYTES]
+
+
+def make_token(secret: bytes, claims: LinkClaims, *, url: str | None = None) -> str:
+    if claims.kind not in _KINDS:
+        raise ValueError(f"kind: expected one of {_KINDS}, got {claims.kind!r}")
+    if (claims.kind == CLICK) != (url is not None):
+        raise ValueError("url: a click token needs its target URL, other tokens take none")
+    flow = "" if claims.flow_id is None else str(claims.flow_id)
+    raw = f"{claims.kind}|{claims.workspace_id}|{claims.message_id}|{claims.profile_id}|{flow}"
+    payload = _b64(raw.encode())
+    return f"{payload}.{_b64(_signature(secret, payload, url))}"
+
+
+def verify(secret: bytes, token: str, *, kind: str, url: str | None = None) -> LinkClaims:
+    """The claims of a genuine token of `kind` (and, for clicks, of exactly this URL), else InvalidToken."""
+    if len(token) > MAX_TOKEN_CHARS:
+        raise InvalidToken("token: too long")
+    payload, dot, sig = token.partition(".")
+    if not dot or not payload or not sig:
+        raise InvalidToken("token: expected <payload>.<signature>")
+    given = _unb64(sig)
+    expected = _signature(secret, payload, url if kind == CLICK else None)
+    if not hmac.compare_digest(given, expected):
+        raise InvalidToken("token: signature does not match")
+    try:
+        parts = _unb64(payload).decode("utf-8").split("|")
+        k, workspace_id, message_id, profile_id, flow = parts
+        claims = LinkClaims(k, workspace_id, int(message_id), int(profile_id), int(flow) if flow else None)
+    except (ValueError, UnicodeDecodeError):
+        raise InvalidToken("token: malformed payload") from None
+    if claims.kind != kind:
+        raise InvalidToken(f"token: expected a {kind!r} token, got {claims.kind!r}")
+    return claims
+
+
+# --- URLs ---------------------------------------------------------------------------------
+
+
+def open_url(public_url: str, secret: bytes, claims: LinkClaims) -> str:
+    token = make_token(secret, _with_kind(claims, OPEN))
+    return f"{public_url.rstrip('/')}/t/o/{token}.gif"
+
+
+def click_url(public_url: str, secret: bytes, claims: LinkClaims, target: str) -> str:
+    token = make_token(secret, _with_kind(claims, CLICK), url=target)
+    return f"{public_url.rstrip('/')}/t/c/{token}?u={quote(target, safe='')}"
+
+
+def unsubscribe_url(public_url: str, secret: bytes, claims: LinkClaims) -> str:
+    token = make_token(secret, _with_kind(claims, UNSUBSCRIBE))
+    return f"{public_url.rstrip('/')}/u/{token}"
+
+
+def _with_kind(claims: LinkClaims, kind: str) -> LinkClaims:
+    return LinkClaims(kind, claims.workspace_id, claims.message_id, claims.profile_id, claims.flow_id)
+
+
+_HREF = re.compile(r"""(<a\b[^>]*?\bhref\s*=\s*)(["'])(https?://[^"']+)\2""", re.I)
+_BODY_END = re.compile(r"</body\s*>", re.I)
+
+
+def track_html(html: str, *, public_url: str, secret: bytes, claims: LinkClaims, skip: set[str]) -> str:
+    """Route every http(s) link through the click redirect and add the open pixel.
+
+    Links in `skip` (the unsubscribe and preferences links) stay direct: following them is not
+    engagement, and mail scanners that prefetch them must not count as clicks.
+    """
+
+    def rewrite(match: re.Match[str]) -> str:
+        target = html_lib.unescape(match.group(3))
+        if target in skip:
+            return match.group(0)
+        tracked = click_url(public_url, secret, claims, target)
+        return f"{match.group(1)}{match.group(2)}{html_lib.escape(tracked)}{match.group(2)}"
+
+    html = _HREF.sub(rewrite, html)
+    pixel = (
+        f'<img src="{html_lib.escape(open_url(public_url, secret, claims))}" width="1" height="1" '
+        'alt="" style="display:block;border:0;width:1px;height:1px">'
+    )
+    found = _BODY_END.search(html)
+    if found is None:
+        return html + pixel
+    return html[: found.start()] + pixel + html[found.start() :]

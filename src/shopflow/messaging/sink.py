@@ -1,0 +1,206 @@
+"""A local SMTP server that keeps what it receives, so a store owner (and the tests) can see the mail.
+
+Messages are stored as files in a Maildir-like directory (`<dir>/new/<n>.eml`) when one is given,
+in memory otherwise.
+"""
+
+from __future__ import annotations
+
+import email.policy
+import itertools
+import logging
+import os
+import re
+import socket
+import threading
+from collections.abc import Callable
+from email.header import decode_header, make_header
+from email.message import EmailMessage
+from email.parser import BytesParser
+from pathlib import Path
+from typing import Any
+
+from aiosmtpd.controller import Controller
+from aiosmtpd.smtp import SMTP, Envelope, Session
+
+OnMessage = Callable[[Envelope, Path | None], None]
+
+
+class _Handler:
+    def __init__(self, sink: Sink) -> None:
+        self.sink = sink
+
+    async def handle_EHLO(  # noqa: N802 (aiosmtpd hook name)
+        self, server: SMTP, session: Session, envelope: Envelope, hostname: str, responses: list[str]
+    ) -> list[str]:
+        session.host_name = hostname
+        self.sink._count_session()
+        return responses
+
+    async def handle_DATA(self, server: SMTP, session: Session, envelope: Envelope) -> str:  # noqa: N802
+        reply = self.sink._take_rejection()
+        if reply is not None:
+            return reply
+        self.sink._store(envelope)
+        return "250 OK"
+
+
+class Sink:
+    def __init__(
+        self,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        directory: Path | None = None,
+        on_message: OnMessage | None = None,
+    ) -> None:
+        self.host = host
+        self._requested_port = port
+        self.directory = directory
+        self.on_message = on_message
+        self._lock = threading.Lock()
+        self._memory: list[bytes] = []
+        self._files: list[Path] = []
+        self._count = 0
+        self._sessions = 0
+        self._rejections: list[str] = []
+        self._seq = itertools.count(1)
+        self._controller: Controller | None = None
+        self.port = port
+
+    def start(self) -> None:
+        if self.directory is not None:
+            for sub in ("new", "cur", "tmp"):
+                (self.directory / sub).mkdir(parents=True, exist_ok=True)
+        if not self._requested_port:
+            # aiosmtpd probes its own port once started, so it needs a concrete one, not 0.
+            with socket.socket() as probe:
+                probe.bind((self.host, 0))
+                self._requested_port = int(probe.getsockname()[1])
+        self.port = self._requested_port
+        kwargs: dict[str, Any] = {"hostname": self.host, "port": self._requested_port}
+        # Lift aiosmtpd's small default limits: store newsletters can be large.
+        kwargs["data_size_limit"] = 50 * 1024 * 1024
+        controller = Controller(_Handler(self), **kwargs)
+        controller.start()
+        self._controller = controller
+
+    def stop(self) -> None:
+        if self._controller is not None:
+            self._controller.stop()
+            self._controller = None
+
+    def __enter__(self) -> Sink:
+        self.start()
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        self.stop()
+
+    # --- what was received ----------------------------------------------------------------
+
+    def count(self) -> int:
+        with self._lock:
+            return self._count
+
+    def sessions(self) -> int:
+        """SMTP sessions greeted with EHLO: one per client connection (two with STARTTLS)."""
+        with self._lock:
+            return self._sessions
+
+    def raw_messages(self) -> list[bytes]:
+        with self._lock:
+            if self.directory is None:
+                return list(self._memory)
+            files = list(self._files)
+        return [f.read_bytes() for f in files]
+
+    def messages(self) -> list[EmailMessage]:
+        parser = BytesParser(policy=email.policy.default)
+        return [parser.parsebytes(raw) for raw in self.raw_messages()]
+
+    def reject_next(self, count: int = 1, reply: str = "451 4.3.0 Try again later") -> None:
+        """Answer the next `count` messages with `reply` instead of accepting them (fault tests)."""
+        with self._lock:
+            self._rejections.extend([reply] * count)
+
+    # --- handler side ---------------------------------------------------------------------
+
+    def _count_session(self) -> None:
+        with self._lock:
+            self._sessions += 1
+
+    def _take_rejection(self) -> str | None:
+        with self._lock:
+            return self._rejections.pop(0) if self._rejections else None
+
+    def _store(self, envelope: Envelope) -> None:
+        content = envelope.original_content or envelope.content or b""
+        data = content if isinstance(content, bytes) else content.encode("utf-8")
+        path: Path | None = None
+        if self.directory is not None:
+            seq = next(self._seq)
+            name = f"{os.getpid()}.{seq:08d}.eml"
+            tmp = self.directory / "tmp" / name
+            tmp.write_bytes(data)
+            path = self.directory / "new" / name
+            # Maildir delivery: write to tmp/, then rename into new/ so readers never see half a file.
+            os.replace(tmp, path)
+        with self._lock:
+            self._count += 1
+            if path is None:
+                self._memory.append(data)
+            else:
+                self._files.append(path)
+        if self.on_message is not None:
+            self.on_message(envelope, path)
+
+
+# --- CLI --------------------------------------------------------------------------------------
+
+
+_SUBJECT = re.compile(rb"^Subject:[ \t]*(.*(?:\r?\n[ \t].*)*)", re.I | re.M)
+
+
+def _subject(envelope: Envelope) -> str:
+    """The decoded Subject, read cheaply from the header block (the sink prints one per message)."""
+    content = envelope.original_content or b""
+    head = content.split(b"\r\n\r\n", 1)[0]
+    found = _SUBJECT.search(head)
+    if found is None:
+        return ""
+    raw = b" ".join(found.group(1).split()).decode("ascii", "replace")
+    return str(make_header(decode_header(raw)))
+
+
+def register(sub: Any) -> None:
+    p = sub.add_parser("sink", help="run a local SMTP server that keeps the mail it receives")
+    p.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
+    p.add_argument("--port", type=int, default=2525, help="port to listen on (default 2525)")
+    p.add_argument("--dir", type=Path, default=Path("mail"), help="Maildir-like directory (default ./mail)")
+    p.set_defaults(handler=_run)
+
+
+def _run(args: Any, _settings: Any) -> int:
+    import time
+
+    def show(envelope: Envelope, path: Path | None) -> None:
+        rcpt = ", ".join(envelope.rcpt_tos)
+        print(f"{envelope.mail_from} -> {rcpt}  {_subject(envelope)}  [{path}]", flush=True)
+
+    # aiosmtpd logs every SMTP command at INFO; one line per message (ours) is what a person wants.
+    logging.getLogger("mail.log").setLevel(logging.WARNING)
+    sink = Sink(host=args.host, port=args.port, directory=args.dir, on_message=show)
+    sink.start()
+    print(
+        f"SMTP sink listening on {args.host}:{sink.port}, storing mail in {args.dir}/new (Ctrl-C stops)",
+        flush=True,
+    )
+    try:
+        while True:
+            time.sleep(3600)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        sink.stop()
+    print(f"received {sink.count()} messages")
+    return 0

@@ -1,0 +1,1 @@
+"""Long-running loops (event processor, scheduler, delivery) and their process entry points."""

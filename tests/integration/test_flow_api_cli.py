@@ -1,0 +1,178 @@
+"""The flows API over real HTTP, and the `shopflow flows` commands, on SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from sqlalchemy.engine import Engine
+
+from shopflow import cli, config, testing
+from shopflow.api.app import create_app
+from shopflow.domain.clock import SimulatedClock
+from shopflow.flows import library
+from shopflow.store import db
+from shopflow.store import flows as store_flows
+
+
+def definition(**overrides: Any) -> dict[str, Any]:
+    base: dict[str, Any] = {
+        "id": "thanks",
+        "name": "Thanks",
+        "trigger": {"type": "event", "event": "Placed Order"},
+        "entry": "mail",
+        "nodes": [
+            {"id": "mail", "type": "send", "template": "thanks", "next": "done"},
+            {"id": "done", "type": "exit"},
+        ],
+    }
+    base.update(overrides)
+    return base
+
+
+def test_flows_api(engine: Engine, clock: SimulatedClock, server_factory: Any) -> None:
+    created = testing.make_workspace(engine)
+    other = testing.make_workspace(engine, name="Other")
+    base = server_factory(create_app(config.load(environ={}), engine=engine, clock=clock))
+    auth = {"Authorization": f"Bearer {created.private_key}"}
+    url = f"{base}/api/v1/flows"
+
+    assert httpx.get(url).status_code == 401
+    assert httpx.get(url, headers={"Authorization": "Bearer sk_wrong"}).status_code == 401
+    assert httpx.get(url, headers=auth).json() == {"flows": []}
+
+    response = httpx.post(url, headers=auth, json=definition())
+    assert response.status_code == 201
+    flow = response.json()
+    assert (flow["key"], flow["status"], flow["version"], flow["trigger_event"]) == (
+        "thanks",
+        "draft",
+        1,
+        "Placed Order",
+    )
+    # The same id again with a change: a new version of the same flow, made live.
+    response = httpx.post(url, headers=auth, params={"status": "live"}, json=definition(name="Thank you"))
+    assert response.status_code == 200
+    assert (response.json()["id"], response.json()["version"], response.json()["status"]) == (
+        flow["id"],
+        2,
+        "live",
+    )
+
+    detail = httpx.get(f"{url}/{flow['id']}", headers=auth).json()
+    assert detail["definition"]["name"] == "Thank you"
+    assert detail["definition"]["nodes"][0] == {
+        "id": "mail",
+        "type": "send",
+        "channel": "email",
+        "template": "thanks",
+        "next": "done",
+        "transactional": False,
+    }
+    assert [f["key"] for f in httpx.get(url, headers=auth).json()["flows"]] == ["thanks"]
+    # Another workspace sees none of it.
+    other_auth = {"Authorization": f"Bearer {other.private_key}"}
+    assert httpx.get(url, headers=other_auth).json() == {"flows": []}
+    missing = httpx.get(f"{url}/{flow['id']}", headers=other_auth)
+    assert (missing.status_code, missing.json()) == (
+        404,
+        {"error": f"flow_id: no flow {flow['id']} in this workspace"},
+    )
+
+    report = httpx.get(f"{url}/{flow['id']}/report", headers=auth)
+    assert report.status_code == 200
+    assert (report.json()["flow_id"], report.json()["entrants"]) == (flow["id"], 0)
+    assert httpx.get(f"{url}/{flow['id']}/report", headers=other_auth).status_code == 404
+
+
+def test_flows_api_refuses_bad_definitions_and_stores_nothing(
+    engine: Engine, clock: SimulatedClock, server_factory: Any
+) -> None:
+    created = testing.make_workspace(engine)
+    base = server_factory(create_app(config.load(environ={}), engine=engine, clock=clock))
+    auth = {"Authorization": f"Bearer {created.private_key}"}
+    url = f"{base}/api/v1/flows"
+
+    bad = definition(nodes=[{"id": "mail", "type": "send", "next": "gone"}, {"id": "x", "type": "wait"}])
+    response = httpx.post(url, headers=auth, json=bad)
+    assert response.status_code == 400
+    assert response.json()["errors"] == [
+        "nodes[0].template: required, but missing",
+        "nodes[1].type: unknown node type 'wait', expected one of delay, split, send, exit",
+    ]
+    assert response.json()["error"] == "; ".join(response.json()["errors"])
+
+    cases = [
+        (b"{not json", 400, "body: not valid JSON"),
+        (b"[1, 2]", 400, "body: expected a JSON object (a flow definition), got list"),
+        (b"\xff\xfe", 400, "body: not valid JSON"),
+        (b'{"a":' * 5_000 + b"1" + b"}" * 5_000, 400, "body: nested too deeply"),
+        (b'{"id": "x", "f":' + b"[" * 100 + b"]" * 100 + b"}", 400, "nested deeper than 64 levels"),
+        (b'{"a": "' + b"x" * 300_000 + b'"}', 413, "body: 300009 bytes; the limit is 262144"),
+    ]
+    for body, status, message in cases:
+        response = httpx.post(url, headers={**auth, "Content-Type": "application/json"}, content=body)
+        assert response.status_code == status
+        assert response.json()["error"].startswith(message)
+    response = httpx.post(url, headers=auth, params={"status": "on"}, json=definition())
+    assert (response.status_code, response.json()["error"]) == (
+        400,
+        "status: expected one of draft, manual, live, paused, got 'on'",
+    )
+    assert httpx.get(url, headers=auth).json() == {"flows": []}
+
+
+def test_cli_library_install_list_validate(
+    database_url: str, tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("SHOPFLOW_DATABASE_URL", database_url)
+    engine = db.create_engine(database_url)
+    testing.truncate_all(engine)
+    ws = testing.make_workspace(engine).workspace.id
+
+    assert cli.main(["flows", "library", "--json"]) == 0
+    assert [f["name"] for f in json.loads(capsys.readouterr().out)] == ["cart-abandonment", "welcome-series"]
+
+    assert cli.main(["flows", "install", "cart-abandonment", "--workspace", ws]) == 0
+    assert cli.main(["flows", "install", "--all", "--workspace", ws, "--live"]) == 0
+    capsys.readouterr()
+    assert cli.main(["flows", "list", "--workspace", ws, "--json"]) == 0
+    listed = json.loads(capsys.readouterr().out)
+    assert [(f["key"], f["status"], f["version"]) for f in listed] == [
+        ("cart-abandonment", "live", 1),
+        ("welcome-series", "live", 1),
+    ]
+
+    assert cli.main(["flows", "install", "nope", "--workspace", ws]) == 2
+    assert (
+        "flow 'nope': not in the library; available: cart-abandonment, welcome-series"
+        in capsys.readouterr().err
+    )
+    assert cli.main(["flows", "install", "--all", "--workspace", "ws_missing"]) == 2
+    assert "--workspace: no workspace 'ws_missing'" in capsys.readouterr().err
+
+    good = tmp_path / "good.yaml"
+    good.write_text(json.dumps(library.definition("welcome-series").to_json()))
+    assert cli.main(["flows", "validate", str(good)]) == 0
+    assert "valid flow 'welcome-series' (8 nodes, trigger 'Subscribed')" in capsys.readouterr().out
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(
+        "id: x\nname: X\ntrigger: {type: event, event: A}\nentry: a\nnodes:\n  - {id: a, type: delay, duration: soon, next: a}\n"
+    )
+    assert cli.main(["flows", "validate", str(bad)]) == 1
+    assert "nodes[0].duration: 'soon' is not an ISO 8601 duration" in capsys.readouterr().out
+    assert cli.main(["flows", "validate", str(tmp_path / "missing.yaml")]) == 2
+    with db.reading(engine) as conn:
+        assert len(store_flows.list_flows(conn, workspace_id=ws)) == 2
+    engine.dispose()
+
+
+@pytest.mark.parametrize("command", ["library", "install", "list", "validate"])
+def test_flows_commands_have_help(command: str, capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exc:
+        cli.main(["flows", command, "--help"])
+    assert exc.value.code == 0
+    assert "usage: shopflow flows" in capsys.readouterr().out
