@@ -127,16 +127,26 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _registrars() -> list[Callable[[Any], None]]:
     from shopflow.flows import commands as flow_commands
-    from shopflow.messaging import outbox, sink
+    from shopflow.flows import step_commands
+    from shopflow.messaging import hygiene, outbox, privacy, push_commands, sink, sms_commands
+    from shopflow.messaging import inbound as inbound_smtp
+    from shopflow.messaging import senders as sender_commands
     from shopflow.simulation import demo
     from shopflow.workers import process
 
     return [
         flow_commands.register,
+        step_commands.register,
         process.register,
         demo.register,
         sink.register,
         outbox.register,
+        privacy.register,
+        hygiene.register,
+        push_commands.register,
+        sms_commands.register,
+        sender_commands.register,
+        inbound_smtp.register,
     ]
 
 
@@ -151,6 +161,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     logging.basicConfig(
         level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
+    # Migrations run at every start; their step-by-step INFO lines are noise to an operator.
+    logging.getLogger("alembic").setLevel(logging.WARNING)
     handler: Handler = args.handler
     try:
         return handler(args, settings)

@@ -15,6 +15,8 @@ from sqlalchemy.engine import Engine
 
 from shopflow.domain.clock import SimulatedClock
 from shopflow.messaging.channels.base import OutgoingEmail, SendResult
+from shopflow.messaging.channels.push.webpush import OutgoingPush, PushResult
+from shopflow.messaging.channels.sms.base import OutgoingSms
 from shopflow.store import db, tables, workspaces
 
 __all__ = ["SimulatedClock", "fresh_postgres_database", "make_workspace", "truncate_all"]
@@ -147,6 +149,73 @@ class InMemoryEmailChannel:
 
         parser = BytesParser(policy=email.policy.default)
         return [parser.parsebytes(e.raw) for e in self.sent]
+
+    def close(self) -> None:
+        self.closed = True
+
+
+class InMemorySmsChannel:
+    """The twin of the SMS providers (messaging/channels/sms/): records what would have been sent.
+
+    `fail_next(n, temporary=True)` makes the next n SMS fail, as a Twilio 429 (or 400) would.
+    """
+
+    def __init__(self) -> None:
+        self.sent: list[OutgoingSms] = []
+        self._failures: list[bool] = []
+        self.closed = False
+
+    def fail_next(self, count: int = 1, *, temporary: bool = True) -> None:
+        self._failures.extend([temporary] * count)
+
+    def send(self, batch: Sequence[OutgoingSms]) -> list[SendResult]:
+        results: list[SendResult] = []
+        for sms in batch:
+            if self._failures:
+                temporary = self._failures.pop(0)
+                error = "HTTP 429 Too Many Requests" if temporary else "HTTP 400 Twilio 21211 invalid To"
+                results.append(SendResult(sms.message_id, ok=False, temporary=temporary, error=error))
+                continue
+            self.sent.append(sms)
+            sid = f"SM{len(self.sent):032x}"
+            results.append(SendResult(sms.message_id, ok=True, provider_message_id=sid))
+        return results
+
+    def close(self) -> None:
+        self.closed = True
+
+
+class InMemoryPushChannel:
+    """The twin of messaging.channels.push.webpush.WebPushChannel: records the pushes (payload in
+    the clear); `answer(endpoint, status)` makes that endpoint answer like a push service would."""
+
+    def __init__(self) -> None:
+        self.sent: list[OutgoingPush] = []
+        self.status: dict[str, int] = {}
+        self.closed = False
+
+    def answer(self, endpoint: str, status: int) -> None:
+        self.status[endpoint] = status
+
+    def send(self, batch: Sequence[OutgoingPush], *, now: datetime) -> list[PushResult]:
+        results: list[PushResult] = []
+        for push in batch:
+            status = self.status.get(push.endpoint, 201)
+            if status == 201:
+                self.sent.append(push)
+                results.append(PushResult(push.message_id, push.subscription_id, ok=True))
+                continue
+            results.append(
+                PushResult(
+                    push.message_id,
+                    push.subscription_id,
+                    ok=False,
+                    gone=status in (404, 410),
+                    temporary=status == 429 or status >= 500,
+                    error=f"push service HTTP {status}",
+                )
+            )
+        return results
 
     def close(self) -> None:
         self.closed = True

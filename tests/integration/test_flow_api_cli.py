@@ -96,12 +96,13 @@ def test_flows_api_refuses_bad_definitions_and_stores_nothing(
     auth = {"Authorization": f"Bearer {created.private_key}"}
     url = f"{base}/api/v1/flows"
 
-    bad = definition(nodes=[{"id": "mail", "type": "send", "next": "gone"}, {"id": "x", "type": "wait"}])
+    bad = definition(nodes=[{"id": "mail", "type": "send", "next": "gone"}, {"id": "x", "type": "teleport"}])
     response = httpx.post(url, headers=auth, json=bad)
     assert response.status_code == 400
     assert response.json()["errors"] == [
         "nodes[0].template: required, but missing",
-        "nodes[1].type: unknown node type 'wait', expected one of delay, split, send, exit",
+        "nodes[1].type: unknown node type 'teleport', expected one of "
+        "delay, wait, split, trigger_split, random, send, update_profile, list, audience, webhook, alert, start_flow, exit",
     ]
     assert response.json()["error"] == "; ".join(response.json()["errors"])
 

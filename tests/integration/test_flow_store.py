@@ -301,10 +301,10 @@ def test_a_run_left_on_a_merged_profile_exits(engine: Engine, clock: SimulatedCl
     assert scheduler.run_due(engine, clock=clock) == 2
     with db.reading(engine) as conn:
         runs = {r.profile_id: r for r in store_flows.runs_of_flow(conn, flow_id=flow_id)}
-        reasons = dict(
-            conn.execute(sa.select(tables.flow_runs.c.profile_id, tables.flow_runs.c.exit_reason))
-            .tuples()
-            .all()
-        )
+        fr = tables.flow_runs
+        reasons = {
+            row.profile_id: row.exit_reason
+            for row in conn.execute(sa.select(fr.c.profile_id, fr.c.exit_reason))
+        }
     assert (runs[a].status, reasons[a]) == ("exited", "profile_merged")
     assert (runs[b].status, reasons[b]) == ("waiting", None)

@@ -286,3 +286,27 @@ def test_unknown_profile_id_is_refused(engine: Engine) -> None:
     with pytest.raises(LookupError, match=f"identity.profile_id: no profile {pid} in this workspace"):
         accept(engine, ws, [ev("m2", profile_id=pid)])
     assert count(engine, tables.profiles) == 1
+
+
+def test_concurrent_writers_create_one_profile_per_person(engine: Engine) -> None:
+    import threading
+
+    ws = testing.make_workspace(engine).workspace.id
+    barrier = threading.Barrier(4)
+    errors: list[BaseException] = []
+
+    def write(n: int) -> None:
+        try:
+            barrier.wait()
+            accept(engine, ws, [ev(f"w{n}-{i}", email=f"same{i}@x.io") for i in range(300)])
+        except BaseException as exc:  # pragma: no cover - reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=write, args=(n,)) for n in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors == []
+    assert count(engine, tables.profiles) == 300
+    assert count(engine, tables.events) == 1200

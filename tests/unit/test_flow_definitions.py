@@ -58,14 +58,15 @@ nodes:
 
 def test_defaults() -> None:
     f = load_flow(flow())
-    assert (f.reentry, f.holdout_percent, f.flow_filter, f.reentry_after()) == ("never", 0, None, None)
+    assert (f.reentry, f.holdout_percent, f.flow_filter, f.reentry_after()) == ("never", 5, None, None)
     assert load_flow(flow(reentry={"after": "P7D"})).reentry_after() == timedelta(days=7)
 
 
 def test_unknown_node_type_names_the_node_and_the_type() -> None:
     nodes = [*flow()["nodes"], {"id": "x", "type": "teleport"}]
     assert problems(flow(nodes=nodes)) == [
-        "nodes[3].type: unknown node type 'teleport', expected one of delay, split, send, exit"
+        "nodes[3].type: unknown node type 'teleport', expected one of "
+        "delay, wait, split, trigger_split, random, send, update_profile, list, audience, webhook, alert, start_flow, exit"
     ]
 
 

@@ -111,3 +111,54 @@ def test_shopify_order_without_customer_makes_no_event() -> None:
     for topic in ("orders/create", "orders/paid", "orders/cancelled"):
         converted = shopify.convert(topic, order, received_at=NOW)
         assert converted is not None and converted.events == [], topic
+
+
+def test_consent_trait_becomes_consent_changes_with_evidence() -> None:
+    from datetime import UTC, datetime
+
+    from shopflow.ingest.sources import segment as seg
+
+    now = datetime(2026, 1, 5, tzinfo=UTC)
+    event = seg.parse_message(
+        {
+            "type": "identify",
+            "userId": "u1",
+            "traits": {"email": "a@example.com", "consent": {"email": "subscribed", "sms": "unsubscribed"}},
+            "context": {"ip": "203.0.113.9", "page": {"url": "https://shop.example/signup"}},
+            "timestamp": "2026-01-04T10:00:00Z",
+        },
+        kind=None,
+        now=now,
+    )
+    assert event is not None
+    assert "consent" not in event.traits
+    assert [(c.channel, c.status, c.source) for c in event.consent] == [
+        ("email", "subscribed", "segment"),
+        ("sms", "unsubscribed", "segment"),
+    ]
+    assert event.consent[0].details == {"ip": "203.0.113.9", "form_url": "https://shop.example/signup"}
+    assert event.consent[0].occurred_at == datetime(2026, 1, 4, 10, 0, tzinfo=UTC)
+
+
+def test_bad_consent_trait_names_the_field() -> None:
+    from datetime import UTC, datetime
+
+    import pytest
+
+    from shopflow.ingest.sources import segment as seg
+
+    now = datetime(2026, 1, 5, tzinfo=UTC)
+    with pytest.raises(seg.PayloadError, match=r"traits.consent.email: expected one of"):
+        seg.parse_message(
+            {"type": "identify", "userId": "u", "traits": {"consent": {"email": "yes"}}}, kind=None, now=now
+        )
+    with pytest.raises(seg.PayloadError, match=r"traits.consent: expected channels"):
+        seg.parse_message(
+            {"type": "identify", "userId": "u", "traits": {"consent": {"fax": "subscribed"}}},
+            kind=None,
+            now=now,
+        )
+    with pytest.raises(seg.PayloadError, match=r"traits.consent: expected an object"):
+        seg.parse_message(
+            {"type": "identify", "userId": "u", "traits": {"consent": "subscribed"}}, kind=None, now=now
+        )

@@ -91,7 +91,9 @@ async def _ingest_writer(ctx: deps.AppContext) -> Callable[[], Any]:
 
 def _routers() -> list[Any]:
     """Routers of the other packages; one line each."""
+    from shopflow.api.routes import feedback as feedback_routes
     from shopflow.api.routes import flows, ingest, profiles, tracking, webhooks
+    from shopflow.api.routes import stock as stock_routes
 
     return [
         flows.router,
@@ -99,7 +101,37 @@ def _routers() -> list[Any]:
         webhooks.router,
         profiles.router,
         tracking.router,
+        feedback_routes.router,
+        stock_routes.router,
+        _twilio_routes(),
+        _push_routes(),
+        _consent_routes(),
+        _privacy_routes(),
     ]
+
+
+def _consent_routes() -> Any:
+    from shopflow.api.routes import consent
+
+    return consent.router
+
+
+def _privacy_routes() -> Any:
+    from shopflow.api.routes import privacy
+
+    return privacy.router
+
+
+def _twilio_routes() -> Any:
+    from shopflow.api.routes import twilio
+
+    return twilio.router
+
+
+def _push_routes() -> Any:
+    from shopflow.api.routes import push
+
+    return push.router
 
 
 def _install_error_handlers(app: FastAPI) -> None:

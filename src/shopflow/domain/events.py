@@ -25,6 +25,10 @@ OPENED_EMAIL = "Opened Email"
 CLICKED_EMAIL = "Clicked Email"
 UNSUBSCRIBED = "Unsubscribed"
 SUBSCRIBED = "Subscribed"
+# Reports about delivery (messaging.feedback): things that happened to mail, not activity.
+BOUNCED_EMAIL = "Bounced Email"
+MARKED_EMAIL_AS_SPAM = "Marked Email as Spam"
+DELIVERED_EMAIL = "Delivered Email"
 
 # Segment e-commerce spec v2 names -> canonical metrics.
 SEGMENT_ECOMMERCE: dict[str, str] = {

@@ -1,4 +1,5 @@
-"""`shopflow flows ...`: the library, installing, listing and validating flows."""
+"""`shopflow flows ...`: the library, install, list, validate, and the lifecycle (status, approval,
+version migration, dry run, per-node report)."""
 
 from __future__ import annotations
 
@@ -7,10 +8,10 @@ import json
 from pathlib import Path
 from typing import Any
 
-from shopflow import config
+from shopflow import cli, config
 from shopflow.domain.clock import SystemClock
 from shopflow.domain.flows import FlowDefinitionError, load_flow
-from shopflow.flows import library
+from shopflow.flows import library, lifecycle, simulate
 from shopflow.store import db, workspaces
 from shopflow.store import flows as store_flows
 
@@ -40,6 +41,177 @@ def register(sub: Any) -> None:
     p = p_flows.add_parser("validate", help="check a flow definition file (YAML or JSON); exit 1 if invalid")
     p.add_argument("file", help="path to the definition")
     p.set_defaults(handler=_validate)
+
+    _register_lifecycle(p_flows)
+
+
+def _flow_arg(p: argparse.ArgumentParser) -> None:
+    p.add_argument("flow", metavar="FLOW", help="the flow's id or key (e.g. cart-abandonment)")
+    p.add_argument("--workspace", required=True, help="the workspace id")
+
+
+def _register_lifecycle(p_flows: Any) -> None:
+    p = p_flows.add_parser("status", help="set a flow's status: draft, manual, live or paused")
+    _flow_arg(p)
+    p.add_argument("status", choices=store_flows.STATUSES, help="the new status")
+    p.set_defaults(handler=_status)
+
+    for name, verb in (("approve", "queue for delivery"), ("reject", "skip (reason 'rejected')")):
+        p = p_flows.add_parser(name, help=f"{verb} a manual flow's messages waiting for approval")
+        _flow_arg(p)
+        which = p.add_mutually_exclusive_group(required=True)
+        which.add_argument(
+            "--message", type=int, action="append", metavar="ID", help="a message id (repeatable)"
+        )
+        which.add_argument(
+            "--all", action="store_true", help="every message of the flow waiting for approval"
+        )
+        p.set_defaults(handler=_approve if name == "approve" else _reject)
+
+    p = p_flows.add_parser("pending", help="list a manual flow's messages waiting for approval")
+    _flow_arg(p)
+    p.add_argument("--json", action="store_true", help="print JSON")
+    p.set_defaults(handler=_pending)
+
+    p = p_flows.add_parser(
+        "migrate-runs", help="move waiting runs to a newer version where the node they wait for still exists"
+    )
+    _flow_arg(p)
+    p.add_argument("--to-version", type=int, help="the target version (default: the current one)")
+    p.add_argument("--json", action="store_true", help="print JSON")
+    p.set_defaults(handler=_migrate_runs)
+
+    p = p_flows.add_parser(
+        "simulate", help="dry run: the path a profile would take now, and why (writes nothing)"
+    )
+    _flow_arg(p)
+    p.add_argument("--profile", type=int, required=True, help="the profile id")
+    p.add_argument("--event", help='the trigger event as JSON: {"properties": {...}, "value": 120}')
+    p.add_argument("--json", action="store_true", help="print JSON")
+    p.set_defaults(handler=_simulate)
+
+    p = p_flows.add_parser("report", help="per node: entered, waiting now, exited here and why, skips")
+    _flow_arg(p)
+    p.add_argument("--json", action="store_true", help="print JSON")
+    p.set_defaults(handler=_report)
+
+
+def _status(args: argparse.Namespace, settings: config.Settings) -> int:
+    engine = cli._engine(settings)
+    with db.transaction(engine) as conn:
+        flow = lifecycle.resolve(conn, workspace_id=args.workspace, ref=args.flow)
+        old, new = lifecycle.change_status(
+            conn, workspace_id=args.workspace, flow_id=flow.id, status=args.status, now=SystemClock().now()
+        )
+    print(f"flow {flow.id} ({flow.key}): {old} -> {new}")
+    return 0
+
+
+def _approve(args: argparse.Namespace, settings: config.Settings) -> int:
+    engine = cli._engine(settings)
+    with db.transaction(engine) as conn:
+        flow = lifecycle.resolve(conn, workspace_id=args.workspace, ref=args.flow)
+        ids = lifecycle.approve(
+            conn,
+            workspace_id=args.workspace,
+            flow_id=flow.id,
+            message_ids=None if args.all else args.message,
+            now=SystemClock().now(),
+        )
+    print(f"flow {flow.id} ({flow.key}): {len(ids)} message(s) approved and queued")
+    return 0
+
+
+def _reject(args: argparse.Namespace, settings: config.Settings) -> int:
+    engine = cli._engine(settings)
+    with db.transaction(engine) as conn:
+        flow = lifecycle.resolve(conn, workspace_id=args.workspace, ref=args.flow)
+        ids = lifecycle.reject(
+            conn, workspace_id=args.workspace, flow_id=flow.id, message_ids=None if args.all else args.message
+        )
+    print(f"flow {flow.id} ({flow.key}): {len(ids)} message(s) rejected")
+    return 0
+
+
+def _pending(args: argparse.Namespace, settings: config.Settings) -> int:
+    engine = cli._engine(settings)
+    with db.reading(engine) as conn:
+        flow = lifecycle.resolve(conn, workspace_id=args.workspace, ref=args.flow)
+        rows = store_flows.pending_messages(conn, workspace_id=args.workspace, flow_id=flow.id)
+    if args.json:
+        print(json.dumps(rows, indent=2, default=str))
+    else:
+        for r in rows:
+            print(f"{r['id']:>8}  profile {r['profile_id']:<8} node {r['node_id']:20} {r['template']}")
+        print(f"{len(rows)} message(s) waiting for approval")
+    return 0
+
+
+def _migrate_runs(args: argparse.Namespace, settings: config.Settings) -> int:
+    engine = cli._engine(settings)
+    with db.transaction(engine) as conn:
+        flow = lifecycle.resolve(conn, workspace_id=args.workspace, ref=args.flow)
+        result = lifecycle.migrate_runs(
+            conn,
+            workspace_id=args.workspace,
+            flow_id=flow.id,
+            to_version=args.to_version,
+            now=SystemClock().now(),
+        )
+    if args.json:
+        print(json.dumps(result.to_json(), indent=2))
+        return 0
+    print(f"flow {flow.id} ({flow.key}): {result.moved} run(s) moved to version {result.to_version}")
+    for run in result.stayed:
+        print(
+            f"  run {run.id} stays on version {run.version}: node {run.node_id!r} is not in version {result.to_version}"
+        )
+    return 0
+
+
+def _simulate(args: argparse.Namespace, settings: config.Settings) -> int:
+    event = None
+    if args.event is not None:
+        try:
+            raw = json.loads(args.event)
+        except json.JSONDecodeError as exc:
+            raise ValueError(f"--event: not valid JSON: {exc}") from None
+        event = simulate.parse_event(raw)
+    engine = cli._engine(settings)
+    with db.reading(engine) as conn:
+        flow = lifecycle.resolve(conn, workspace_id=args.workspace, ref=args.flow)
+        result = simulate.simulate(
+            conn,
+            workspace_id=args.workspace,
+            flow_id=flow.id,
+            profile_id=args.profile,
+            now=SystemClock().now(),
+            event=event,
+        )
+    print(json.dumps(result.to_json(), indent=2) if args.json else "\n".join(result.lines()))
+    return 0
+
+
+def _report(args: argparse.Namespace, settings: config.Settings) -> int:
+    engine = cli._engine(settings)
+    with db.reading(engine) as conn:
+        flow = lifecycle.resolve(conn, workspace_id=args.workspace, ref=args.flow)
+        report = lifecycle.node_report(conn, workspace_id=args.workspace, flow_id=flow.id)
+    if args.json:
+        print(json.dumps(report, indent=2))
+        return 0
+    print(
+        f"flow {report['flow_id']} ({report['key']}) {report['status']} v{report['version']}: {report['name']}"
+    )
+    print(f"{'node':24} {'type':10} {'entered':>8} {'waiting':>8}  exited / skipped / branches")
+    for n in report["nodes"]:
+        notes = [f"exited {k}: {v}" for k, v in n["exited"].items()]
+        notes += [f"skipped {k}: {v}" for k, v in n["skipped"].items()]
+        notes += [f"{k}: {v}" for k, v in n["branches"].items()]
+        print(
+            f"{n['node_id']:24} {n['type'] or '-':10} {n['entered']:>8} {n['waiting']:>8}  {', '.join(notes)}"
+        )
+    return 0
 
 
 def _library(args: argparse.Namespace, settings: config.Settings) -> int:

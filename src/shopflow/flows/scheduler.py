@@ -8,7 +8,7 @@ from sqlalchemy.engine import Connection, Engine
 
 from shopflow.domain import step as domain_step
 from shopflow.domain.clock import Clock
-from shopflow.flows import runtime
+from shopflow.flows import lifecycle, runtime
 from shopflow.store import db
 from shopflow.store import flows as store_flows
 
@@ -53,6 +53,11 @@ def step_batch(conn: Connection, *, now: datetime, limit: int) -> int:
         else:
             result = domain_step.step(flow, runtime.as_domain_run(run), facts[run.id], now)
         batch.add(run, result)
+    # A manual flow's messages wait for an owner's approval (`shopflow flows approve`).
+    statuses = store_flows.flow_statuses(conn, flow_ids={r.flow_id for r in runs})
+    lifecycle.hold_for_approval(
+        batch.messages, manual_flow_ids=[f for f, s in statuses.items() if s == "manual"]
+    )
     batch.apply(conn)
     return len(runs)
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -54,25 +55,24 @@ def _state(event: EventRecord) -> dict[str, Any]:
     }
 
 
-def on_events(conn: Connection, *, events: list[EventRecord], now: datetime) -> int:
-    """Create runs for live flows these events trigger; wake runs whose flow filter they concern.
+@dataclass(frozen=True)
+class Entry:
+    """One profile about to enter one flow: what every kind of trigger hands to `enter`."""
 
-    Runs inside the event processor's transaction. Returns the number of runs created.
+    flow: store_flows.Flow
+    profile_id: int
+    key: str
+    state: dict[str, Any]
+    started_at: datetime
+    event_id: int | None = None
+
+
+def enter(conn: Connection, *, entries: Sequence[Entry], now: datetime) -> list[store_flows.RunRow]:
+    """Create the runs of these entries (re-entry policy, holdout, idempotent by trigger key).
+
+    Trigger filters have been checked by the caller. Logs "entered" for every run created.
     """
-    if not events:
-        return 0
-    live = store_flows.live_flows(conn, workspace_ids={e.workspace_id for e in events})
-    if not live:
-        return 0
-    by_trigger: dict[tuple[str, str], list[store_flows.Flow]] = defaultdict(list)
-    by_filter: dict[tuple[str, str], list[store_flows.Flow]] = defaultdict(list)
-    for flow in live:
-        by_trigger[(flow.workspace_id, flow.definition.trigger.event)].append(flow)
-        for name in flow.definition.filter_event_names:
-            by_filter[(flow.workspace_id, name)].append(flow)
-
-    candidates = _candidates(events, by_trigger)
-    rows = _apply_reentry(conn, candidates, now=now)
+    rows = _apply_reentry(conn, entries, now=now)
     created = store_flows.create_runs(conn, rows)
     store_flows.append_log(
         conn,
@@ -90,6 +90,30 @@ def on_events(conn: Connection, *, events: list[EventRecord], now: datetime) -> 
             for run in created
         ],
     )
+    return created
+
+
+def on_events(conn: Connection, *, events: list[EventRecord], now: datetime) -> int:
+    """Create runs for live flows these events trigger; wake runs whose flow filter they concern.
+
+    Runs inside the event processor's transaction. Returns the number of runs created.
+    """
+    if not events:
+        return 0
+    live = store_flows.live_flows(conn, workspace_ids={e.workspace_id for e in events})
+    if not live:
+        return 0
+    by_trigger: dict[tuple[str, str], list[store_flows.Flow]] = defaultdict(list)
+    by_filter: dict[tuple[str, str], list[store_flows.Flow]] = defaultdict(list)
+    for flow in live:
+        listens_to = flow.definition.trigger.listens_to
+        if listens_to is not None:
+            by_trigger[(flow.workspace_id, listens_to)].append(flow)
+        # The flow filter's events may end a run; a wait's may satisfy it (step() decides).
+        for name in flow.definition.wake_event_names:
+            by_filter[(flow.workspace_id, name)].append(flow)
+
+    created = enter(conn, entries=_candidates(events, by_trigger, now=now), now=now)
 
     wake = {
         (e.workspace_id, flow.id, e.profile_id)
@@ -101,59 +125,72 @@ def on_events(conn: Connection, *, events: list[EventRecord], now: datetime) -> 
 
 
 def _candidates(
-    events: Sequence[EventRecord], by_trigger: dict[tuple[str, str], list[store_flows.Flow]]
-) -> list[tuple[store_flows.Flow, EventRecord, str]]:
+    events: Sequence[EventRecord],
+    by_trigger: dict[tuple[str, str], list[store_flows.Flow]],
+    *,
+    now: datetime,
+) -> list[Entry]:
     out = []
     for event in sorted(events, key=lambda e: (e.time, e.id)):
+        document: dict[str, Any] | None = None
         for flow in by_trigger.get((event.workspace_id, event.name), []):
             trigger = flow.definition.trigger
+            document = document if document is not None else event_document(event)
+            if not trigger.accepts(document):
+                continue  # another list's or segment's membership change
             # The trigger filter is checked once, here, against the event.
-            if trigger.filter is not None and not conditions.holds(
-                trigger.filter, document=event_document(event)
-            ):
+            if trigger.filter is not None and not conditions.holds(trigger.filter, document=document):
                 continue
-            out.append((flow, event, trigger_key(flow.definition, event)))
+            out.append(
+                Entry(
+                    flow=flow,
+                    profile_id=event.profile_id,
+                    key=trigger_key(flow.definition, event),
+                    state=_state(event),
+                    started_at=min(event.time, now),
+                    event_id=event.id,
+                )
+            )
     return out
 
 
-def _apply_reentry(
-    conn: Connection, candidates: list[tuple[store_flows.Flow, EventRecord, str]], *, now: datetime
-) -> list[dict[str, Any]]:
+def _apply_reentry(conn: Connection, entries: Sequence[Entry], *, now: datetime) -> list[dict[str, Any]]:
     timed = [
-        (e.workspace_id, f.id, e.profile_id)
-        for f, e, _ in candidates
-        if f.definition.reentry_after() is not None
+        (e.flow.workspace_id, e.flow.id, e.profile_id)
+        for e in entries
+        if e.flow.definition.reentry_after() is not None
     ]
     last = store_flows.last_started(conn, keys=timed)
     seen: set[tuple[int, int, str]] = set()
     rows = []
-    for flow, event, key in candidates:
-        ident = (flow.id, event.profile_id, key)
+    for entry in entries:
+        flow = entry.flow
+        ident = (flow.id, entry.profile_id, entry.key)
         if ident in seen:
             continue  # the same run twice in one batch (a replayed checkout update)
-        started = min(event.time, now)
+        started = entry.started_at
         after = flow.definition.reentry_after()
         if after is not None:
-            previous = last.get((flow.id, event.profile_id))
+            previous = last.get((flow.id, entry.profile_id))
             if previous is not None and started - previous < after:
                 continue
-            last[(flow.id, event.profile_id)] = started
+            last[(flow.id, entry.profile_id)] = started
         seen.add(ident)
         rows.append(
             {
                 "workspace_id": flow.workspace_id,
                 "flow_id": flow.id,
                 "version": flow.version,
-                "profile_id": event.profile_id,
-                "trigger_key": key,
-                "trigger_event_id": event.id,
+                "profile_id": entry.profile_id,
+                "trigger_key": entry.key[:MAX_KEY],
+                "trigger_event_id": entry.event_id,
                 "node_id": flow.definition.entry,
-                "state": _state(event),
+                "state": entry.state,
                 "wake_at": now,
                 "resume_at": now,
                 "holdout": runtime.in_holdout(
                     flow_id=flow.id,
-                    profile_id=event.profile_id,
+                    profile_id=entry.profile_id,
                     holdout_percent=flow.definition.holdout_percent,
                 ),
                 "started_at": started,

@@ -22,7 +22,7 @@ from shopflow.ingest import identity
 from shopflow.store import consent, event_writes, profiles, workspaces
 
 # Events that say something happened *to* the person, not that they were active.
-_NOT_ACTIVITY = frozenset({ev.RECEIVED_EMAIL})
+_NOT_ACTIVITY = frozenset({ev.RECEIVED_EMAIL, ev.BOUNCED_EMAIL, ev.MARKED_EMAIL_AS_SPAM, ev.DELIVERED_EMAIL})
 _TRAIT_ALIASES = {"firstName": "first_name", "lastName": "last_name", "firstname": "first_name"}
 
 

@@ -10,7 +10,7 @@ import email.utils
 import html as html_lib
 import re
 from collections import defaultdict
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from decimal import Decimal, InvalidOperation
@@ -19,9 +19,9 @@ from typing import Any
 from sqlalchemy.engine import Connection, Engine
 
 from shopflow.domain.clock import Clock
-from shopflow.messaging import guards, links, mime, templates
-from shopflow.messaging.channels.base import Channel, OutgoingEmail, SendResult
-from shopflow.store import consent, db, messages, workspaces
+from shopflow.messaging import consent_links, dkim, guards, links, mime, templates
+from shopflow.messaging.channels.base import Channel, OutgoingEmail, SendResult, StreamingChannel
+from shopflow.store import consent, db, guard_facts, messages, workspaces
 
 # A 'sending' row older than this belongs to a worker that died between claim and result.
 STALE_CLAIM = timedelta(minutes=5)
@@ -51,11 +51,16 @@ def deliver_due(
     public_url: str,
     limit: int = 200,
     library: templates.Library | None = None,
+    stale_claim: timedelta = STALE_CLAIM,
 ) -> int:
-    """Deliver up to `limit` due email messages; returns how many were claimed (0: nothing due)."""
+    """Deliver up to `limit` due email messages; returns how many were claimed (0: nothing due).
+
+    `stale_claim`: how old a 'sending' claim must be before it counts as a dead worker's and is
+    sent again (SHOPFLOW_DELIVERY_STALE_SECONDS for `shopflow worker`).
+    """
     now = clock.now()
     with db.transaction(engine) as conn:
-        claimed = messages.claim_due(conn, now=now, limit=limit, stale_before=now - STALE_CLAIM)
+        claimed = messages.claim_due(conn, now=now, limit=limit, stale_before=now - stale_claim)
     if not claimed:
         return 0
 
@@ -64,17 +69,28 @@ def deliver_due(
         by_ws[msg.workspace_id].append(msg)
     with db.reading(engine) as conn:
         audiences = {ws_id: _audience(conn, ws_id, batch) for ws_id, batch in by_ws.items()}
+        signers = dkim.signers(conn, workspace_ids=list(by_ws))
+        gates = {
+            ws_id: guards.load(conn, workspace=a.workspace, recipients=a.people.values(), now=now)
+            for ws_id, a in audiences.items()
+        }
 
     skipped: list[dict[str, Any]] = []
+    deferred: list[dict[str, Any]] = []
     failed: list[dict[str, Any]] = []
     to_send: list[Prepared] = []
     lib = library or templates.default_library()
     for msg in claimed:
         audience = audiences[msg.workspace_id]
         person = audience.people.get(msg.profile_id)
-        reason = guards.check(audience.facts(msg, person), requires_subscribed=audience.requires_subscribed)
-        if reason is not None:
-            skipped.append({"id": msg.id, "skip_reason": reason})
+        decision = gates[msg.workspace_id].decide(
+            msg, audience.facts(msg, person), profile_id=person.profile_id if person else None, reserve=False
+        )
+        if decision.defer_until is not None:
+            deferred.append({"id": msg.id, "send_after": decision.defer_until, "reason": decision.reason})
+            continue
+        if decision.reason is not None:
+            skipped.append({"id": msg.id, "skip_reason": decision.reason})
             continue
         assert person is not None and audience.workspace is not None
         try:
@@ -86,21 +102,69 @@ def deliver_due(
                 link_secret=link_secret,
                 public_url=public_url,
                 library=lib,
+                signers=signers,
             )
         except templates.TemplateError as exc:
             failed.append({"id": msg.id, "error": str(exc)})
             continue
         to_send.append(prepared)
+        gates[msg.workspace_id].record_send(msg, profile_id=person.profile_id)
 
-    results = channel.send([p.email for p in to_send]) if to_send else []
-    sent, retry = _outcomes(to_send, results, claimed, now=now, failed=failed)
+    recorded: set[int] = set()
+    if to_send and isinstance(channel, StreamingChannel):
+        results = channel.send_each(
+            [p.email for p in to_send], _record_each(engine, to_send, claimed, now=now, recorded=recorded)
+        )
+    else:
+        results = channel.send([p.email for p in to_send]) if to_send else []
+    sent, retry = _outcomes(
+        [p for p in to_send if p.email.message_id not in recorded],
+        [r for r in results if r.message_id not in recorded],
+        claimed,
+        now=now,
+        failed=failed,
+    )
 
     with db.transaction(engine) as conn:
         messages.mark_sent(conn, sent)
         messages.mark_skipped(conn, skipped)
+        guard_facts.mark_deferred(conn, deferred)
         messages.mark_failed(conn, failed)
         messages.mark_retry(conn, retry)
     return len(claimed)
+
+
+def _record_each(
+    engine: Engine,
+    prepared: list[Prepared],
+    claimed: list[messages.ClaimedMessage],
+    *,
+    now: datetime,
+    recorded: set[int],
+) -> Callable[[SendResult], None]:
+    """Record each email's outcome in its own short transaction as soon as the server answered.
+
+    Why: a worker killed after the SMTP server accepted an email but before its 'sent' was
+    committed leaves it 'sending', and the email goes out again once the claim is stale. Recording
+    each result at once shrinks that window from a whole batch to the one email in flight on each
+    SMTP connection. It cannot be closed: exactly-once over SMTP is impossible, because the server's
+    250 and our commit are two events with a crash possible between them. The deterministic
+    Message-ID (header_message_id) lets receivers drop such a replay.
+    """
+    by_id = {p.email.message_id: p for p in prepared}
+
+    def record(result: SendResult) -> None:
+        failed: list[dict[str, Any]] = []
+        sent, retry = _outcomes([by_id[result.message_id]], [result], claimed, now=now, failed=failed)
+        with db.transaction(engine) as conn:
+            # Durable against our crash (the database server keeps it), and fast: see the docstring.
+            db.commit_without_flush(conn)
+            messages.mark_sent(conn, sent)
+            messages.mark_failed(conn, failed)
+            messages.mark_retry(conn, retry)
+        recorded.add(result.message_id)
+
+    return record
 
 
 @dataclass(frozen=True)
@@ -301,6 +365,7 @@ def prepare(
     link_secret: bytes,
     public_url: str,
     library: templates.Library,
+    signers: Mapping[tuple[str, str], dkim.Signer] | None = None,
 ) -> Prepared:
     """Render one message into a MIME email with tracking, unsubscribe link and headers."""
     assert person.email is not None
@@ -310,15 +375,26 @@ def prepare(
     domain = _domain(from_email)
     claims = links.LinkClaims(links.OPEN, workspace.id, msg.id, person.profile_id, msg.flow_id)
     unsubscribe = links.unsubscribe_url(public_url, link_secret, claims)
+    preferences = consent_links.preferences_url(
+        public_url, link_secret, workspace_id=workspace.id, profile_id=person.profile_id
+    )
     rendered = library.get(msg.template).render(
         render_context(
-            msg, person=person, workspace=workspace, unsubscribe_url=unsubscribe, preferences_url=unsubscribe
+            msg,
+            person=person,
+            workspace=workspace,
+            unsubscribe_url=unsubscribe,
+            preferences_url=preferences,
         )
     )
     if not msg.transactional:
         rendered = _ensure_footer(rendered, unsubscribe_url=unsubscribe, settings=settings)
     html = links.track_html(
-        rendered.html, public_url=public_url, secret=link_secret, claims=claims, skip={unsubscribe}
+        rendered.html,
+        public_url=public_url,
+        secret=link_secret,
+        claims=claims,
+        skip={unsubscribe, preferences},
     )
     mid = header_message_id(workspace.id, msg.id, domain)
 
@@ -338,6 +414,9 @@ def prepare(
         )
         headers.append(("List-Unsubscribe-Post", "List-Unsubscribe=One-Click"))
     raw = mime.build(headers=headers, text=rendered.text, html=html, boundary_seed=mid)
+    signer = dkim.signer_for(signers, workspace.id, domain) if signers else None
+    if signer is not None:
+        raw = signer.sign(raw, now=now)  # DKIM, RFC 6376: the From domain's key
     return Prepared(
         email=OutgoingEmail(
             message_id=msg.id,

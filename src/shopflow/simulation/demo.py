@@ -38,7 +38,7 @@ from shopflow.store import flows as store_flows
 from shopflow.workers.embedded import Worker
 
 DEMO_FLOWS = ("welcome-series", "cart-abandonment")
-TICK = timedelta(minutes=15)
+TICK = timedelta(minutes=30)
 MAX_BATCH_EVENTS = 400
 START = datetime(2026, 10, 1, tzinfo=UTC)
 _MESSAGE_ID = re.compile(r"<shopflow\.[^.]+\.(\d+)@")
@@ -98,7 +98,8 @@ def run(
 ) -> dict[str, Any]:
     """Run the simulation and print the report; returns the report's figures."""
     clock = SimulatedClock(START)
-    logging.getLogger("httpx").setLevel(logging.WARNING)
+    for noisy in ("httpx", "mail.log"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
     engine = db.create_engine(settings.database_url)
     db.upgrade(engine)
     inbox = _Inbox()

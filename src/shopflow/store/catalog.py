@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
 from typing import Any, Protocol
@@ -63,6 +64,32 @@ class VariantLike(Protocol):
     def inventory_quantity(self) -> int | None: ...
 
 
+@dataclass(frozen=True)
+class PriceChange:
+    product_id: str
+    old: Decimal
+    new: Decimal
+
+
+@dataclass(frozen=True)
+class InventoryChange:
+    product_id: str
+    variant_id: str
+    old: int | None  # None: the variant was new, or its quantity was unknown
+    new: int | None
+
+
+@dataclass
+class CatalogChanges:
+    """What a catalog write changed that triggers care about (price drops, restocks, low stock)."""
+
+    prices: list[PriceChange] = field(default_factory=list)
+    inventory: list[InventoryChange] = field(default_factory=list)
+
+    def __bool__(self) -> bool:
+        return bool(self.prices or self.inventory)
+
+
 def _upsert(conn: Connection, table: sa.Table, keys: list[str], rows: list[dict[str, Any]]) -> None:
     if not rows:
         return
@@ -78,8 +105,49 @@ def upsert_products(
     products: Sequence[ProductLike],
     variants: Sequence[VariantLike],
     now: datetime,
-) -> None:
-    """Create or replace products and their variants (a product update carries all its variants)."""
+) -> CatalogChanges:
+    """Create or replace products and their variants (a product update carries all its variants).
+
+    Returns the price and inventory changes; a product's previous price is kept (previous_price,
+    price_changed_at) so that templates can show it.
+    """
+    changes = CatalogChanges()
+    p_t, v_t = tables.products, tables.product_variants
+    product_ids = sorted({p.product_id[:64] for p in products})
+    before = {
+        r.product_id: r
+        for r in conn.execute(
+            sa.select(p_t.c.product_id, p_t.c.price, p_t.c.previous_price, p_t.c.price_changed_at).where(
+                p_t.c.workspace_id == workspace_id, p_t.c.product_id.in_(product_ids)
+            )
+        )
+    }
+    variant_ids = sorted({v.variant_id[:64] for v in variants})
+    stock_before = {
+        r.variant_id: r.inventory_quantity
+        for r in conn.execute(
+            sa.select(v_t.c.variant_id, v_t.c.inventory_quantity).where(
+                v_t.c.workspace_id == workspace_id, v_t.c.variant_id.in_(variant_ids)
+            )
+        )
+    }
+    price_rows: dict[str, tuple[Decimal | None, datetime | None]] = {}
+    for p in products:
+        pid = p.product_id[:64]
+        old = before.get(pid)
+        if old is None:
+            price_rows[pid] = (None, None)
+        elif old.price is not None and p.price is not None and old.price != p.price:
+            price_rows[pid] = (old.price, now)
+            changes.prices.append(PriceChange(pid, old.price, p.price))
+        else:
+            price_rows[pid] = (old.previous_price, old.price_changed_at)
+    for v in variants:
+        vid = v.variant_id[:64]
+        if v.inventory_quantity is not None and stock_before.get(vid) != v.inventory_quantity:
+            changes.inventory.append(
+                InventoryChange(v.product_id[:64], vid, stock_before.get(vid), v.inventory_quantity)
+            )
     _upsert(
         conn,
         tables.products,
@@ -93,6 +161,8 @@ def upsert_products(
                 "image_url": p.image_url,
                 "category": p.category,
                 "price": p.price,
+                "previous_price": price_rows[p.product_id[:64]][0],
+                "price_changed_at": price_rows[p.product_id[:64]][1],
                 "status": p.status,
                 "properties": p.properties,
                 "updated_at": now,
@@ -119,22 +189,37 @@ def upsert_products(
             for v in variants
         ],
     )
+    return changes
 
 
 def set_inventory(
     conn: Connection, *, workspace_id: str, levels: Sequence[tuple[str, int]], now: datetime
 ) -> int:
     """Set the available quantity of the variants with these inventory item ids; returns rows changed."""
+    return len(set_inventory_levels(conn, workspace_id=workspace_id, levels=levels, now=now))
+
+
+def set_inventory_levels(
+    conn: Connection, *, workspace_id: str, levels: Sequence[tuple[str, int]], now: datetime
+) -> list[InventoryChange]:
+    """Like `set_inventory`, returning each variant's change (old and new quantity)."""
     t = tables.product_variants
-    changed = 0
+    changes: list[InventoryChange] = []
     for item_id, available in levels:
-        result = conn.execute(
+        rows = conn.execute(
+            sa.select(t.c.variant_id, t.c.product_id, t.c.inventory_quantity).where(
+                t.c.workspace_id == workspace_id, t.c.inventory_item_id == item_id
+            )
+        ).all()
+        conn.execute(
             t.update()
             .where(t.c.workspace_id == workspace_id, t.c.inventory_item_id == item_id)
             .values(inventory_quantity=available, updated_at=now)
         )
-        changed += result.rowcount
-    return changed
+        changes.extend(
+            InventoryChange(r.product_id, r.variant_id, r.inventory_quantity, available) for r in rows
+        )
+    return changes
 
 
 def product(conn: Connection, *, workspace_id: str, product_id: str) -> sa.Row[Any] | None:

@@ -127,3 +127,25 @@ def move(conn: Connection, *, workspace_id: str, from_profile_id: int, into_prof
         .where(ev.c.workspace_id == workspace_id, ev.c.profile_id == from_profile_id)
         .values(profile_id=into_profile_id)
     )
+
+
+def evidence(conn: Connection, *, workspace_id: str, profile_id: int) -> list[dict[str, Any]]:
+    """Every recorded change for a profile, oldest first (the consent audit trail)."""
+    ev = tables.consent_evidence
+    rows = conn.execute(
+        sa.select(ev.c.channel, ev.c.status, ev.c.source, ev.c.occurred_at, ev.c.details)
+        .where(ev.c.workspace_id == workspace_id, ev.c.profile_id == profile_id)
+        .order_by(ev.c.occurred_at, ev.c.id)
+    )
+    return [dict(r._mapping) for r in rows]
+
+
+def subscription_request(conn: Connection, *, workspace_id: str, event_id: int) -> dict[str, Any] | None:
+    """A stored "Subscription Requested" event (double opt-in), with the profile it belongs to now."""
+    e = tables.events
+    row = conn.execute(
+        sa.select(e.c.id, e.c.profile_id, e.c.time, e.c.properties).where(
+            e.c.workspace_id == workspace_id, e.c.id == event_id, e.c.name == "Subscription Requested"
+        )
+    ).first()
+    return dict(row._mapping) if row is not None else None

@@ -60,6 +60,14 @@ def is_sqlite(engine_or_conn: Engine | Connection) -> bool:
     return engine_or_conn.dialect.name == "sqlite"
 
 
+def commit_without_flush(conn: Connection) -> None:
+    """PostgreSQL: this transaction's commit returns before its WAL reaches disk. It survives a crash
+    of our process (the server keeps it) but not of the database server; for records that are cheap
+    to lose but must be fast. SQLite: nothing (WAL with synchronous=NORMAL is that already)."""
+    if not is_sqlite(conn):
+        conn.exec_driver_sql("SET LOCAL synchronous_commit TO OFF")
+
+
 @contextmanager
 def transaction(engine: Engine) -> Iterator[Connection]:
     """One write transaction; commits on success, rolls back on error."""

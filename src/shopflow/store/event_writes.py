@@ -41,9 +41,8 @@ def insert_with_ids(conn: Connection, table: sa.Table, rows: list[dict[str, Any]
         ids = list(range(start + 1, start + 1 + len(rows)))
         conn.execute(table.insert(), [{**row, "id": i} for row, i in zip(rows, ids, strict=True)])
         return ids
-    # PostgreSQL: take the ids from the sequence, then stream the rows with the driver's
-    # executemany (pipeline mode). SQLAlchemy's multi-row VALUES with sorted RETURNING builds a
-    # new giant statement per batch that psycopg must parse each time: about 3x slower.
+    # PostgreSQL: take the ids from the sequence, then COPY the rows in (one round trip for the
+    # whole batch; an executemany sends one statement per row, even in pipeline mode).
     seq = sa.func.pg_get_serial_sequence(table.name, "id")
     ids = [
         int(i)
@@ -51,19 +50,33 @@ def insert_with_ids(conn: Connection, table: sa.Table, rows: list[dict[str, Any]
             sa.select(sa.func.nextval(seq)).select_from(sa.func.generate_series(1, len(rows)))
         ).scalars()
     ]
-    names = ["id", *rows[0]]
+    copy_rows(conn, table, [{**row, "id": new_id} for row, new_id in zip(rows, ids, strict=True)])
+    return ids
+
+
+def copy_rows(
+    conn: Connection, table: sa.Table, rows: Sequence[dict[str, Any]], *, into: str | None = None
+) -> None:
+    """Write rows with PostgreSQL's COPY inside the caller's transaction (column types applied).
+
+    `into` names another table of the same columns (a temporary staging table) to copy into.
+    """
+    if not rows:
+        return
+    names = list(rows[0])
     dialect = conn.dialect
     quote = dialect.identifier_preparer.quote
-    processors = {n: table.c[n].type._cached_bind_processor(dialect) for n in names}
-    sql = "INSERT INTO {} ({}) VALUES ({})".format(
-        quote(table.name), ", ".join(quote(n) for n in names), ", ".join(f"%({n})s" for n in names)
+    processors = [table.c[n].type._cached_bind_processor(dialect) for n in names]
+    statement = "COPY {} ({}) FROM STDIN".format(
+        quote(into or table.name), ", ".join(quote(n) for n in names)
     )
-    params = []
-    for row, new_id in zip(rows, ids, strict=True):
-        values = {**row, "id": new_id}
-        params.append({n: (proc(values[n]) if (proc := processors[n]) else values[n]) for n in names})
-    conn.exec_driver_sql(sql, params)
-    return ids
+    driver = conn.connection.driver_connection
+    assert driver is not None
+    with driver.cursor() as cursor, cursor.copy(statement) as copy:
+        for row in rows:
+            copy.write_row(
+                [proc(row[n]) if proc else row[n] for n, proc in zip(names, processors, strict=True)]
+            )
 
 
 def existing(conn: Connection, *, workspace_id: str, message_ids: Sequence[str]) -> dict[str, int]:
@@ -110,10 +123,11 @@ def insert(
         for r in rows
     ]
     ids = insert_with_ids(conn, e, params)
-    conn.execute(
-        tables.pending_events.insert(),
-        [{"event_id": i, "workspace_id": workspace_id} for i in ids],
-    )
+    pending = [{"event_id": i, "workspace_id": workspace_id} for i in ids]
+    if db.is_sqlite(conn):
+        conn.execute(tables.pending_events.insert(), pending)
+    else:
+        copy_rows(conn, tables.pending_events, pending)
     return ids
 
 

@@ -15,9 +15,15 @@ from sqlalchemy.engine import Connection
 
 from shopflow.domain import clock
 from shopflow.domain.flows import FlowDefinition, load_flow
-from shopflow.store import db, tables
+from shopflow.store import db, steps, tables
 
 STATUSES = ("draft", "manual", "live", "paused")
+# Flows whose runs are created and stepped: a manual flow runs like a live one, but the messages it
+# creates wait for approval (PENDING_APPROVAL). Draft and paused flows hold their runs where they are.
+RUNNING = ("live", "manual")
+PENDING_APPROVAL = "pending_approval"
+# A paused (or draft) flow's queued messages wait here, unsent, until it runs again.
+HELD = "held"
 WAITING = "waiting"
 EXITED = "exited"
 
@@ -90,6 +96,7 @@ def save_flow(
     """
     if status is not None:
         _check_status(status)
+    steps.check_references(conn, workspace_id=workspace_id, definition=definition)
     f, v = tables.flows, tables.flow_versions
     data = definition.to_json()
     row = conn.execute(
@@ -191,13 +198,14 @@ def get_by_key(conn: Connection, *, workspace_id: str, key: str) -> Flow | None:
 
 
 def live_flows(conn: Connection, *, workspace_ids: Iterable[str]) -> list[Flow]:
-    """Every live flow of these workspaces (few per store): the trigger and flow-filter lookup."""
+    """Every running (live or manual) flow of these workspaces (few per store): the trigger and
+    flow-filter lookup. A manual flow takes entrants too; only its messages wait for approval."""
     f = tables.flows
     ids = sorted(set(workspace_ids))
     if not ids:
         return []
     rows = conn.execute(
-        _flows_query().where(f.c.workspace_id.in_(ids), f.c.status == "live").order_by(f.c.id)
+        _flows_query().where(f.c.workspace_id.in_(ids), f.c.status.in_(RUNNING)).order_by(f.c.id)
     )
     return [_flow(r) for r in rows]
 
@@ -299,11 +307,11 @@ def wake_runs(conn: Connection, *, keys: Iterable[tuple[str, int, int]], now: da
 def claim_due(conn: Connection, *, now: datetime, limit: int) -> list[RunRow]:
     """Waiting runs whose time has come, oldest first; locked (and skipped by others) on PostgreSQL.
 
-    Only runs of live flows: pausing a flow (or taking it back to draft or manual) holds its runs
-    where they are, and they carry on when it is live again.
+    Only runs of running (live or manual) flows: pausing a flow (or taking it back to draft) holds
+    its runs where they are, and they carry on, at once if their time has passed, when it runs again.
     """
     r, f = tables.flow_runs, tables.flows
-    live = sa.select(f.c.id).where(f.c.status == "live")
+    live = sa.select(f.c.id).where(f.c.status.in_(RUNNING))
     query = (
         sa.select(r)
         .where(r.c.status == WAITING, r.c.wake_at <= now, r.c.flow_id.in_(live))
@@ -468,3 +476,212 @@ def events_since(
         )
         for r in rows
     ]
+
+
+# --- lifecycle: status, approval, version migration, per-node counts ------------------------
+
+
+def flow_statuses(conn: Connection, *, flow_ids: Iterable[int]) -> dict[int, str]:
+    """The status of each of these flows, in one query."""
+    ids = sorted(set(flow_ids))
+    if not ids:
+        return {}
+    f = tables.flows
+    return {int(i): str(s) for i, s in conn.execute(sa.select(f.c.id, f.c.status).where(f.c.id.in_(ids)))}
+
+
+def _pending(workspace_id: str, flow_id: int, message_ids: Sequence[int] | None) -> list[Any]:
+    m = tables.messages
+    where = [m.c.workspace_id == workspace_id, m.c.flow_id == flow_id, m.c.status == PENDING_APPROVAL]
+    if message_ids is not None:
+        where.append(m.c.id.in_(sorted(set(message_ids))))
+    return where
+
+
+def pending_messages(conn: Connection, *, workspace_id: str, flow_id: int) -> list[dict[str, Any]]:
+    """Messages of a (manual) flow waiting for approval, oldest first."""
+    m = tables.messages
+    rows = conn.execute(
+        sa.select(m.c.id, m.c.profile_id, m.c.run_id, m.c.node_id, m.c.template, m.c.created_at)
+        .where(*_pending(workspace_id, flow_id, None))
+        .order_by(m.c.id)
+    )
+    return [dict(r._mapping) for r in rows]
+
+
+def approve_messages(
+    conn: Connection, *, workspace_id: str, flow_id: int, message_ids: Sequence[int] | None, now: datetime
+) -> list[int]:
+    """Pending messages -> queued, due now (all of the flow's when `message_ids` is None); their ids."""
+    m = tables.messages
+    rows = conn.execute(
+        m.update()
+        .where(*_pending(workspace_id, flow_id, message_ids))
+        .values(status="queued", send_after=now)
+        .returning(m.c.id)
+    )
+    return sorted(int(i) for i in rows.scalars())
+
+
+def reject_messages(
+    conn: Connection, *, workspace_id: str, flow_id: int, message_ids: Sequence[int] | None
+) -> list[int]:
+    """Pending messages -> skipped with reason 'rejected'; their ids."""
+    m = tables.messages
+    rows = conn.execute(
+        m.update()
+        .where(*_pending(workspace_id, flow_id, message_ids))
+        .values(status="skipped", skip_reason="rejected")
+        .returning(m.c.id)
+    )
+    return sorted(int(i) for i in rows.scalars())
+
+
+def hold_messages(conn: Connection, *, workspace_id: str, flow_id: int) -> int:
+    """The flow's queued (not yet claimed) messages -> held; how many."""
+    m = tables.messages
+    result = conn.execute(
+        m.update()
+        .where(m.c.workspace_id == workspace_id, m.c.flow_id == flow_id, m.c.status == "queued")
+        .values(status=HELD)
+    )
+    return int(result.rowcount)
+
+
+def release_messages(conn: Connection, *, workspace_id: str, flow_id: int, status: str) -> int:
+    """The flow's held messages -> `status` (queued, or pending_approval for a manual flow); how many.
+
+    They keep their send_after, so an overdue one goes out at once."""
+    m = tables.messages
+    result = conn.execute(
+        m.update()
+        .where(m.c.workspace_id == workspace_id, m.c.flow_id == flow_id, m.c.status == HELD)
+        .values(status=status)
+    )
+    return int(result.rowcount)
+
+
+@dataclass(frozen=True)
+class WaitingRun:
+    id: int
+    version: int
+    node_id: str | None
+
+
+def waiting_runs(conn: Connection, *, workspace_id: str, flow_id: int) -> list[WaitingRun]:
+    """Every waiting run of a flow with its version and the node it executes next."""
+    r = tables.flow_runs
+    rows = conn.execute(
+        sa.select(r.c.id, r.c.version, r.c.node_id)
+        .where(r.c.workspace_id == workspace_id, r.c.flow_id == flow_id, r.c.status == WAITING)
+        .order_by(r.c.id)
+    )
+    return [WaitingRun(int(row.id), int(row.version), row.node_id) for row in rows]
+
+
+def move_runs(conn: Connection, *, run_ids: Sequence[int], version: int, now: datetime) -> int:
+    """Put these waiting runs on `version` (they keep their node and wake time); how many moved."""
+    if not run_ids:
+        return 0
+    r = tables.flow_runs
+    moved = 0
+    ids = sorted(set(run_ids))
+    for start in range(0, len(ids), 1000):
+        result = conn.execute(
+            r.update()
+            .where(r.c.id.in_(ids[start : start + 1000]), r.c.status == WAITING)
+            .values(version=version, updated_at=now)
+        )
+        moved += int(result.rowcount)
+    return moved
+
+
+def version_numbers(conn: Connection, *, flow_id: int) -> list[int]:
+    v = tables.flow_versions
+    rows = conn.execute(sa.select(v.c.version).where(v.c.flow_id == flow_id).order_by(v.c.version))
+    return [int(n) for n in rows.scalars()]
+
+
+@dataclass
+class NodeActivity:
+    """One node of a flow: runs that entered it (by branch for a split), that wait there now, that
+    exited there (by reason), and skips recorded there (run log and messages, by reason)."""
+
+    entered: int = 0
+    branches: dict[str, int] | None = None
+    waiting: int = 0
+    exited: dict[str, int] | None = None
+    skipped: dict[str, int] | None = None
+
+
+def node_activity(conn: Connection, *, workspace_id: str, flow_id: int) -> dict[str, NodeActivity]:
+    """Per-node counts of a flow, over all its versions, from GROUP BY queries on the log and runs."""
+    log, r, m = tables.run_log, tables.flow_runs, tables.messages
+    out: dict[str, NodeActivity] = {}
+
+    def node(node_id: str | None) -> NodeActivity:
+        return out.setdefault(node_id or "", NodeActivity())
+
+    def bump(counts: dict[str, int] | None, key: str, n: int) -> dict[str, int]:
+        counts = counts if counts is not None else {}
+        counts[key] = counts.get(key, 0) + n
+        return counts
+
+    mine = (log.c.workspace_id == workspace_id, log.c.flow_id == flow_id)
+    for node_id, reason, n in conn.execute(
+        sa.select(log.c.node_id, log.c.reason, sa.func.count())
+        .where(*mine, log.c.kind == "node")
+        .group_by(log.c.node_id, log.c.reason)
+    ):
+        a = node(node_id)
+        a.entered += int(n)
+        if reason is not None:
+            a.branches = bump(a.branches, str(reason), int(n))
+    for node_id, reason, n in conn.execute(
+        sa.select(log.c.node_id, log.c.reason, sa.func.count())
+        .where(*mine, log.c.kind == "skip")
+        .group_by(log.c.node_id, log.c.reason)
+    ):
+        a = node(node_id)
+        a.skipped = bump(a.skipped, str(reason), int(n))
+    for node_id, reason, n in conn.execute(
+        sa.select(m.c.node_id, m.c.skip_reason, sa.func.count())
+        .where(
+            m.c.workspace_id == workspace_id,
+            m.c.flow_id == flow_id,
+            m.c.status == "skipped",
+            # Holdout skips are in the run log already.
+            sa.or_(m.c.skip_reason.is_(None), m.c.skip_reason != "holdout"),
+        )
+        .group_by(m.c.node_id, m.c.skip_reason)
+    ):
+        a = node(node_id)
+        a.skipped = bump(a.skipped, str(reason), int(n))
+    mine_runs = (r.c.workspace_id == workspace_id, r.c.flow_id == flow_id)
+    for node_id, reason, n in conn.execute(
+        sa.select(r.c.node_id, r.c.exit_reason, sa.func.count())
+        .where(*mine_runs, r.c.status == EXITED)
+        .group_by(r.c.node_id, r.c.exit_reason)
+    ):
+        a = node(node_id)
+        a.exited = bump(a.exited, str(reason), int(n))
+    # A waiting run is "at" the last node it entered (the delay or wait it sits in); one not yet
+    # stepped is at the node it will execute first.
+    last = (
+        sa.select(sa.func.max(log.c.id))
+        .select_from(log.join(r, r.c.id == log.c.run_id))
+        .where(*mine, *mine_runs, r.c.status == WAITING, log.c.kind == "node")
+        .group_by(log.c.run_id)
+    )
+    for node_id, n in conn.execute(
+        sa.select(log.c.node_id, sa.func.count()).where(log.c.id.in_(last)).group_by(log.c.node_id)
+    ):
+        node(node_id).waiting += int(n)
+    stepped = sa.select(log.c.run_id).where(*mine, log.c.kind == "node")
+    for node_id, n in conn.execute(
+        sa.select(r.c.node_id, sa.func.count())
+        .where(*mine_runs, r.c.status == WAITING, r.c.id.not_in(stepped))
+        .group_by(r.c.node_id)
+    ):
+        node(node_id).waiting += int(n)
+    return out

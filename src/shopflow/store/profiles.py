@@ -51,19 +51,21 @@ def lookup_identifiers(
     conn: Connection, *, workspace_id: str, pairs: Iterable[tuple[str, str]]
 ) -> dict[tuple[str, str], int]:
     """The profile each known (kind, value) points to."""
-    wanted = set(pairs)
-    values = sorted({v for _, v in wanted})
+    by_kind: dict[str, set[str]] = {}
+    for kind, value in pairs:
+        by_kind.setdefault(kind, set()).add(value)
     t = tables.profile_identifiers
     found: dict[tuple[str, str], int] = {}
-    for chunk in _chunks(values):
-        rows = conn.execute(
-            sa.select(t.c.kind, t.c.value, t.c.profile_id).where(
-                t.c.workspace_id == workspace_id, t.c.value.in_(list(chunk))
+    # One query per kind, so the (workspace_id, kind, value) primary key answers each lookup.
+    for kind, values in sorted(by_kind.items()):
+        for chunk in _chunks(sorted(values)):
+            rows = conn.execute(
+                sa.select(t.c.value, t.c.profile_id).where(
+                    t.c.workspace_id == workspace_id, t.c.kind == kind, t.c.value.in_(list(chunk))
+                )
             )
-        )
-        for kind, value, pid in rows:
-            if (kind, value) in wanted:
-                found[(str(kind), str(value))] = int(pid)
+            for value, pid in rows:
+                found[(kind, str(value))] = int(pid)
     return found
 
 
@@ -156,10 +158,13 @@ def create_many(
 def update_many(
     conn: Connection, *, workspace_id: str, states: Sequence[ProfileState], now: datetime
 ) -> None:
-    """Write back changed profiles (one executemany)."""
+    """Write back changed profiles (one executemany; on PostgreSQL COPY to a staging table + UPDATE)."""
     if not states:
         return
     p = tables.profiles
+    if not db.is_sqlite(conn):
+        _update_many_pg(conn, workspace_id=workspace_id, states=states, now=now)
+        return
     stmt = (
         p.update()
         .where(p.c.workspace_id == workspace_id, p.c.id == sa.bindparam("b_id"))
@@ -169,6 +174,29 @@ def update_many(
         {"b_id": s.id, "b_updated_at": now, **{f"b_{k}": v for k, v in _values(s).items()}} for s in states
     ]
     conn.execute(stmt, params)
+
+
+def _update_many_pg(
+    conn: Connection, *, workspace_id: str, states: Sequence[ProfileState], now: datetime
+) -> None:
+    # A per-session temporary table, emptied at every commit: one COPY and one UPDATE ... FROM
+    # instead of one UPDATE statement per profile.
+    conn.exec_driver_sql(
+        "CREATE TEMP TABLE IF NOT EXISTS profile_updates ON COMMIT DELETE ROWS "
+        "AS SELECT * FROM profiles WITH NO DATA"
+    )
+    names = [*_values(ProfileState(None)), "updated_at"]
+    rows = [{"id": s.id, **_values(s), "updated_at": now} for s in states]
+    event_writes.copy_rows(conn, tables.profiles, rows, into="profile_updates")
+    assignments = ", ".join(f"{n} = u.{n}" for n in names)
+    conn.execute(
+        sa.text(
+            f"UPDATE profiles SET {assignments} FROM profile_updates u "
+            "WHERE profiles.id = u.id AND profiles.workspace_id = :ws"
+        ),
+        {"ws": workspace_id},
+    )
+    conn.exec_driver_sql("DELETE FROM profile_updates")
 
 
 def add_identifiers(
@@ -326,10 +354,12 @@ def timeline_messages(
 def timeline_run_log(
     conn: Connection, *, workspace_id: str, profile_id: int, limit: int
 ) -> list[sa.Row[Any]]:
-    r = tables.run_log
+    r, f = tables.run_log, tables.flows
     return list(
         conn.execute(
-            sa.select(r)
+            # The flow's name, so a timeline reads "Cart abandonment: email-1" without a lookup.
+            sa.select(r, f.c.name.label("flow_name"), f.c.key.label("flow_key"))
+            .select_from(r.outerjoin(f, f.c.id == r.c.flow_id))
             .where(r.c.workspace_id == workspace_id, r.c.profile_id == profile_id)
             .order_by(r.c.at.desc(), r.c.id.desc())
             .limit(limit)

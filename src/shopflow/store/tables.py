@@ -73,6 +73,8 @@ profiles = sa.Table(
     # Set when this profile was merged into another; its events and identifiers moved there.
     sa.Column("merged_into", sa.BigInteger),
     sa.Index("ix_profiles_workspace_email", "workspace_id", "email"),
+    # Time-based triggers re-examine only the profiles changed since their last sweep.
+    sa.Index("ix_profiles_workspace_updated", "workspace_id", "updated_at"),
 )
 
 profile_identifiers = sa.Table(
@@ -134,6 +136,21 @@ suppressions = sa.Table(
     sa.Index("ix_suppressions_profile", "workspace_id", "profile_id", "channel"),
 )
 
+# Domains a workspace sends from, each with its DKIM key (RFC 6376). The private key is kept in the
+# clear: signing needs it, as verifying a webhook needs its secret.
+sender_domains = sa.Table(
+    "sender_domains",
+    metadata,
+    _ws(),
+    sa.Column("domain", sa.String(253), nullable=False),
+    sa.Column("selector", sa.String(63), nullable=False),
+    sa.Column("algorithm", sa.String(16), nullable=False),  # rsa-sha256 | ed25519-sha256
+    sa.Column("private_key_pem", sa.Text, nullable=False),
+    sa.Column("verified", sa.Boolean, nullable=False),
+    sa.Column("created_at", UTCDateTime, nullable=False),
+    sa.PrimaryKeyConstraint("workspace_id", "domain"),
+)
+
 # --- events ---------------------------------------------------------------------------------
 
 events = sa.Table(
@@ -153,6 +170,8 @@ events = sa.Table(
     sa.Column("message_id", sa.String(200), nullable=False),
     sa.UniqueConstraint("workspace_id", "message_id"),
     sa.Index("ix_events_profile_name_time", "workspace_id", "profile_id", "name", "time"),
+    # Who viewed or carted a product lately (price drop, low inventory): a range by name and time.
+    sa.Index("ix_events_name_time", "workspace_id", "name", "time"),
 )
 
 # Committed events not yet seen by triggers, attribution and segments; a worker claims and deletes
@@ -190,6 +209,9 @@ products = sa.Table(
     sa.Column("image_url", sa.String(1000)),
     sa.Column("category", sa.String(200)),
     sa.Column("price", Money),
+    # The price before the last change, and when it changed: what a price drop is measured from.
+    sa.Column("previous_price", Money),
+    sa.Column("price_changed_at", UTCDateTime),
     sa.Column("status", sa.String(32)),
     sa.Column("properties", Json, nullable=False),
     sa.Column("updated_at", UTCDateTime, nullable=False),
@@ -291,6 +313,132 @@ run_log = sa.Table(
     sa.Index("ix_run_log_flow_node", "flow_id", "node_id", "kind"),
 )
 
+# Time-based triggers (date property, time since): per flow, how far the sweep has looked.
+flow_sweeps = sa.Table(
+    "flow_sweeps",
+    metadata,
+    sa.Column("flow_id", sa.BigInteger, primary_key=True, autoincrement=False),
+    _ws(),
+    # Profiles updated before this were scheduled already (the sweep reads updated_at from here on).
+    sa.Column("profiles_until", UTCDateTime),
+    # Set while a refresh is part-way (a first look at a large store): it goes on after this id.
+    sa.Column("profiles_after_id", sa.BigInteger),
+    sa.Column("refreshed_at", UTCDateTime),
+)
+
+# The next time a time-based trigger fires for one profile in one flow (a timer as a row).
+trigger_schedule = sa.Table(
+    "trigger_schedule",
+    metadata,
+    sa.Column("flow_id", sa.BigInteger, nullable=False),
+    sa.Column("profile_id", sa.BigInteger, nullable=False),
+    _ws(),
+    sa.Column("fire_at", UTCDateTime, nullable=False),
+    sa.Column("trigger_key", sa.String(200), nullable=False),  # date:YYYY-MM-DD | since:<anchor>
+    sa.Column("details", Json, nullable=False),  # the occurrence, for the run's trigger state
+    sa.PrimaryKeyConstraint("flow_id", "profile_id"),
+    sa.Index("ix_trigger_schedule_due", "flow_id", "fire_at"),
+)
+
+# Back-in-stock requests: a profile asked to be told when a product (or one variant) is available.
+stock_subscriptions = sa.Table(
+    "stock_subscriptions",
+    metadata,
+    sa.Column("id", BigId, primary_key=True, autoincrement=True),
+    _ws(),
+    sa.Column("profile_id", sa.BigInteger, nullable=False),
+    sa.Column("product_id", sa.String(64), nullable=False),
+    sa.Column("variant_id", sa.String(64), nullable=False),  # "" = any variant of the product
+    sa.Column("created_at", UTCDateTime, nullable=False),
+    sa.Column("notified_at", UTCDateTime),  # set when a restock started its flow runs
+    sa.UniqueConstraint("workspace_id", "profile_id", "product_id", "variant_id"),
+    sa.Index("ix_stock_subscriptions_product", "workspace_id", "product_id"),
+)
+
+# --- what flow steps write: lists, ad audiences, outbound webhooks, staff alerts ------------
+
+# Named lists a store keeps (newsletter, low-frequency); a flow names them by key.
+lists = sa.Table(
+    "lists",
+    metadata,
+    sa.Column("id", BigId, primary_key=True, autoincrement=True),
+    _ws(),
+    sa.Column("key", sa.String(100), nullable=False),
+    sa.Column("name", sa.String(200), nullable=False),
+    sa.Column("created_at", UTCDateTime, nullable=False),
+    sa.UniqueConstraint("workspace_id", "key"),
+)
+
+list_members = sa.Table(
+    "list_members",
+    metadata,
+    _ws(),
+    sa.Column("list_id", sa.BigInteger, nullable=False),
+    sa.Column("profile_id", sa.BigInteger, nullable=False),
+    sa.Column("source", sa.String(64), nullable=False),  # flow:<id>:<node> | api | import
+    sa.Column("joined_at", UTCDateTime, nullable=False),
+    sa.PrimaryKeyConstraint("workspace_id", "list_id", "profile_id"),
+    sa.Index("ix_list_members_profile", "workspace_id", "profile_id"),
+)
+
+# Ad audiences (Meta custom audiences, Google customer match): exported with consent respected.
+audience_members = sa.Table(
+    "audience_members",
+    metadata,
+    _ws(),
+    sa.Column("audience", sa.String(100), nullable=False),
+    sa.Column("profile_id", sa.BigInteger, nullable=False),
+    sa.Column("added_at", UTCDateTime, nullable=False),
+    sa.PrimaryKeyConstraint("workspace_id", "audience", "profile_id"),
+)
+
+# The outbox of flow webhooks: one row per (run, node), delivered with retries after commit.
+webhook_deliveries = sa.Table(
+    "webhook_deliveries",
+    metadata,
+    sa.Column("id", BigId, primary_key=True, autoincrement=True),
+    _ws(),
+    sa.Column("run_id", sa.BigInteger, nullable=False),
+    sa.Column("flow_id", sa.BigInteger, nullable=False),
+    sa.Column("node_id", sa.String(100), nullable=False),
+    sa.Column("url", sa.String(2000), nullable=False),
+    sa.Column("method", sa.String(8), nullable=False),
+    sa.Column("body", sa.Text, nullable=False),  # the exact bytes signed and sent (JSON)
+    sa.Column("status", sa.String(16), nullable=False),  # pending | sending | done | failed
+    sa.Column("attempts", sa.Integer, nullable=False),
+    sa.Column("next_attempt_at", UTCDateTime, nullable=False),
+    sa.Column("claimed_at", UTCDateTime),
+    sa.Column("response_status", sa.Integer),
+    sa.Column("response", Json),  # the JSON answer (later steps read it), when there was one
+    sa.Column("error", sa.String(500)),
+    sa.Column("created_at", UTCDateTime, nullable=False),
+    sa.Column("completed_at", UTCDateTime),
+    sa.UniqueConstraint("run_id", "node_id"),
+    sa.Index(
+        "ix_webhook_deliveries_due",
+        "next_attempt_at",
+        postgresql_where=sa.text("status IN ('pending', 'sending')"),
+        sqlite_where=sa.text("status IN ('pending', 'sending')"),
+    ),
+)
+
+# Alerts a flow raises for the store's staff (an `alert` node): one per (run, node).
+staff_alerts = sa.Table(
+    "staff_alerts",
+    metadata,
+    sa.Column("id", BigId, primary_key=True, autoincrement=True),
+    _ws(),
+    sa.Column("flow_id", sa.BigInteger, nullable=False),
+    sa.Column("run_id", sa.BigInteger, nullable=False),
+    sa.Column("node_id", sa.String(100), nullable=False),
+    sa.Column("profile_id", sa.BigInteger, nullable=False),
+    sa.Column("message", sa.String(500), nullable=False),
+    sa.Column("created_at", UTCDateTime, nullable=False),
+    sa.Column("seen_at", UTCDateTime),
+    sa.UniqueConstraint("run_id", "node_id"),
+    sa.Index("ix_staff_alerts_workspace", "workspace_id", "created_at"),
+)
+
 # --- messages -------------------------------------------------------------------------------
 
 messages = sa.Table(
@@ -307,7 +455,8 @@ messages = sa.Table(
     sa.Column("run_id", sa.BigInteger),
     sa.Column("node_id", sa.String(100)),
     sa.Column("dedupe_key", sa.String(200), nullable=False),
-    # queued | sending | sent | skipped | failed
+    # queued | sending | sent | skipped | failed; pending_approval (a manual flow's, until approved)
+    # and held (a paused flow's, until it runs again) are never claimed by delivery.
     sa.Column("status", sa.String(16), nullable=False),
     sa.Column("skip_reason", sa.String(64)),
     sa.Column("error", sa.Text),
@@ -316,14 +465,20 @@ messages = sa.Table(
     sa.Column("subject", sa.String(500)),
     sa.Column("context", Json, nullable=False),  # what the template renders with (trigger event)
     sa.Column("provider_message_id", sa.String(300)),
+    # SMS only: parts the carrier bills (GSM-7 / UCS-2 segments) and the estimated price of the send.
+    sa.Column("segments", sa.Integer),
+    sa.Column("cost", Money),
     sa.Column("send_after", UTCDateTime, nullable=False),
     sa.Column("created_at", UTCDateTime, nullable=False),
     sa.Column("sent_at", UTCDateTime),
     # When a delivery worker claimed it ('sending'); a stale claim is a crashed worker's, reclaimed.
     sa.Column("claimed_at", UTCDateTime),
     sa.UniqueConstraint("workspace_id", "dedupe_key"),
+    # Each channel's worker claims its own due rows: (channel, send_after) keeps an email backlog
+    # from slowing the SMS and push claims.
     sa.Index(
         "ix_messages_due",
+        "channel",
         "send_after",
         postgresql_where=sa.text("status = 'queued'"),
         sqlite_where=sa.text("status = 'queued'"),
@@ -336,6 +491,25 @@ messages = sa.Table(
     ),
     sa.Index("ix_messages_profile", "workspace_id", "profile_id", "created_at"),
     sa.Index("ix_messages_flow", "flow_id", "status"),
+    # Provider status callbacks (Twilio's MessageSid) find their message by this.
+    sa.Index("ix_messages_provider_id", "workspace_id", "provider_message_id"),
+)
+
+# Web push: one row per browser subscription (RFC 8030 endpoint plus the RFC 8291 keys).
+push_subscriptions = sa.Table(
+    "push_subscriptions",
+    metadata,
+    sa.Column("id", BigId, primary_key=True, autoincrement=True),
+    _ws(),
+    sa.Column("profile_id", sa.BigInteger, nullable=False),
+    sa.Column("endpoint", sa.String(2000), nullable=False),
+    sa.Column("p256dh", sa.String(200), nullable=False),  # the browser's ECDH public key, base64url
+    sa.Column("auth", sa.String(64), nullable=False),  # the 16-byte auth secret, base64url
+    sa.Column("user_agent", sa.String(500)),
+    sa.Column("created_at", UTCDateTime, nullable=False),
+    sa.Column("updated_at", UTCDateTime, nullable=False),
+    sa.UniqueConstraint("workspace_id", "endpoint"),
+    sa.Index("ix_push_subscriptions_profile", "workspace_id", "profile_id"),
 )
 
 # --- analytics ------------------------------------------------------------------------------
@@ -359,4 +533,49 @@ attributions = sa.Table(
     sa.Column("reversed_amount", Money, nullable=False, server_default="0"),
     sa.Index("ix_attributions_flow", "flow_id"),
     sa.Index("ix_attributions_order", "workspace_id", "order_id"),
+)
+
+# --- preferences, privacy, deliverability alerts (messaging guards) -------------------------
+
+# What a person chose in the preference center; absent row = defaults (every topic, any frequency).
+preferences = sa.Table(
+    "preferences",
+    metadata,
+    _ws(),
+    sa.Column("profile_id", sa.BigInteger, nullable=False),
+    sa.Column("topics_off", Json, nullable=False),  # topics opted out of: ["promotional", ...]
+    sa.Column("frequency", sa.String(16)),  # daily | weekly | monthly | NULL (no preference)
+    sa.Column("paused_until", UTCDateTime),
+    sa.Column("unsubscribe_reason", sa.String(500)),
+    sa.Column("updated_at", UTCDateTime, nullable=False),
+    sa.PrimaryKeyConstraint("workspace_id", "profile_id"),
+)
+
+# Every export and erasure (GDPR art. 30 records): the subject only as a keyed hash, never in clear.
+privacy_audit = sa.Table(
+    "privacy_audit",
+    metadata,
+    sa.Column("id", BigId, primary_key=True, autoincrement=True),
+    _ws(),
+    sa.Column("action", sa.String(16), nullable=False),  # export | erase
+    sa.Column("subject_hash", sa.String(64), nullable=False),
+    sa.Column("actor", sa.String(64), nullable=False),  # cli | api
+    sa.Column("at", UTCDateTime, nullable=False),
+    sa.Column("details", Json, nullable=False),  # rows removed per table, tombstone id
+)
+
+# Deliverability alerts (bounce / complaint rate over the last day).
+alerts = sa.Table(
+    "alerts",
+    metadata,
+    sa.Column("id", BigId, primary_key=True, autoincrement=True),
+    _ws(),
+    sa.Column("kind", sa.String(32), nullable=False),  # bounce_rate | complaint_rate
+    sa.Column("value", sa.Float, nullable=False),
+    sa.Column("threshold", sa.Float, nullable=False),
+    sa.Column("window_start", UTCDateTime, nullable=False),
+    sa.Column("window_end", UTCDateTime, nullable=False),
+    sa.Column("created_at", UTCDateTime, nullable=False),
+    sa.Column("details", Json, nullable=False),
+    sa.UniqueConstraint("workspace_id", "kind", "window_end"),
 )

@@ -5,13 +5,16 @@ from __future__ import annotations
 import logging
 import threading
 from dataclasses import dataclass, field
+from datetime import timedelta
 
 from sqlalchemy.engine import Engine
 
 from shopflow.domain.clock import Clock
-from shopflow.flows import scheduler
-from shopflow.messaging import delivery
+from shopflow.flows import scheduler, sweeps, webhooks
+from shopflow.messaging import delivery, delivery_push, delivery_sms
 from shopflow.messaging.channels.base import Channel
+from shopflow.messaging.channels.push.webpush import PushChannel
+from shopflow.messaging.channels.sms.base import SmsChannel
 from shopflow.store import db
 from shopflow.workers import events
 
@@ -23,9 +26,10 @@ class WorkerCounts:
     events: int = 0
     steps: int = 0
     messages: int = 0
+    swept: int = 0  # runs created by time-based triggers
 
     def total(self) -> int:
-        return self.events + self.steps + self.messages
+        return self.events + self.steps + self.messages + self.swept
 
 
 @dataclass
@@ -38,12 +42,19 @@ class Worker:
     event_batch: int = 2000
     step_batch: int = 500
     delivery_batch: int = 200
+    # A 'sending' claim older than this is a dead worker's and is sent again.
+    delivery_stale: timedelta = delivery.STALE_CLAIM
+    # SMS and push go through each workspace's configured provider unless these replace them
+    # (tests, the in-memory twins in shopflow.testing).
+    sms_channel: SmsChannel | None = None
+    push_channel: PushChannel | None = None
     counts: WorkerCounts = field(default_factory=WorkerCounts)
 
     def tick(self) -> WorkerCounts:
         """One pass over every stage, in data-flow order; returns the work done."""
         done = WorkerCounts()
         done.events = events.process_pending(self.engine, clock=self.clock, limit=self.event_batch)
+        done.swept = sweeps.run_sweeps(self.engine, clock=self.clock, limit=self.step_batch)
         done.steps = scheduler.run_due(self.engine, clock=self.clock, limit=self.step_batch)
         done.messages = delivery.deliver_due(
             self.engine,
@@ -52,7 +63,20 @@ class Worker:
             link_secret=self.link_secret,
             public_url=self.public_url,
             limit=self.delivery_batch,
+            stale_claim=self.delivery_stale,
         )
+        done.messages += delivery_sms.deliver_due_sms(
+            self.engine,
+            clock=self.clock,
+            public_url=self.public_url,
+            limit=self.delivery_batch,
+            channel=self.sms_channel,
+        )
+        done.messages += delivery_push.deliver_due_push(
+            self.engine, clock=self.clock, limit=self.delivery_batch, channel=self.push_channel
+        )
+        # Flow webhooks (outbound deliveries too) go out after the step that queued them committed.
+        done.messages += webhooks.deliver_due(self.engine, clock=self.clock, limit=self.delivery_batch)
         self.counts.events += done.events
         self.counts.steps += done.steps
         self.counts.messages += done.messages
@@ -66,6 +90,7 @@ class Worker:
             total.events += done.events
             total.steps += done.steps
             total.messages += done.messages
+            total.swept += done.swept
             if done.total() == 0:
                 break
         return total

@@ -5,9 +5,11 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
+import os
 import signal
 import threading
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
+from datetime import timedelta
 from typing import Any
 
 from sqlalchemy.engine import Engine
@@ -15,11 +17,28 @@ from sqlalchemy.engine import Engine
 from shopflow.api import deps
 from shopflow.config import Settings
 from shopflow.domain.clock import Clock, SystemClock
+from shopflow.messaging import delivery
 from shopflow.messaging.channels.email.smtp import SmtpChannel
 from shopflow.store import db
 from shopflow.workers.embedded import Worker, start_thread
 
 log = logging.getLogger(__name__)
+
+
+def delivery_stale(environ: Mapping[str, str]) -> timedelta:
+    """SHOPFLOW_DELIVERY_STALE_SECONDS: when a 'sending' claim counts as a dead worker's (default 300)."""
+    raw = environ.get("SHOPFLOW_DELIVERY_STALE_SECONDS", "").strip()
+    if not raw:
+        return delivery.STALE_CLAIM
+    try:
+        seconds = float(raw)
+    except ValueError:
+        seconds = -1.0
+    if not 0 < seconds <= 86_400:
+        raise ValueError(
+            f"SHOPFLOW_DELIVERY_STALE_SECONDS: expected seconds between 0 and 86400, got {raw!r}"
+        )
+    return timedelta(seconds=seconds)
 
 
 def build_worker(settings: Settings, *, engine: Engine, clock: Clock, link_secret: bytes) -> Worker:
@@ -29,6 +48,7 @@ def build_worker(settings: Settings, *, engine: Engine, clock: Clock, link_secre
         channel=SmtpChannel(settings.smtp_url),
         link_secret=link_secret,
         public_url=settings.public_url,
+        delivery_stale=delivery_stale(os.environ),
     )
 
 

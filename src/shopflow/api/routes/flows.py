@@ -1,4 +1,5 @@
-"""Flows API (private key): list, create or version from a JSON definition, read, report."""
+"""Flows API (private key): list, create or version from a JSON definition, read, report; the
+lifecycle: status, approval of a manual flow's messages, run migration, dry run, per-node counts."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from fastapi.responses import JSONResponse
 
 from shopflow.api import deps
 from shopflow.domain.flows import FlowDefinitionError, load_flow
+from shopflow.flows import lifecycle, simulate
 from shopflow.store import db, workspaces
 from shopflow.store import flows as store_flows
 
@@ -121,3 +123,209 @@ def flow_report(
         except LookupError:
             return _error(404, f"flow_id: no flow {flow_id} in this workspace")
     return _plain(report)
+
+
+# --- lifecycle: status, approval, version migration, dry run, per-node counts ----------------
+
+MAX_SMALL_BODY = 64 * 1024
+
+
+async def _object_body(request: Request) -> dict[str, Any] | JSONResponse:
+    """A small JSON object body, or the 400/413 answer naming what is wrong."""
+    declared = request.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > MAX_SMALL_BODY:
+        return _error(413, f"body: {declared} bytes; the limit is {MAX_SMALL_BODY}")
+    body = await request.body()
+    if len(body) > MAX_SMALL_BODY:
+        return _error(413, f"body: {len(body)} bytes; the limit is {MAX_SMALL_BODY}")
+    if not body.strip():
+        return {}
+    try:
+        data = json.loads(body)
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        return _error(400, f"body: not valid JSON: {exc}")
+    except RecursionError:
+        return _error(400, "body: nested too deeply")
+    if not isinstance(data, dict):
+        return _error(400, f"body: expected a JSON object, got {type(data).__name__}")
+    return data
+
+
+def _unknown_keys(data: dict[str, Any], allowed: set[str]) -> JSONResponse | None:
+    unknown = sorted(set(data) - allowed)
+    if unknown:
+        return _error(400, f"{unknown[0]}: unknown field; expected {', '.join(sorted(allowed))}")
+    return None
+
+
+@router.patch("/{flow_id}")
+async def update_flow(
+    flow_id: int, request: Request, ws: workspaces.Workspace = Depends(deps.private_workspace)
+) -> Any:
+    """Change a flow's status: {"status": "draft" | "manual" | "live" | "paused"}."""
+    data = await _object_body(request)
+    if isinstance(data, JSONResponse):
+        return data
+    if (bad := _unknown_keys(data, {"status"})) is not None:
+        return bad
+    status = data.get("status")
+    if not isinstance(status, str) or status not in store_flows.STATUSES:
+        return _error(
+            400, f"status: expected one of {', '.join(store_flows.STATUSES)}, got {json.dumps(status)}"
+        )
+    ctx = deps.context(request)
+    with db.transaction(ctx.engine) as conn:
+        try:
+            lifecycle.change_status(
+                conn, workspace_id=ws.id, flow_id=flow_id, status=status, now=ctx.clock.now()
+            )
+        except LookupError:
+            return _error(404, f"flow_id: no flow {flow_id} in this workspace")
+        flow = store_flows.get_flow(conn, workspace_id=ws.id, flow_id=flow_id)
+    assert flow is not None
+    return _summary(flow)
+
+
+def _message_ids(data: dict[str, Any]) -> list[int] | JSONResponse | None:
+    """{"message_ids": [..]} or {"all": true}: exactly one."""
+    if (bad := _unknown_keys(data, {"message_ids", "all"})) is not None:
+        return bad
+    ids, every = data.get("message_ids"), data.get("all", False)
+    if not isinstance(every, bool):
+        return _error(400, f"all: expected true or false, got {json.dumps(every)}")
+    if (ids is None) == (not every):
+        return _error(400, "body: give either message_ids (a list of ids) or all: true")
+    if every:
+        return None
+    if not isinstance(ids, list) or not ids or len(ids) > 10_000:
+        return _error(400, f"message_ids: expected a list of 1 to 10000 ids, got {json.dumps(ids)[:80]}")
+    for i in ids:
+        if not isinstance(i, int) or isinstance(i, bool) or i <= 0:
+            return _error(400, f"message_ids: expected positive integer ids, got {json.dumps(i)[:80]}")
+    return list(ids)
+
+
+async def _decide(flow_id: int, request: Request, ws: workspaces.Workspace, *, approve: bool) -> Any:
+    data = await _object_body(request)
+    if isinstance(data, JSONResponse):
+        return data
+    ids = _message_ids(data)
+    if isinstance(ids, JSONResponse):
+        return ids
+    ctx = deps.context(request)
+    with db.transaction(ctx.engine) as conn:
+        try:
+            if approve:
+                done = lifecycle.approve(
+                    conn, workspace_id=ws.id, flow_id=flow_id, message_ids=ids, now=ctx.clock.now()
+                )
+            else:
+                done = lifecycle.reject(conn, workspace_id=ws.id, flow_id=flow_id, message_ids=ids)
+        except LookupError:
+            return _error(404, f"flow_id: no flow {flow_id} in this workspace")
+    return {"approved" if approve else "rejected": done}
+
+
+@router.post("/{flow_id}/approve")
+async def approve_messages(
+    flow_id: int, request: Request, ws: workspaces.Workspace = Depends(deps.private_workspace)
+) -> Any:
+    """Queue a manual flow's messages waiting for approval: {"message_ids": [..]} or {"all": true}."""
+    return await _decide(flow_id, request, ws, approve=True)
+
+
+@router.post("/{flow_id}/reject")
+async def reject_messages(
+    flow_id: int, request: Request, ws: workspaces.Workspace = Depends(deps.private_workspace)
+) -> Any:
+    """Skip (reason "rejected") a manual flow's messages waiting for approval."""
+    return await _decide(flow_id, request, ws, approve=False)
+
+
+@router.get("/{flow_id}/pending")
+def pending_messages(
+    flow_id: int, request: Request, ws: workspaces.Workspace = Depends(deps.private_workspace)
+) -> Any:
+    """Messages of a manual flow waiting for approval."""
+    ctx = deps.context(request)
+    with db.reading(ctx.engine) as conn:
+        if store_flows.get_flow(conn, workspace_id=ws.id, flow_id=flow_id) is None:
+            return _error(404, f"flow_id: no flow {flow_id} in this workspace")
+        rows = store_flows.pending_messages(conn, workspace_id=ws.id, flow_id=flow_id)
+    return {"messages": [{**r, "created_at": r["created_at"].isoformat()} for r in rows]}
+
+
+@router.post("/{flow_id}/migrate-runs")
+async def migrate_runs(
+    flow_id: int, request: Request, ws: workspaces.Workspace = Depends(deps.private_workspace)
+) -> Any:
+    """Move waiting runs to {"to_version": N} (default: current) where their node still exists."""
+    data = await _object_body(request)
+    if isinstance(data, JSONResponse):
+        return data
+    if (bad := _unknown_keys(data, {"to_version"})) is not None:
+        return bad
+    version = data.get("to_version")
+    if version is not None and (not isinstance(version, int) or isinstance(version, bool) or version < 1):
+        return _error(
+            400, f"to_version: expected a version number (1 or more), got {json.dumps(version)[:80]}"
+        )
+    ctx = deps.context(request)
+    with db.transaction(ctx.engine) as conn:
+        try:
+            result = lifecycle.migrate_runs(
+                conn, workspace_id=ws.id, flow_id=flow_id, to_version=version, now=ctx.clock.now()
+            )
+        except LookupError:
+            return _error(404, f"flow_id: no flow {flow_id} in this workspace")
+        except ValueError as exc:
+            return _error(400, str(exc))
+    return result.to_json()
+
+
+@router.post("/{flow_id}/simulate")
+async def simulate_flow(
+    flow_id: int, request: Request, ws: workspaces.Workspace = Depends(deps.private_workspace)
+) -> Any:
+    """Dry run: {"profile_id": P, "event"?: {...}} -> the path the profile would take now, and why."""
+    data = await _object_body(request)
+    if isinstance(data, JSONResponse):
+        return data
+    if (bad := _unknown_keys(data, {"profile_id", "event"})) is not None:
+        return bad
+    profile_id = data.get("profile_id")
+    if not isinstance(profile_id, int) or isinstance(profile_id, bool) or profile_id <= 0:
+        return _error(400, f"profile_id: expected a profile id, got {json.dumps(profile_id)[:80]}")
+    try:
+        event = simulate.parse_event(data["event"]) if data.get("event") is not None else None
+    except ValueError as exc:
+        return _error(400, str(exc))
+    ctx = deps.context(request)
+    with db.reading(ctx.engine) as conn:
+        if store_flows.get_flow(conn, workspace_id=ws.id, flow_id=flow_id) is None:
+            return _error(404, f"flow_id: no flow {flow_id} in this workspace")
+        try:
+            result = simulate.simulate(
+                conn,
+                workspace_id=ws.id,
+                flow_id=flow_id,
+                profile_id=profile_id,
+                now=ctx.clock.now(),
+                event=event,
+            )
+        except LookupError:
+            return _error(404, f"profile_id: no profile {profile_id} in this workspace")
+    return result.to_json()
+
+
+@router.get("/{flow_id}/nodes")
+def node_counts(
+    flow_id: int, request: Request, ws: workspaces.Workspace = Depends(deps.private_workspace)
+) -> Any:
+    """Per node: entered (and split branches), waiting now, exited here by reason, skipped by reason."""
+    ctx = deps.context(request)
+    with db.reading(ctx.engine) as conn:
+        try:
+            return lifecycle.node_report(conn, workspace_id=ws.id, flow_id=flow_id)
+        except LookupError:
+            return _error(404, f"flow_id: no flow {flow_id} in this workspace")

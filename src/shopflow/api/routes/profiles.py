@@ -185,6 +185,8 @@ def timeline(
                     "id": int(s.id),
                     "kind": s.kind,
                     "flow_id": int(s.flow_id),
+                    "flow_name": s.flow_name,
+                    "flow_key": s.flow_key,
                     "run_id": int(s.run_id),
                     "node_id": s.node_id,
                     "reason": s.reason,

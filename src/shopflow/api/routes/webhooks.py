@@ -12,6 +12,7 @@ from fastapi.responses import JSONResponse
 from shopflow.api import deps
 from shopflow.api.routes.ingest import IngestError, read_body
 from shopflow.domain.events import Identity
+from shopflow.flows import catalog_triggers
 from shopflow.ingest import pipeline
 from shopflow.ingest.sources import segment, shopify
 from shopflow.store import catalog, db, event_writes, workspaces
@@ -100,8 +101,9 @@ async def shopify_webhook(workspace_id: str, request: Request) -> JSONResponse:
                     )
                     for shopify_event in events
                 ]
+            changes = catalog.CatalogChanges()
             if converted.products or converted.variants:
-                catalog.upsert_products(
+                changes = catalog.upsert_products(
                     conn,
                     workspace_id=ws.id,
                     products=converted.products,
@@ -109,7 +111,11 @@ async def shopify_webhook(workspace_id: str, request: Request) -> JSONResponse:
                     now=now,
                 )
             if converted.inventory:
-                catalog.set_inventory(conn, workspace_id=ws.id, levels=converted.inventory, now=now)
+                changes.inventory += catalog.set_inventory_levels(
+                    conn, workspace_id=ws.id, levels=converted.inventory, now=now
+                )
+            # Price drops, restocks and low stock start their flow runs with the change itself.
+            catalog_triggers.on_catalog_changes(conn, workspace_id=ws.id, changes=changes, now=now)
             result = pipeline.accept(conn, workspace_id=ws.id, events=events, now=now)
             return {"success": True, "events": len(result.event_ids)}
 

@@ -13,7 +13,7 @@ from decimal import Decimal, InvalidOperation
 from typing import Any
 
 from shopflow.domain import events as ev
-from shopflow.domain.events import CanonicalEvent, Identity
+from shopflow.domain.events import CanonicalEvent, ConsentChange, Identity
 
 SOURCE = "segment"
 TYPES = frozenset({"track", "identify", "page", "screen", "alias", "group"})
@@ -173,6 +173,44 @@ def _products(props: dict[str, Any], where: str) -> list[dict[str, Any]] | None:
     return out
 
 
+CONSENT_CHANNELS = ("email", "sms", "push")
+CONSENT_STATUSES = ("subscribed", "unsubscribed", "never_subscribed")
+
+
+def _consent(value: Any, *, when: datetime, context: dict[str, Any], where: str) -> tuple[ConsentChange, ...]:
+    """The `consent` trait, e.g. {"email": "subscribed", "sms": "unsubscribed"}, as consent changes.
+
+    The evidence kept with each change: the source (this API), the time, and the client's IP and
+    page when the library sent them.
+    """
+    if value is None:
+        return ()
+    if not isinstance(value, dict):
+        raise PayloadError(
+            f'{where}traits.consent: expected an object like {{"email": "subscribed"}}, got {_type_name(value)}'
+        )
+    details: dict[str, Any] = {}
+    if isinstance(context.get("ip"), str):
+        details["ip"] = context["ip"]
+    page = context.get("page")
+    if isinstance(page, dict) and isinstance(page.get("url"), str):
+        details["form_url"] = page["url"]
+    changes = []
+    for channel, status in value.items():
+        if channel not in CONSENT_CHANNELS:
+            raise PayloadError(
+                f"{where}traits.consent: expected channels {list(CONSENT_CHANNELS)}, got {_describe(channel)}"
+            )
+        if status not in CONSENT_STATUSES:
+            raise PayloadError(
+                f"{where}traits.consent.{channel}: expected one of {list(CONSENT_STATUSES)}, got {_describe(status)}"
+            )
+        changes.append(
+            ConsentChange(channel=channel, status=status, occurred_at=when, source=SOURCE, details=details)
+        )
+    return tuple(changes)
+
+
 def parse_message(msg: Any, *, kind: str | None, now: datetime, where: str = "") -> CanonicalEvent | None:
     """One wire message -> a canonical event (None for `group`, which Shopflow ignores).
 
@@ -205,6 +243,7 @@ def parse_message(msg: Any, *, kind: str | None, now: datetime, where: str = "")
     if sent_at is not None:
         when = now - (sent_at - when)
 
+    consent = _consent(traits.pop("consent", None), when=when, context=context, where=where)
     email = traits.get("email")
     phone = traits.get("phone")
     identity = Identity(
@@ -219,6 +258,7 @@ def parse_message(msg: Any, *, kind: str | None, now: datetime, where: str = "")
         "identity": identity,
         "time": when,
         "traits": _plain(traits) if msg_type == "identify" else {},
+        "consent": consent,
     }
     if msg_type == "group":
         return None

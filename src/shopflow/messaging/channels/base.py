@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Protocol, runtime_checkable
 
 
 @dataclass(frozen=True)
@@ -34,3 +34,13 @@ class Channel(Protocol):
         ...
 
     def close(self) -> None: ...
+
+
+OnResult = Callable[[SendResult], None]
+
+
+@runtime_checkable
+class StreamingChannel(Protocol):
+    """A channel that reports each email's result as it comes, so delivery records it at once."""
+
+    def send_each(self, batch: Sequence[OutgoingEmail], on_result: OnResult) -> list[SendResult]: ...

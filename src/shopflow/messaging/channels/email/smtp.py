@@ -10,7 +10,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from urllib.parse import parse_qs, unquote, urlsplit
 
-from shopflow.messaging.channels.base import OutgoingEmail, SendResult
+from shopflow.messaging.channels.base import OnResult, OutgoingEmail, SendResult
 
 
 @dataclass(frozen=True)
@@ -59,11 +59,11 @@ class _Session:
         self._channel = channel
         self._smtp: smtplib.SMTP | None = None
 
-    def send(self, batch: Sequence[OutgoingEmail]) -> list[SendResult]:
+    def send(self, batch: Sequence[OutgoingEmail], on_result: OnResult | None = None) -> list[SendResult]:
         results: list[SendResult] = []
         for index, email in enumerate(batch):
             try:
-                results.append(self._send_one(email))
+                result = self._send_one(email)
             except (OSError, smtplib.SMTPException) as exc:
                 # The server cannot be reached: the rest of the batch waits for the retry, unsent.
                 cfg = self._channel.config
@@ -72,6 +72,10 @@ class _Session:
                     SendResult(e.message_id, ok=False, temporary=True, error=error) for e in batch[index:]
                 )
                 break
+            results.append(result)
+            if on_result is not None:
+                # Before the next email: at most one accepted-but-unrecorded email per session.
+                on_result(result)
         return results
 
     def _send_one(self, email: OutgoingEmail) -> SendResult:
@@ -151,17 +155,25 @@ class SmtpChannel:
             self.connections_opened += 1
         return smtp
 
-    def send(self, batch: Sequence[OutgoingEmail]) -> list[SendResult]:
+    @property
+    def connections(self) -> int:
+        return len(self._sessions)
+
+    def send_each(self, batch: Sequence[OutgoingEmail], on_result: OnResult) -> list[SendResult]:
+        """`send`, calling `on_result` (from a session thread) as soon as each email has its result."""
+        return self.send(batch, on_result=on_result)
+
+    def send(self, batch: Sequence[OutgoingEmail], on_result: OnResult | None = None) -> list[SendResult]:
         # Small batches are not worth a second connection.
         used = min(len(self._sessions), max(1, len(batch) // 8))
         if used == 1:
-            return self._sessions[0].send(batch)
+            return self._sessions[0].send(batch, on_result)
         if self._pool is None:
             self._pool = ThreadPoolExecutor(max_workers=len(self._sessions), thread_name_prefix="smtp")
         size = -(-len(batch) // used)
         chunks = [batch[i * size : (i + 1) * size] for i in range(used)]
         futures = [
-            self._pool.submit(session.send, chunk)
+            self._pool.submit(session.send, chunk, on_result)
             for session, chunk in zip(self._sessions, chunks, strict=False)
         ]
         return [result for future in futures for result in future.result()]

@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises:
-Create Date: 2026-11-26 20:58:56.301080
+Create Date: 2026-11-26 21:28:23.337699
 """
 
 from __future__ import annotations
@@ -45,6 +45,31 @@ def upgrade() -> None:
         sa.UniqueConstraint("write_key_hash", name=op.f("uq_workspaces_write_key_hash")),
     )
     op.create_table(
+        "alerts",
+        sa.Column(
+            "id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), autoincrement=True, nullable=False
+        ),
+        sa.Column("workspace_id", sa.String(length=32), nullable=False),
+        sa.Column("kind", sa.String(length=32), nullable=False),
+        sa.Column("value", sa.Float(), nullable=False),
+        sa.Column("threshold", sa.Float(), nullable=False),
+        sa.Column("window_start", shopflow.store.types.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("window_end", shopflow.store.types.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("created_at", shopflow.store.types.UTCDateTime(timezone=True), nullable=False),
+        sa.Column(
+            "details",
+            sa.JSON().with_variant(postgresql.JSONB(astext_type=sa.Text()), "postgresql"),
+            nullable=False,
+        ),
+        sa.ForeignKeyConstraint(
+            ["workspace_id"], ["workspaces.id"], name=op.f("fk_alerts_workspace_id_workspaces")
+        ),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_alerts")),
+        sa.UniqueConstraint(
+            "workspace_id", "kind", "window_end", name=op.f("uq_alerts_workspace_id_kind_window_end")
+        ),
+    )
+    op.create_table(
         "attributions",
         sa.Column(
             "id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), autoincrement=True, nullable=False
@@ -72,6 +97,17 @@ def upgrade() -> None:
         batch_op.create_index("ix_attributions_flow", ["flow_id"], unique=False)
         batch_op.create_index("ix_attributions_order", ["workspace_id", "order_id"], unique=False)
 
+    op.create_table(
+        "audience_members",
+        sa.Column("workspace_id", sa.String(length=32), nullable=False),
+        sa.Column("audience", sa.String(length=100), nullable=False),
+        sa.Column("profile_id", sa.BigInteger(), nullable=False),
+        sa.Column("added_at", shopflow.store.types.UTCDateTime(timezone=True), nullable=False),
+        sa.ForeignKeyConstraint(
+            ["workspace_id"], ["workspaces.id"], name=op.f("fk_audience_members_workspace_id_workspaces")
+        ),
+        sa.PrimaryKeyConstraint("workspace_id", "audience", "profile_id", name=op.f("pk_audience_members")),
+    )
     op.create_table(
         "consent_evidence",
         sa.Column(
@@ -134,6 +170,7 @@ def upgrade() -> None:
         sa.UniqueConstraint("workspace_id", "message_id", name=op.f("uq_events_workspace_id_message_id")),
     )
     with op.batch_alter_table("events", schema=None) as batch_op:
+        batch_op.create_index("ix_events_name_time", ["workspace_id", "name", "time"], unique=False)
         batch_op.create_index(
             "ix_events_profile_name_time", ["workspace_id", "profile_id", "name", "time"], unique=False
         )
@@ -187,6 +224,18 @@ def upgrade() -> None:
         batch_op.create_index("ix_flow_runs_profile", ["workspace_id", "profile_id"], unique=False)
 
     op.create_table(
+        "flow_sweeps",
+        sa.Column("flow_id", sa.BigInteger(), autoincrement=False, nullable=False),
+        sa.Column("workspace_id", sa.String(length=32), nullable=False),
+        sa.Column("profiles_until", shopflow.store.types.UTCDateTime(timezone=True), nullable=True),
+        sa.Column("profiles_after_id", sa.BigInteger(), nullable=True),
+        sa.Column("refreshed_at", shopflow.store.types.UTCDateTime(timezone=True), nullable=True),
+        sa.ForeignKeyConstraint(
+            ["workspace_id"], ["workspaces.id"], name=op.f("fk_flow_sweeps_workspace_id_workspaces")
+        ),
+        sa.PrimaryKeyConstraint("flow_id", name=op.f("pk_flow_sweeps")),
+    )
+    op.create_table(
         "flows",
         sa.Column(
             "id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), autoincrement=True, nullable=False
@@ -204,6 +253,36 @@ def upgrade() -> None:
         ),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_flows")),
         sa.UniqueConstraint("workspace_id", "key", name=op.f("uq_flows_workspace_id_key")),
+    )
+    op.create_table(
+        "list_members",
+        sa.Column("workspace_id", sa.String(length=32), nullable=False),
+        sa.Column("list_id", sa.BigInteger(), nullable=False),
+        sa.Column("profile_id", sa.BigInteger(), nullable=False),
+        sa.Column("source", sa.String(length=64), nullable=False),
+        sa.Column("joined_at", shopflow.store.types.UTCDateTime(timezone=True), nullable=False),
+        sa.ForeignKeyConstraint(
+            ["workspace_id"], ["workspaces.id"], name=op.f("fk_list_members_workspace_id_workspaces")
+        ),
+        sa.PrimaryKeyConstraint("workspace_id", "list_id", "profile_id", name=op.f("pk_list_members")),
+    )
+    with op.batch_alter_table("list_members", schema=None) as batch_op:
+        batch_op.create_index("ix_list_members_profile", ["workspace_id", "profile_id"], unique=False)
+
+    op.create_table(
+        "lists",
+        sa.Column(
+            "id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), autoincrement=True, nullable=False
+        ),
+        sa.Column("workspace_id", sa.String(length=32), nullable=False),
+        sa.Column("key", sa.String(length=100), nullable=False),
+        sa.Column("name", sa.String(length=200), nullable=False),
+        sa.Column("created_at", shopflow.store.types.UTCDateTime(timezone=True), nullable=False),
+        sa.ForeignKeyConstraint(
+            ["workspace_id"], ["workspaces.id"], name=op.f("fk_lists_workspace_id_workspaces")
+        ),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_lists")),
+        sa.UniqueConstraint("workspace_id", "key", name=op.f("uq_lists_workspace_id_key")),
     )
     op.create_table(
         "messages",
@@ -231,6 +310,8 @@ def upgrade() -> None:
             nullable=False,
         ),
         sa.Column("provider_message_id", sa.String(length=300), nullable=True),
+        sa.Column("segments", sa.Integer(), nullable=True),
+        sa.Column("cost", shopflow.store.types.Money(), nullable=True),
         sa.Column("send_after", shopflow.store.types.UTCDateTime(timezone=True), nullable=False),
         sa.Column("created_at", shopflow.store.types.UTCDateTime(timezone=True), nullable=False),
         sa.Column("sent_at", shopflow.store.types.UTCDateTime(timezone=True), nullable=True),
@@ -251,7 +332,7 @@ def upgrade() -> None:
         )
         batch_op.create_index(
             "ix_messages_due",
-            ["send_after"],
+            ["channel", "send_after"],
             unique=False,
             postgresql_where=sa.text("status = 'queued'"),
             sqlite_where=sa.text("status = 'queued'"),
@@ -259,6 +340,9 @@ def upgrade() -> None:
         batch_op.create_index("ix_messages_flow", ["flow_id", "status"], unique=False)
         batch_op.create_index(
             "ix_messages_profile", ["workspace_id", "profile_id", "created_at"], unique=False
+        )
+        batch_op.create_index(
+            "ix_messages_provider_id", ["workspace_id", "provider_message_id"], unique=False
         )
 
     op.create_table(
@@ -269,6 +353,44 @@ def upgrade() -> None:
             ["workspace_id"], ["workspaces.id"], name=op.f("fk_pending_events_workspace_id_workspaces")
         ),
         sa.PrimaryKeyConstraint("event_id", name=op.f("pk_pending_events")),
+    )
+    op.create_table(
+        "preferences",
+        sa.Column("workspace_id", sa.String(length=32), nullable=False),
+        sa.Column("profile_id", sa.BigInteger(), nullable=False),
+        sa.Column(
+            "topics_off",
+            sa.JSON().with_variant(postgresql.JSONB(astext_type=sa.Text()), "postgresql"),
+            nullable=False,
+        ),
+        sa.Column("frequency", sa.String(length=16), nullable=True),
+        sa.Column("paused_until", shopflow.store.types.UTCDateTime(timezone=True), nullable=True),
+        sa.Column("unsubscribe_reason", sa.String(length=500), nullable=True),
+        sa.Column("updated_at", shopflow.store.types.UTCDateTime(timezone=True), nullable=False),
+        sa.ForeignKeyConstraint(
+            ["workspace_id"], ["workspaces.id"], name=op.f("fk_preferences_workspace_id_workspaces")
+        ),
+        sa.PrimaryKeyConstraint("workspace_id", "profile_id", name=op.f("pk_preferences")),
+    )
+    op.create_table(
+        "privacy_audit",
+        sa.Column(
+            "id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), autoincrement=True, nullable=False
+        ),
+        sa.Column("workspace_id", sa.String(length=32), nullable=False),
+        sa.Column("action", sa.String(length=16), nullable=False),
+        sa.Column("subject_hash", sa.String(length=64), nullable=False),
+        sa.Column("actor", sa.String(length=64), nullable=False),
+        sa.Column("at", shopflow.store.types.UTCDateTime(timezone=True), nullable=False),
+        sa.Column(
+            "details",
+            sa.JSON().with_variant(postgresql.JSONB(astext_type=sa.Text()), "postgresql"),
+            nullable=False,
+        ),
+        sa.ForeignKeyConstraint(
+            ["workspace_id"], ["workspaces.id"], name=op.f("fk_privacy_audit_workspace_id_workspaces")
+        ),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_privacy_audit")),
     )
     op.create_table(
         "product_variants",
@@ -300,6 +422,8 @@ def upgrade() -> None:
         sa.Column("image_url", sa.String(length=1000), nullable=True),
         sa.Column("category", sa.String(length=200), nullable=True),
         sa.Column("price", shopflow.store.types.Money(), nullable=True),
+        sa.Column("previous_price", shopflow.store.types.Money(), nullable=True),
+        sa.Column("price_changed_at", shopflow.store.types.UTCDateTime(timezone=True), nullable=True),
         sa.Column("status", sa.String(length=32), nullable=True),
         sa.Column(
             "properties",
@@ -379,6 +503,31 @@ def upgrade() -> None:
     )
     with op.batch_alter_table("profiles", schema=None) as batch_op:
         batch_op.create_index("ix_profiles_workspace_email", ["workspace_id", "email"], unique=False)
+        batch_op.create_index("ix_profiles_workspace_updated", ["workspace_id", "updated_at"], unique=False)
+
+    op.create_table(
+        "push_subscriptions",
+        sa.Column(
+            "id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), autoincrement=True, nullable=False
+        ),
+        sa.Column("workspace_id", sa.String(length=32), nullable=False),
+        sa.Column("profile_id", sa.BigInteger(), nullable=False),
+        sa.Column("endpoint", sa.String(length=2000), nullable=False),
+        sa.Column("p256dh", sa.String(length=200), nullable=False),
+        sa.Column("auth", sa.String(length=64), nullable=False),
+        sa.Column("user_agent", sa.String(length=500), nullable=True),
+        sa.Column("created_at", shopflow.store.types.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("updated_at", shopflow.store.types.UTCDateTime(timezone=True), nullable=False),
+        sa.ForeignKeyConstraint(
+            ["workspace_id"], ["workspaces.id"], name=op.f("fk_push_subscriptions_workspace_id_workspaces")
+        ),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_push_subscriptions")),
+        sa.UniqueConstraint(
+            "workspace_id", "endpoint", name=op.f("uq_push_subscriptions_workspace_id_endpoint")
+        ),
+    )
+    with op.batch_alter_table("push_subscriptions", schema=None) as batch_op:
+        batch_op.create_index("ix_push_subscriptions_profile", ["workspace_id", "profile_id"], unique=False)
 
     op.create_table(
         "run_log",
@@ -404,6 +553,68 @@ def upgrade() -> None:
         batch_op.create_index(batch_op.f("ix_run_log_run_id"), ["run_id"], unique=False)
 
     op.create_table(
+        "sender_domains",
+        sa.Column("workspace_id", sa.String(length=32), nullable=False),
+        sa.Column("domain", sa.String(length=253), nullable=False),
+        sa.Column("selector", sa.String(length=63), nullable=False),
+        sa.Column("algorithm", sa.String(length=16), nullable=False),
+        sa.Column("private_key_pem", sa.Text(), nullable=False),
+        sa.Column("verified", sa.Boolean(), nullable=False),
+        sa.Column("created_at", shopflow.store.types.UTCDateTime(timezone=True), nullable=False),
+        sa.ForeignKeyConstraint(
+            ["workspace_id"], ["workspaces.id"], name=op.f("fk_sender_domains_workspace_id_workspaces")
+        ),
+        sa.PrimaryKeyConstraint("workspace_id", "domain", name=op.f("pk_sender_domains")),
+    )
+    op.create_table(
+        "staff_alerts",
+        sa.Column(
+            "id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), autoincrement=True, nullable=False
+        ),
+        sa.Column("workspace_id", sa.String(length=32), nullable=False),
+        sa.Column("flow_id", sa.BigInteger(), nullable=False),
+        sa.Column("run_id", sa.BigInteger(), nullable=False),
+        sa.Column("node_id", sa.String(length=100), nullable=False),
+        sa.Column("profile_id", sa.BigInteger(), nullable=False),
+        sa.Column("message", sa.String(length=500), nullable=False),
+        sa.Column("created_at", shopflow.store.types.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("seen_at", shopflow.store.types.UTCDateTime(timezone=True), nullable=True),
+        sa.ForeignKeyConstraint(
+            ["workspace_id"], ["workspaces.id"], name=op.f("fk_staff_alerts_workspace_id_workspaces")
+        ),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_staff_alerts")),
+        sa.UniqueConstraint("run_id", "node_id", name=op.f("uq_staff_alerts_run_id_node_id")),
+    )
+    with op.batch_alter_table("staff_alerts", schema=None) as batch_op:
+        batch_op.create_index("ix_staff_alerts_workspace", ["workspace_id", "created_at"], unique=False)
+
+    op.create_table(
+        "stock_subscriptions",
+        sa.Column(
+            "id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), autoincrement=True, nullable=False
+        ),
+        sa.Column("workspace_id", sa.String(length=32), nullable=False),
+        sa.Column("profile_id", sa.BigInteger(), nullable=False),
+        sa.Column("product_id", sa.String(length=64), nullable=False),
+        sa.Column("variant_id", sa.String(length=64), nullable=False),
+        sa.Column("created_at", shopflow.store.types.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("notified_at", shopflow.store.types.UTCDateTime(timezone=True), nullable=True),
+        sa.ForeignKeyConstraint(
+            ["workspace_id"], ["workspaces.id"], name=op.f("fk_stock_subscriptions_workspace_id_workspaces")
+        ),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_stock_subscriptions")),
+        sa.UniqueConstraint(
+            "workspace_id",
+            "profile_id",
+            "product_id",
+            "variant_id",
+            name=op.f("uq_stock_subscriptions_workspace_id_profile_id_product_id_variant_id"),
+        ),
+    )
+    with op.batch_alter_table("stock_subscriptions", schema=None) as batch_op:
+        batch_op.create_index("ix_stock_subscriptions_product", ["workspace_id", "product_id"], unique=False)
+
+    op.create_table(
         "suppressions",
         sa.Column(
             "id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), autoincrement=True, nullable=False
@@ -426,6 +637,66 @@ def upgrade() -> None:
     with op.batch_alter_table("suppressions", schema=None) as batch_op:
         batch_op.create_index(
             "ix_suppressions_profile", ["workspace_id", "profile_id", "channel"], unique=False
+        )
+
+    op.create_table(
+        "trigger_schedule",
+        sa.Column("flow_id", sa.BigInteger(), nullable=False),
+        sa.Column("profile_id", sa.BigInteger(), nullable=False),
+        sa.Column("workspace_id", sa.String(length=32), nullable=False),
+        sa.Column("fire_at", shopflow.store.types.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("trigger_key", sa.String(length=200), nullable=False),
+        sa.Column(
+            "details",
+            sa.JSON().with_variant(postgresql.JSONB(astext_type=sa.Text()), "postgresql"),
+            nullable=False,
+        ),
+        sa.ForeignKeyConstraint(
+            ["workspace_id"], ["workspaces.id"], name=op.f("fk_trigger_schedule_workspace_id_workspaces")
+        ),
+        sa.PrimaryKeyConstraint("flow_id", "profile_id", name=op.f("pk_trigger_schedule")),
+    )
+    with op.batch_alter_table("trigger_schedule", schema=None) as batch_op:
+        batch_op.create_index("ix_trigger_schedule_due", ["flow_id", "fire_at"], unique=False)
+
+    op.create_table(
+        "webhook_deliveries",
+        sa.Column(
+            "id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), autoincrement=True, nullable=False
+        ),
+        sa.Column("workspace_id", sa.String(length=32), nullable=False),
+        sa.Column("run_id", sa.BigInteger(), nullable=False),
+        sa.Column("flow_id", sa.BigInteger(), nullable=False),
+        sa.Column("node_id", sa.String(length=100), nullable=False),
+        sa.Column("url", sa.String(length=2000), nullable=False),
+        sa.Column("method", sa.String(length=8), nullable=False),
+        sa.Column("body", sa.Text(), nullable=False),
+        sa.Column("status", sa.String(length=16), nullable=False),
+        sa.Column("attempts", sa.Integer(), nullable=False),
+        sa.Column("next_attempt_at", shopflow.store.types.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("claimed_at", shopflow.store.types.UTCDateTime(timezone=True), nullable=True),
+        sa.Column("response_status", sa.Integer(), nullable=True),
+        sa.Column(
+            "response",
+            sa.JSON().with_variant(postgresql.JSONB(astext_type=sa.Text()), "postgresql"),
+            nullable=True,
+        ),
+        sa.Column("error", sa.String(length=500), nullable=True),
+        sa.Column("created_at", shopflow.store.types.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("completed_at", shopflow.store.types.UTCDateTime(timezone=True), nullable=True),
+        sa.ForeignKeyConstraint(
+            ["workspace_id"], ["workspaces.id"], name=op.f("fk_webhook_deliveries_workspace_id_workspaces")
+        ),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_webhook_deliveries")),
+        sa.UniqueConstraint("run_id", "node_id", name=op.f("uq_webhook_deliveries_run_id_node_id")),
+    )
+    with op.batch_alter_table("webhook_deliveries", schema=None) as batch_op:
+        batch_op.create_index(
+            "ix_webhook_deliveries_due",
+            ["next_attempt_at"],
+            unique=False,
+            postgresql_where=sa.text("status IN ('pending', 'sending')"),
+            sqlite_where=sa.text("status IN ('pending', 'sending')"),
         )
 
     op.create_table(
@@ -479,17 +750,43 @@ def downgrade() -> None:
     # ### commands auto generated by Alembic - please adjust! ###
     op.drop_table("flow_versions")
     op.drop_table("webhook_receipts")
+    with op.batch_alter_table("webhook_deliveries", schema=None) as batch_op:
+        batch_op.drop_index(
+            "ix_webhook_deliveries_due",
+            postgresql_where=sa.text("status IN ('pending', 'sending')"),
+            sqlite_where=sa.text("status IN ('pending', 'sending')"),
+        )
+
+    op.drop_table("webhook_deliveries")
+    with op.batch_alter_table("trigger_schedule", schema=None) as batch_op:
+        batch_op.drop_index("ix_trigger_schedule_due")
+
+    op.drop_table("trigger_schedule")
     with op.batch_alter_table("suppressions", schema=None) as batch_op:
         batch_op.drop_index("ix_suppressions_profile")
 
     op.drop_table("suppressions")
+    with op.batch_alter_table("stock_subscriptions", schema=None) as batch_op:
+        batch_op.drop_index("ix_stock_subscriptions_product")
+
+    op.drop_table("stock_subscriptions")
+    with op.batch_alter_table("staff_alerts", schema=None) as batch_op:
+        batch_op.drop_index("ix_staff_alerts_workspace")
+
+    op.drop_table("staff_alerts")
+    op.drop_table("sender_domains")
     with op.batch_alter_table("run_log", schema=None) as batch_op:
         batch_op.drop_index(batch_op.f("ix_run_log_run_id"))
         batch_op.drop_index("ix_run_log_profile")
         batch_op.drop_index("ix_run_log_flow_node")
 
     op.drop_table("run_log")
+    with op.batch_alter_table("push_subscriptions", schema=None) as batch_op:
+        batch_op.drop_index("ix_push_subscriptions_profile")
+
+    op.drop_table("push_subscriptions")
     with op.batch_alter_table("profiles", schema=None) as batch_op:
+        batch_op.drop_index("ix_profiles_workspace_updated")
         batch_op.drop_index("ix_profiles_workspace_email")
 
     op.drop_table("profiles")
@@ -506,8 +803,11 @@ def downgrade() -> None:
         batch_op.drop_index("ix_product_variants_inventory_item")
 
     op.drop_table("product_variants")
+    op.drop_table("privacy_audit")
+    op.drop_table("preferences")
     op.drop_table("pending_events")
     with op.batch_alter_table("messages", schema=None) as batch_op:
+        batch_op.drop_index("ix_messages_provider_id")
         batch_op.drop_index("ix_messages_profile")
         batch_op.drop_index("ix_messages_flow")
         batch_op.drop_index(
@@ -522,7 +822,13 @@ def downgrade() -> None:
         )
 
     op.drop_table("messages")
+    op.drop_table("lists")
+    with op.batch_alter_table("list_members", schema=None) as batch_op:
+        batch_op.drop_index("ix_list_members_profile")
+
+    op.drop_table("list_members")
     op.drop_table("flows")
+    op.drop_table("flow_sweeps")
     with op.batch_alter_table("flow_runs", schema=None) as batch_op:
         batch_op.drop_index("ix_flow_runs_profile")
         batch_op.drop_index("ix_flow_runs_flow_status")
@@ -535,6 +841,7 @@ def downgrade() -> None:
     op.drop_table("flow_runs")
     with op.batch_alter_table("events", schema=None) as batch_op:
         batch_op.drop_index("ix_events_profile_name_time")
+        batch_op.drop_index("ix_events_name_time")
 
     op.drop_table("events")
     op.drop_table("consents")
@@ -542,11 +849,13 @@ def downgrade() -> None:
         batch_op.drop_index(batch_op.f("ix_consent_evidence_profile_id"))
 
     op.drop_table("consent_evidence")
+    op.drop_table("audience_members")
     with op.batch_alter_table("attributions", schema=None) as batch_op:
         batch_op.drop_index("ix_attributions_order")
         batch_op.drop_index("ix_attributions_flow")
 
     op.drop_table("attributions")
+    op.drop_table("alerts")
     op.drop_table("workspaces")
     op.drop_table("instance_settings")
     # ### end Alembic commands ###

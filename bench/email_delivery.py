@@ -1,0 +1,324 @@
+"""Email delivery throughput: personalised, rendered, DKIM-signed, accepted by SMTP in another process.
+
+    .venv/bin/python bench/email_delivery.py [--dialect sqlite|postgresql|both] [--messages 5000] [--runs 3]
+
+Each run: a fresh database with one workspace (a sender domain with an RSA-2048 DKIM key, past its
+warm-up), N subscribed profiles and N queued cart-reminder emails (three products each). The timed
+part is the delivery worker's loop, `delivery.deliver_due(limit=500)` until the queue is empty:
+claim, guards, render (Liquid), tracking links, MIME, DKIM signature, SMTP to `shopflow sink` (a
+separate process on loopback, storing every message as a file), record the result. Emails/s =
+N / elapsed, all N must end 'sent'. Also printed, single-threaded (= per core): rendering alone with
+the compiled-template cache, render + links + MIME + DKIM (`delivery.prepare`), and DKIM alone.
+"""
+
+from __future__ import annotations
+
+import argparse
+import multiprocessing
+import os
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from datetime import timedelta
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from bench import common
+from shopflow import testing
+from shopflow.domain.clock import SimulatedClock
+from shopflow.domain.events import CanonicalEvent, ConsentChange, Identity
+from shopflow.ingest import pipeline
+from shopflow.messaging import delivery, dkim, templates
+from shopflow.messaging.channels.email.smtp import SmtpChannel
+from shopflow.store import db, messages, senders, workspaces
+
+DOMAIN = "mail.bench.example"
+TEMPLATE = "cart-reminder-1h"
+SECRET = b"bench-link-secret"
+BATCH = 200
+PUBLIC = "https://sf.bench.example"
+FIRST = ["Ana", "Ben", "Chloé", "Dev", "Emma", "Farid", "Grace", "Hiro"]
+
+
+def cart(n: int) -> dict[str, Any]:
+    return {
+        "event": {
+            "abandoned_checkout_url": f"https://shop.bench.example/checkouts/c{n}",
+            "currency": "USD",
+            "products": [
+                {
+                    "name": f"Product {n % 50 + k}",
+                    "price": f"{12 + k}.50",
+                    "quantity": 1 + k,
+                    "url": f"https://shop.bench.example/p/{n % 50 + k}",
+                    "image_url": f"https://cdn.bench.example/p/{n % 50 + k}.jpg",
+                }
+                for k in range(3)
+            ],
+        }
+    }
+
+
+def setup(url: str, count: int, clock: SimulatedClock, algorithm: str) -> tuple[Any, str]:
+    engine = db.create_engine(url)
+    now = clock.now()
+    with db.transaction(engine) as conn:
+        ws = workspaces.create_workspace(
+            conn,
+            name="Bench Store",
+            now=now - timedelta(days=90),
+            settings={"from_email": f"hello@{DOMAIN}", "from_name": "Bench Store"},
+        ).workspace
+        senders.add_domain(
+            conn,
+            workspace_id=ws.id,
+            domain=DOMAIN,
+            selector="bench",
+            algorithm=algorithm,
+            private_key_pem=dkim.generate_private_key(algorithm),
+            now=now - timedelta(days=60),  # past the warm-up ramp
+        )
+    for start in range(0, count, 1000):
+        events = [
+            CanonicalEvent(
+                message_id=f"signup-{n}",
+                source="bench",
+                identity=Identity(email=f"customer{n}@inbox.bench.example"),
+                time=now,
+                traits={"first_name": FIRST[n % len(FIRST)]},
+                consent=(ConsentChange("email", "subscribed", now, "bench"),),
+            )
+            for n in range(start, min(count, start + 1000))
+        ]
+        with db.transaction(engine) as conn:
+            ids = pipeline.accept(conn, workspace_id=ws.id, events=events, now=now).profile_ids
+            messages.enqueue_many(
+                conn,
+                [
+                    {
+                        "workspace_id": ws.id,
+                        "profile_id": pid,
+                        "channel": "email",
+                        "template": TEMPLATE,
+                        "transactional": False,
+                        "flow_id": 1,
+                        "run_id": None,
+                        "node_id": "email-1",
+                        "dedupe_key": f"bench:{start + i}",
+                        "status": messages.QUEUED,
+                        "skip_reason": None,
+                        "context": cart(start + i),
+                        "send_after": now,
+                        "created_at": now,
+                    }
+                    for i, pid in enumerate(ids)
+                ],
+            )
+    return engine, ws.id
+
+
+def start_sink(directory: Path, server: str = "sink") -> tuple[subprocess.Popen[bytes], int]:
+    port = testing.free_port()
+    if server == "sink":
+        command = [sys.executable, "-m", "shopflow.cli", "sink", "--port", str(port), "--dir", str(directory)]
+    else:
+        command = [sys.executable, str(Path(__file__).with_name("smtp_discard.py")), str(port)]
+    proc = subprocess.Popen(
+        command,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        env={**os.environ, "SHOPFLOW_LOG_LEVEL": "WARNING"},
+    )
+    import socket
+
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline:
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.5):
+                return proc, port
+        except OSError:
+            time.sleep(0.1)
+    proc.kill()
+    raise RuntimeError("shopflow sink did not start")
+
+
+def _worker_loop(url: str, port: int, connections: int, threads: int) -> None:
+    """One delivery worker process (as `shopflow worker` would be): its own engine and channels."""
+    engine = db.create_engine(url)
+    clock = SimulatedClock(testing.T0)
+    lib = templates.default_library()
+
+    def loop() -> None:
+        channel = SmtpChannel(f"smtp://127.0.0.1:{port}?connections={connections}")
+        try:
+            while delivery.deliver_due(
+                engine,
+                clock=clock,
+                channel=channel,
+                link_secret=SECRET,
+                public_url=PUBLIC,
+                limit=BATCH,
+                library=lib,
+            ):
+                pass
+        finally:
+            channel.close()
+
+    # Several loops per process: while one renders and signs (holding the GIL), another waits on SMTP.
+    running = [threading.Thread(target=loop) for _ in range(threads)]
+    for thread in running:
+        thread.start()
+    for thread in running:
+        thread.join()
+    engine.dispose()
+
+
+def delivery_run(
+    dialect: str, count: int, port: int, *, connections: int, processes: int, threads: int, algorithm: str
+) -> float:
+    """`processes` worker processes x `threads` delivery loops drain N queued emails."""
+    clock = SimulatedClock(testing.T0)
+    with common.database(dialect) as url:
+        engine, ws_id = setup(url, count, clock, algorithm)
+        engine.dispose()  # no pooled connection crosses the fork
+        ctx = multiprocessing.get_context("fork")
+        started = time.perf_counter()
+        workers = [
+            ctx.Process(target=_worker_loop, args=(url, port, connections, threads)) for _ in range(processes)
+        ]
+        for worker in workers:
+            worker.start()
+        for worker in workers:
+            worker.join()
+        elapsed = time.perf_counter() - started
+        with db.reading(engine) as conn:
+            counts = messages.count_by_status(conn, workspace_id=ws_id)
+        engine.dispose()
+    if counts != {messages.SENT: count}:
+        raise RuntimeError(f"{dialect}: expected {count} sent, got {counts}")
+    return count / elapsed
+
+
+def per_core(count: int) -> dict[str, float]:
+    """Single-threaded rates: render only; render + links + MIME + DKIM (RSA, Ed25519); DKIM only."""
+    lib = templates.default_library()
+    template = lib.get(TEMPLATE)
+    settings = {**workspaces.DEFAULT_SETTINGS, "from_email": f"hello@{DOMAIN}"}
+    ws = workspaces.Workspace("ws_bench", "Bench Store", "x", settings)
+    people = [
+        messages.Recipient(
+            n, f"customer{n}@inbox.bench.example", None, FIRST[n % 8], None, {}, 2, Decimal("80")
+        )
+        for n in range(count)
+    ]
+    msgs = [
+        messages.ClaimedMessage(n, ws.id, n, "email", TEMPLATE, False, 1, cart(n), 1) for n in range(count)
+    ]
+    now = testing.T0
+    contexts = [
+        delivery.render_context(
+            m, person=p, workspace=ws, unsubscribe_url=f"{PUBLIC}/u/t{m.id}", preferences_url=""
+        )
+        for m, p in zip(msgs, people, strict=True)
+    ]
+    template.render(contexts[0])  # parsed and cached before timing
+    t = time.perf_counter()
+    for ctx in contexts:
+        template.render(ctx)
+    out = {"render": count / (time.perf_counter() - t)}
+
+    for suffix, algorithm in (("", dkim.RSA_SHA256), ("_ed", dkim.ED25519_SHA256)):
+        signer = dkim.Signer(DOMAIN, "bench", dkim.generate_private_key(algorithm))
+        signers = {(ws.id, DOMAIN): signer}
+        t = time.perf_counter()
+        raws = [
+            delivery.prepare(
+                m,
+                person=p,
+                workspace=ws,
+                now=now,
+                link_secret=SECRET,
+                public_url=PUBLIC,
+                library=lib,
+                signers=signers,
+            ).email.raw
+            for m, p in zip(msgs, people, strict=True)
+        ]
+        out["prepare" + suffix] = count / (time.perf_counter() - t)
+        unsigned = [r.split(b"\r\n\tb=", 1)[1].split(b"\r\n", 1)[1] for r in raws]
+        t = time.perf_counter()
+        for raw in unsigned:
+            signer.sign(raw, now=now)
+        out["dkim" + suffix] = count / (time.perf_counter() - t)
+        out["bytes"] = sum(len(r) for r in raws) / len(raws)
+    return out
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--dialect", choices=["sqlite", "postgresql", "both"], default="both")
+    parser.add_argument("--messages", type=int, default=5000, help="emails per run (default 5000)")
+    parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--processes", type=int, default=1, help="delivery worker processes (default 1)")
+    parser.add_argument("--threads", type=int, default=2, help="delivery loops per process (default 2)")
+    parser.add_argument("--connections", type=int, default=2, help="SMTP connections per loop (default 2)")
+    parser.add_argument(
+        "--server",
+        choices=["discard", "sink"],
+        default="discard",
+        help="discard: aiosmtpd keeping a count (default); sink: `shopflow sink`, a file per message",
+    )
+    parser.add_argument("--algorithm", choices=dkim.ALGORITHMS, default=dkim.RSA_SHA256)
+    parser.add_argument("--skip-per-core", action="store_true")
+    args = parser.parse_args()
+
+    print(f"machine: {common.machine()}")
+    if not args.skip_per_core:
+        rates = [per_core(2000) for _ in range(args.runs)]
+        size = rates[0]["bytes"]
+        print(f"per core ({TEMPLATE}, {size / 1024:.1f} KiB emails, median of {args.runs}):")
+        for key, label in [
+            ("render", "render only (compiled template cache)"),
+            ("prepare", "render + links + MIME + DKIM RSA-2048"),
+            ("prepare_ed", "render + links + MIME + DKIM Ed25519"),
+            ("dkim", "DKIM RSA-2048 signing alone"),
+            ("dkim_ed", "DKIM Ed25519 signing alone"),
+        ]:
+            print(f"  {label:40} {common.median([r[key] for r in rates]):8.0f} msg/s")
+
+    dialects = ["sqlite", "postgresql"] if args.dialect == "both" else [args.dialect]
+    with tempfile.TemporaryDirectory() as tmp:
+        proc, port = start_sink(Path(tmp) / "mail", args.server)
+        try:
+            for dialect in dialects:
+                runs = [
+                    delivery_run(
+                        dialect,
+                        args.messages,
+                        port,
+                        connections=args.connections,
+                        processes=args.processes,
+                        threads=args.threads,
+                        algorithm=args.algorithm,
+                    )
+                    for _ in range(args.runs)
+                ]
+                shown = ", ".join(f"{r:.0f}" for r in runs)
+                print(
+                    f"{dialect}: {common.median(runs):.0f} emails/s end to end, DKIM {args.algorithm}, "
+                    f"server {args.server} (runs: {shown}; {args.messages} emails, {args.processes} processes x "
+                    f"{args.threads} loops x {args.connections} SMTP connections)"
+                )
+        finally:
+            proc.terminate()
+            proc.wait(timeout=10)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,157 @@
+"""Bounce and complaint webhooks: Amazon SES via SNS, and Postmark.
+
+Nothing is stored until the sender is proven: an SNS signature checked against the AWS signing
+certificate, or Postmark's HTTP Basic credentials configured on the workspace.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import binascii
+import json
+from typing import Any
+
+from fastapi import APIRouter, Request
+from fastapi.responses import JSONResponse
+
+from shopflow.api import deps
+from shopflow.messaging import feedback, reports, sns
+from shopflow.store import db, workspaces
+
+router = APIRouter(tags=["feedback"])
+
+MAX_BODY_BYTES = 256 * 1024  # the SNS message size limit; Postmark bodies are smaller
+CERT_FETCHER = "sns_cert_fetcher"  # ctx.services keys: tests inject their own
+SNS_CONFIRM = "sns_confirm"
+
+
+def _error(status: int, message: str, headers: dict[str, str] | None = None) -> JSONResponse:
+    return JSONResponse({"error": message}, status_code=status, headers=headers)
+
+
+async def _json_body(request: Request) -> dict[str, Any] | JSONResponse:
+    body = await request.body()
+    if len(body) > MAX_BODY_BYTES:
+        return _error(413, f"body: {len(body)} bytes, expected at most {MAX_BODY_BYTES}")
+    try:
+        parsed = json.loads(body)
+    except (ValueError, UnicodeDecodeError) as exc:
+        return _error(400, f"body: expected JSON ({exc})")
+    if not isinstance(parsed, dict):
+        return _error(400, f"body: expected a JSON object, got {type(parsed).__name__}")
+    return parsed
+
+
+def _answer(outcomes: list[feedback.Outcome]) -> JSONResponse:
+    return JSONResponse(
+        {
+            "results": [
+                {"status": o.status, "message_id": o.message_id, "suppressed": o.suppressed} for o in outcomes
+            ]
+        }
+    )
+
+
+@router.post("/webhooks/ses")
+async def ses_webhook(request: Request) -> JSONResponse:
+    ctx = deps.context(request)
+    message = await _json_body(request)
+    if isinstance(message, JSONResponse):
+        return message
+    fetch: sns.CertFetcher = ctx.services.setdefault(CERT_FETCHER, sns.HttpCertFetcher())
+    try:
+        await asyncio.to_thread(sns.verify, message, fetch)
+    except sns.SnsMalformed as exc:
+        return _error(400, str(exc))
+    except sns.SnsForged as exc:
+        return _error(403, str(exc))
+    except OSError as exc:  # the certificate could not be fetched: SNS retries later
+        return _error(503, f"SigningCertURL: could not fetch the certificate ({exc})")
+    kind = message["Type"]
+    if kind == "SubscriptionConfirmation":
+        confirm = ctx.services.get(SNS_CONFIRM, sns.confirm_subscription)
+        try:
+            await asyncio.to_thread(confirm, str(message.get("SubscribeURL")))
+        except sns.SnsForged as exc:
+            return _error(403, str(exc))
+        return JSONResponse({"status": "subscribed", "topic": message.get("TopicArn")})
+    if kind == "UnsubscribeConfirmation":
+        return JSONResponse({"status": "ignored"})
+    try:
+        notification = json.loads(message["Message"])
+        if not isinstance(notification, dict):
+            raise ValueError("not an object")
+    except ValueError as exc:
+        return _error(400, f"Message: expected the JSON object of an SES notification ({exc})")
+    try:
+        items = reports.parse_ses(notification)
+    except reports.ReportError as exc:
+        return _error(400, str(exc))
+    outcomes = await asyncio.to_thread(
+        feedback.apply_all,
+        ctx.engine,
+        items,
+        now=ctx.clock.now(),
+        link_secret=ctx.link_secret,
+        topic_arn=str(message["TopicArn"]),
+    )
+    return _answer(outcomes)
+
+
+def _basic(request: Request) -> tuple[str, str] | None:
+    scheme, _, encoded = request.headers.get("authorization", "").partition(" ")
+    if scheme.lower() != "basic":
+        return None
+    try:
+        user, colon, password = (
+            base64.b64decode(encoded.strip(), validate=True).decode("utf-8").partition(":")
+        )
+    except (binascii.Error, UnicodeDecodeError, ValueError):
+        return None
+    return (user, password) if colon else None
+
+
+_CHALLENGE = {"WWW-Authenticate": 'Basic realm="shopflow-postmark"'}
+
+
+@router.post("/webhooks/postmark/{workspace_id}")
+async def postmark_webhook(workspace_id: str, request: Request) -> JSONResponse:
+    ctx = deps.context(request)
+    given = _basic(request)
+    if given is None:
+        return _error(401, "Authorization: expected HTTP Basic credentials", _CHALLENGE)
+
+    def lookup() -> workspaces.Workspace | None:
+        with db.reading(ctx.engine) as conn:
+            return workspaces.get(conn, workspace_id)
+
+    ws = await asyncio.to_thread(lookup)
+    user = str(ws.settings.get("postmark_webhook_user") or "") if ws else ""
+    password = str(ws.settings.get("postmark_webhook_password") or "") if ws else ""
+    if ws is not None and not (user and password):
+        return _error(
+            403,
+            "workspace: Postmark webhooks are not configured (set postmark_webhook_user and postmark_webhook_password)",
+        )
+    # Compare both in constant time, and the same way for an unknown workspace (no id probing).
+    ok_user = workspaces.constant_time_equal(given[0], user or "\x00")
+    ok_password = workspaces.constant_time_equal(given[1], password or "\x00")
+    if ws is None or not (ok_user and ok_password):
+        return _error(401, "Authorization: wrong Postmark webhook credentials", _CHALLENGE)
+    payload = await _json_body(request)
+    if isinstance(payload, JSONResponse):
+        return payload
+    try:
+        items = reports.parse_postmark(payload)
+    except reports.ReportError as exc:
+        return _error(400, str(exc))
+    outcomes = await asyncio.to_thread(
+        feedback.apply_all,
+        ctx.engine,
+        items,
+        now=ctx.clock.now(),
+        link_secret=ctx.link_secret,
+        workspace_id=workspace_id,
+    )
+    return _answer(outcomes)

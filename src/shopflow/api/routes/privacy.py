@@ -1,0 +1,56 @@
+"""GDPR / CCPA over the private API: export a person as JSON, erase a person."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Depends, Request
+from fastapi.responses import JSONResponse
+
+from shopflow.api import deps
+from shopflow.store import db, privacy, workspaces
+
+router = APIRouter(prefix="/api/v1/profiles", tags=["privacy"])
+
+
+def _error(status: int, message: str) -> JSONResponse:
+    return JSONResponse({"error": message}, status_code=status)
+
+
+def _profile_id(raw: str) -> int | None:
+    return int(raw) if raw.isdigit() and len(raw) <= 18 else None
+
+
+@router.get("/{profile_id}/export")
+def export_profile(
+    profile_id: str, request: Request, ws: workspaces.Workspace = Depends(deps.private_workspace)
+) -> JSONResponse:
+    pid = _profile_id(profile_id)
+    if pid is None:
+        return _error(400, f"profile_id: expected a positive integer, got {profile_id[:50]!r}")
+    ctx = deps.context(request)
+    try:
+        with db.transaction(ctx.engine) as conn:
+            subject = privacy.find(conn, workspace_id=ws.id, profile_id=pid)
+            data = privacy.export(conn, subject=subject)
+            privacy.record_audit(
+                conn, subject=subject, action=privacy.EXPORT, actor="api", now=ctx.clock.now(), details={}
+            )
+    except LookupError as exc:
+        return _error(404, str(exc))
+    return JSONResponse(data, headers={"Cache-Control": "no-store"})
+
+
+@router.delete("/{profile_id}")
+def erase_profile(
+    profile_id: str, request: Request, ws: workspaces.Workspace = Depends(deps.private_workspace)
+) -> JSONResponse:
+    pid = _profile_id(profile_id)
+    if pid is None:
+        return _error(400, f"profile_id: expected a positive integer, got {profile_id[:50]!r}")
+    ctx = deps.context(request)
+    try:
+        with db.transaction(ctx.engine) as conn:
+            subject = privacy.find(conn, workspace_id=ws.id, profile_id=pid)
+            details = privacy.erase(conn, subject=subject, now=ctx.clock.now(), actor="api")
+    except LookupError as exc:
+        return _error(404, str(exc))
+    return JSONResponse({"erased_profiles": list(subject.profile_ids), **details})

@@ -1,0 +1,26 @@
+"""Provider registry: a provider is one file under channels/<kind>/ and one line here."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from shopflow.messaging.channels.sms import http as sms_http
+from shopflow.messaging.channels.sms import twilio
+from shopflow.messaging.channels.sms.base import SmsChannel, SmsConfigError
+
+SmsFactory = Callable[[Mapping[str, Any]], SmsChannel]
+
+SMS_PROVIDERS: dict[str, SmsFactory] = {
+    "twilio": twilio.from_settings,
+    "http": sms_http.from_settings,
+}
+
+
+def sms_channel(config: Mapping[str, Any]) -> SmsChannel:
+    """Build the SMS provider a workspace's `sms` settings name."""
+    name = config.get("provider")
+    factory = SMS_PROVIDERS.get(name) if isinstance(name, str) else None
+    if factory is None:
+        raise SmsConfigError(f"sms.provider: expected one of {sorted(SMS_PROVIDERS)}, got {name!r}")
+    return factory(config)

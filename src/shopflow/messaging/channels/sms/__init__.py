@@ -1,0 +1,1 @@
+"""SMS providers: one file each, registered in messaging/channels/registry.py."""

@@ -1,0 +1,157 @@
+"""An inbound SMTP endpoint for bounces (RFC 3464), complaints (RFC 5965 feedback loops) and
+RFC 2369 mailto: unsubscribes.
+
+Point the Return-Path / bounce domain's MX and the mailbox providers' feedback loops here
+(`shopflow inbound-smtp --port 2526`). Every message is accepted once read, even one that is not
+a report (an auto-reply): refusing it would only send a bounce back to an auto-responder.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import socket
+import time
+from collections.abc import Callable
+from email.parser import HeaderParser
+from typing import Any
+
+from aiosmtpd.controller import Controller
+from aiosmtpd.smtp import SMTP, Envelope, Session
+from sqlalchemy.engine import Engine
+
+from shopflow.domain.clock import Clock, SystemClock
+from shopflow.messaging import feedback, links, reports
+from shopflow.store import db, workspaces
+
+log = logging.getLogger(__name__)
+
+OnReport = Callable[[bytes, list[feedback.Outcome], str | None], None]
+
+
+class _Handler:
+    def __init__(self, server: InboundServer) -> None:
+        self.server = server
+
+    async def handle_DATA(self, server: SMTP, session: Session, envelope: Envelope) -> str:  # noqa: N802
+        content = envelope.original_content or envelope.content or b""
+        raw = content if isinstance(content, bytes) else content.encode("utf-8")
+        loop = asyncio.get_running_loop()
+        # Parsing and the database write run off the SMTP event loop: other sessions keep flowing.
+        return await loop.run_in_executor(None, self.server.handle, raw)
+
+
+class InboundServer:
+    def __init__(
+        self,
+        engine: Engine,
+        *,
+        clock: Clock,
+        link_secret: bytes | None,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        on_report: OnReport | None = None,
+    ) -> None:
+        self.engine = engine
+        self.clock = clock
+        self.link_secret = link_secret
+        self.host = host
+        self.port = port
+        self.on_report = on_report
+        self._controller: Controller | None = None
+
+    def handle(self, raw: bytes) -> str:
+        """Parse and apply one received message; the SMTP reply to give."""
+        claims = self._unsubscribe_request(raw)
+        if claims is not None:
+            with db.transaction(self.engine) as conn:
+                outcome = feedback.unsubscribe_by_mail(conn, claims, now=self.clock.now())
+            if self.on_report is not None:
+                self.on_report(raw, [outcome], None)
+            return f"250 2.0.0 Unsubscribe {outcome.status}"
+        try:
+            items = reports.parse_email_report(raw)
+        except reports.ReportError as exc:
+            log.info("inbound message is not a usable report: %s", exc)
+            if self.on_report is not None:
+                self.on_report(raw, [], str(exc))
+            return f"250 2.0.0 Accepted, not a report: {exc}"[:500]
+        outcomes = feedback.apply_all(self.engine, items, now=self.clock.now(), link_secret=self.link_secret)
+        if self.on_report is not None:
+            self.on_report(raw, outcomes, None)
+        summary = ", ".join(o.status for o in outcomes) or "nothing to record"
+        return f"250 2.0.0 Report accepted: {summary}"
+
+    def _unsubscribe_request(self, raw: bytes) -> links.LinkClaims | None:
+        """RFC 2369: List-Unsubscribe's mailto: sends "unsubscribe-<signed token>" as the subject."""
+        if not self.link_secret:
+            return None
+        head = raw.split(b"\r\n\r\n", 1)[0][:20_000]
+        subject = HeaderParser().parsestr(head.decode("utf-8", "replace"), headersonly=True).get("Subject")
+        return feedback.unsubscribe_token(str(subject), self.link_secret) if subject else None
+
+    def start(self) -> None:
+        if not self.port:
+            with socket.socket() as probe:  # aiosmtpd needs a concrete port to probe itself
+                probe.bind((self.host, 0))
+                self.port = int(probe.getsockname()[1])
+        controller = Controller(
+            _Handler(self), hostname=self.host, port=self.port, data_size_limit=reports.MAX_REPORT_BYTES
+        )
+        controller.start()
+        self._controller = controller
+
+    def stop(self) -> None:
+        if self._controller is not None:
+            self._controller.stop()
+            self._controller = None
+
+    def __enter__(self) -> InboundServer:
+        self.start()
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        self.stop()
+
+
+# --- CLI --------------------------------------------------------------------------------------
+
+
+def register(sub: Any) -> None:
+    p = sub.add_parser("inbound-smtp", help="receive bounce (DSN) and complaint (ARF) reports by SMTP")
+    p.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
+    p.add_argument("--port", type=int, default=2526, help="port to listen on (default 2526)")
+    p.set_defaults(handler=_run)
+
+
+def _run(args: Any, settings: Any) -> int:
+    from shopflow import cli
+
+    engine = cli._engine(settings)
+    if settings.secret_key:
+        secret = settings.secret_key.encode()
+    else:
+        with db.transaction(engine) as conn:
+            secret = workspaces.instance_secret(conn).encode()
+
+    def show(_raw: bytes, outcomes: list[feedback.Outcome], error: str | None) -> None:
+        if error:
+            print(f"not a report: {error}", flush=True)
+        for o in outcomes:
+            extra = f" suppressed ({o.suppressed})" if o.suppressed else ""
+            print(f"{o.status}: workspace {o.workspace_id} message {o.message_id}{extra}", flush=True)
+
+    logging.getLogger("mail.log").setLevel(logging.WARNING)
+    server = InboundServer(
+        engine, clock=SystemClock(), link_secret=secret, host=args.host, port=args.port, on_report=show
+    )
+    server.start()
+    print(f"inbound SMTP for bounces and complaints on {args.host}:{server.port} (Ctrl-C stops)", flush=True)
+    try:
+        while True:
+            time.sleep(3600)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        server.stop()
+    return 0

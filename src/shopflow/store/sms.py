@@ -1,0 +1,71 @@
+"""SMS facts on messages: billed segments and cost, and the lookup provider callbacks need."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection
+
+from shopflow.store import tables
+
+
+def record_cost(conn: Connection, rows: Sequence[dict[str, Any]]) -> None:
+    """rows: {id, segments, cost}; written with the send's outcome."""
+    if not rows:
+        return
+    m = tables.messages
+    stmt = (
+        m.update()
+        .where(m.c.id == sa.bindparam("b_id"))
+        .values(segments=sa.bindparam("b_segments"), cost=sa.bindparam("b_cost"))
+    )
+    conn.execute(stmt, [{"b_id": r["id"], "b_segments": r["segments"], "b_cost": r["cost"]} for r in rows])
+
+
+@dataclass(frozen=True)
+class SentMessage:
+    id: int
+    profile_id: int
+    flow_id: int | None
+    channel: str
+
+
+def by_provider_id(conn: Connection, *, workspace_id: str, provider_message_id: str) -> SentMessage | None:
+    """The message a provider knows by this id (Twilio's MessageSid), in this workspace only."""
+    m = tables.messages
+    row = conn.execute(
+        sa.select(m.c.id, m.c.profile_id, m.c.flow_id, m.c.channel)
+        .where(m.c.workspace_id == workspace_id, m.c.provider_message_id == provider_message_id)
+        .limit(1)
+    ).first()
+    if row is None:
+        return None
+    return SentMessage(
+        id=int(row.id),
+        profile_id=int(row.profile_id),
+        flow_id=int(row.flow_id) if row.flow_id is not None else None,
+        channel=str(row.channel),
+    )
+
+
+def due_exists(conn: Connection, *, channel: str, now: datetime, stale_before: datetime) -> bool:
+    """Whether any message on `channel` is due (or a stale claim): a read that lets a worker skip
+    the write transaction of a claim, which on SQLite takes the database's single write lock."""
+    m = tables.messages
+    queued = (
+        sa.select(m.c.id)
+        .where(m.c.channel == channel, m.c.status == "queued", m.c.send_after <= now)
+        .limit(1)
+    )
+    if conn.execute(queued).first() is not None:
+        return True
+    stale = (
+        sa.select(m.c.id)
+        .where(m.c.channel == channel, m.c.status == "sending", m.c.claimed_at <= stale_before)
+        .limit(1)
+    )
+    return conn.execute(stale).first() is not None
