@@ -127,7 +127,10 @@ def test_lifecycle_api(engine: Engine, clock: SimulatedClock, server_factory: An
         assert response.json()["error"].startswith(message)
 
     # Edit the flow (a new version), then move the waiting runs to it.
-    save(engine, ws, definition(send("a", "d1"), delay("d1", "done"), {"id": "done", "type": "exit"}), clock)
+    # Editing keeps the status (manual here): the runs in flight do not stop.
+    edit = definition(send("a", "d1"), delay("d1", "done"), {"id": "done", "type": "exit"})
+    response = httpx.post(f"{base}/api/v1/flows", headers=auth, json=edit)
+    assert (response.status_code, response.json()["version"], response.json()["status"]) == (200, 2, "manual")
     response = httpx.post(f"{url}/migrate-runs", headers=auth, json={"to_version": 0})
     assert (response.status_code, response.json()["error"]) == (
         400,

@@ -13,12 +13,16 @@ import base64
 import json
 import logging
 import re
+import shutil
+import socket
+import subprocess
 import sys
-import threading
+import tempfile
+import time
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
-from email import message_from_bytes, policy
+from pathlib import Path
 from typing import Any, TextIO
 
 import httpx
@@ -31,7 +35,6 @@ from shopflow.config import Settings
 from shopflow.domain.clock import SimulatedClock
 from shopflow.flows import library
 from shopflow.messaging.channels.email.smtp import SmtpChannel
-from shopflow.messaging.sink import Sink
 from shopflow.simulation import model, payloads
 from shopflow.store import db, tables, workspaces
 from shopflow.store import flows as store_flows
@@ -54,37 +57,80 @@ class Delivered:
 
 
 class _Inbox:
-    """Collects what the sink receives: message id and the tracking links inside."""
+    """Reads what the sink (a separate `shopflow sink` process) stored: message ids and links."""
 
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self._new: list[Delivered] = []
+    def __init__(self, directory: Path) -> None:
+        self.directory = directory
         self.by_id: dict[int, Delivered] = {}
 
-    def on_message(self, envelope: Any, _path: Any) -> None:
-        raw = envelope.original_content or envelope.content
-        msg = message_from_bytes(raw if isinstance(raw, bytes) else raw.encode(), policy=policy.default)
-        match = _MESSAGE_ID.search(str(msg.get("Message-ID", "")))
-        if match is None:
-            return
-        html_part = msg.get_body(preferencelist=("html",))
-        html = html_part.get_content() if html_part is not None else ""
-        open_url = click_url = None
-        for found, kind in _LINK.findall(html):
-            url = found.replace("&amp;", "&")
-            if kind == "o" and open_url is None:
-                open_url = url
-            elif kind == "c" and click_url is None:
-                click_url = url
-        item = Delivered(int(match.group(1)), str(msg.get("To", "")), open_url, click_url)
-        with self._lock:
-            self._new.append(item)
-            self.by_id[item.message_id] = item
-
     def take_new(self) -> list[Delivered]:
-        with self._lock:
-            new, self._new = self._new, []
+        """Messages stored since the last call; each is moved from new/ to cur/ once read (Maildir)."""
+        new: list[Delivered] = []
+        folder, done = self.directory / "new", self.directory / "cur"
+        if not folder.exists():
+            return new
+        for path in sorted(folder.iterdir()):
+            item = _parse(path.read_bytes())
+            path.rename(done / path.name)
+            if item is not None:
+                self.by_id[item.message_id] = item
+                new.append(item)
         return new
+
+
+_TO = re.compile(rb"^To:[ \t]*(.+?)\r?$", re.M)
+_SOFT_BREAK = re.compile(rb"=\r?\n")
+
+
+def _parse(raw: bytes) -> Delivered | None:
+    """Message id, recipient and tracking links, read straight off the bytes (the sink wrote them).
+
+    Shopflow's own messages are simple: plain headers and quoted-printable parts, so undoing soft
+    line breaks and `=3D` is enough to find the links; a full MIME parse costs ten times more.
+    """
+    head, _, body = raw.partition(b"\r\n\r\n")
+    match = _MESSAGE_ID.search(head.decode("ascii", "replace"))
+    to = _TO.search(head)
+    if match is None or to is None:
+        return None
+    text = _SOFT_BREAK.sub(b"", body).replace(b"=3D", b"=").decode("utf-8", "replace")
+    open_url = click_url = None
+    for found, kind in _LINK.findall(text):
+        url = found.replace("&amp;", "&")
+        if kind == "o" and open_url is None:
+            open_url = url
+        elif kind == "c" and click_url is None:
+            click_url = url
+    return Delivered(int(match.group(1)), to.group(1).decode().strip(), open_url, click_url)
+
+
+class _SinkProcess:
+    """`shopflow sink` in its own process, so SMTP delivery runs on the other core."""
+
+    def __init__(self, directory: Path) -> None:
+        self.directory = directory
+        self.port = testing.free_port()
+        exe = Path(sys.executable).with_name("shopflow")
+        command = [str(exe), "sink", "--port", str(self.port), "--dir", str(directory)]
+        self._proc = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline:
+            try:
+                with socket.create_connection(("127.0.0.1", self.port), timeout=0.5):
+                    return
+            except OSError:
+                if self._proc.poll() is not None:
+                    break
+                time.sleep(0.05)
+        self.stop()
+        raise RuntimeError(f"the SMTP sink did not start on port {self.port}")
+
+    def stop(self) -> None:
+        self._proc.terminate()
+        try:
+            self._proc.wait(10)
+        except subprocess.TimeoutExpired:
+            self._proc.kill()
 
 
 def run(
@@ -102,9 +148,9 @@ def run(
         logging.getLogger(noisy).setLevel(logging.WARNING)
     engine = db.create_engine(settings.database_url)
     db.upgrade(engine)
-    inbox = _Inbox()
-    sink = Sink(on_message=inbox.on_message)
-    sink.start()
+    mail_dir = Path(tempfile.mkdtemp(prefix="shopflow-demo-mail-"))
+    inbox = _Inbox(mail_dir)
+    sink = _SinkProcess(mail_dir)
     server: testing.LiveServer | None = None
     channel = SmtpChannel(f"smtp://127.0.0.1:{sink.port}")
     try:
@@ -164,6 +210,7 @@ def run(
             server.stop()
         channel.close()
         sink.stop()
+        shutil.rmtree(mail_dir, ignore_errors=True)
         engine.dispose()
 
 

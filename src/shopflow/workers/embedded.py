@@ -5,13 +5,13 @@ from __future__ import annotations
 import logging
 import threading
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from sqlalchemy.engine import Engine
 
 from shopflow.domain.clock import Clock
 from shopflow.flows import scheduler, sweeps, webhooks
-from shopflow.messaging import delivery, delivery_push, delivery_sms
+from shopflow.messaging import delivery, delivery_push, delivery_sms, hygiene
 from shopflow.messaging.channels.base import Channel
 from shopflow.messaging.channels.push.webpush import PushChannel
 from shopflow.messaging.channels.sms.base import SmsChannel
@@ -49,10 +49,24 @@ class Worker:
     sms_channel: SmsChannel | None = None
     push_channel: PushChannel | None = None
     counts: WorkerCounts = field(default_factory=WorkerCounts)
+    # List hygiene (sunset: 180 days without engagement) and the bounce/complaint-rate alert over
+    # the last day run this often, by the clock.
+    maintenance_every: timedelta = timedelta(days=1)
+    _last_maintenance: datetime | None = None
+
+    def maintain(self) -> bool:
+        """Run the periodic jobs when they are due; True if they ran."""
+        now = self.clock.now()
+        if self._last_maintenance is not None and now - self._last_maintenance < self.maintenance_every:
+            return False
+        self._last_maintenance = now
+        hygiene.run_daily(self.engine, clock=self.clock)
+        return True
 
     def tick(self) -> WorkerCounts:
         """One pass over every stage, in data-flow order; returns the work done."""
         done = WorkerCounts()
+        self.maintain()
         done.events = events.process_pending(self.engine, clock=self.clock, limit=self.event_batch)
         done.swept = sweeps.run_sweeps(self.engine, clock=self.clock, limit=self.step_batch)
         done.steps = scheduler.run_due(self.engine, clock=self.clock, limit=self.step_batch)

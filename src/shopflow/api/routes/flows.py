@@ -61,11 +61,13 @@ def list_flows(request: Request, ws: workspaces.Workspace = Depends(deps.private
 @router.post("", status_code=201)
 async def create_flow(
     request: Request,
-    status: str = Query("draft", description="draft | manual | live | paused"),
+    status: str | None = Query(
+        None, description="draft | manual | live | paused (default: draft when new, unchanged when editing)"
+    ),
     ws: workspaces.Workspace = Depends(deps.private_workspace),
 ) -> Any:
     """Create a flow from a JSON definition, or add a version to the flow with the same `id`."""
-    if status not in store_flows.STATUSES:
+    if status is not None and status not in store_flows.STATUSES:
         return _error(400, f"status: expected one of {', '.join(store_flows.STATUSES)}, got {status!r}")
     declared = request.headers.get("content-length", "")
     if declared.isdigit() and int(declared) > MAX_BODY:
@@ -88,9 +90,19 @@ async def create_flow(
     ctx = deps.context(request)
     with db.transaction(ctx.engine) as conn:
         existed = store_flows.get_by_key(conn, workspace_id=ws.id, key=definition.id) is not None
+        # Editing keeps the status unless one is given; a status change goes through the
+        # lifecycle so a pause holds queued messages too.
         flow_id, _ = store_flows.save_flow(
-            conn, workspace_id=ws.id, definition=definition, now=ctx.clock.now(), status=status
+            conn,
+            workspace_id=ws.id,
+            definition=definition,
+            now=ctx.clock.now(),
+            status=None if existed else status,
         )
+        if existed and status is not None:
+            lifecycle.change_status(
+                conn, workspace_id=ws.id, flow_id=flow_id, status=status, now=ctx.clock.now()
+            )
         flow = store_flows.get_flow(conn, workspace_id=ws.id, flow_id=flow_id)
     assert flow is not None
     return JSONResponse(_summary(flow), status_code=200 if existed else 201)
