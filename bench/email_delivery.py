@@ -21,6 +21,7 @@ import sys
 import tempfile
 import threading
 import time
+from collections.abc import Sequence
 from datetime import timedelta
 from decimal import Decimal
 from pathlib import Path
@@ -33,6 +34,7 @@ from shopflow.domain.clock import SimulatedClock
 from shopflow.domain.events import CanonicalEvent, ConsentChange, Identity
 from shopflow.ingest import pipeline
 from shopflow.messaging import delivery, dkim, templates
+from shopflow.messaging.channels.base import OutgoingEmail, SendResult
 from shopflow.messaging.channels.email.smtp import SmtpChannel
 from shopflow.store import db, messages, senders, workspaces
 
@@ -146,14 +148,29 @@ def start_sink(directory: Path, server: str = "sink") -> tuple[subprocess.Popen[
     raise RuntimeError("shopflow sink did not start")
 
 
-def _worker_loop(url: str, port: int, connections: int, threads: int) -> None:
+class _BatchRecorded:
+    """The SMTP channel without `send_each`: delivery then records a whole batch's results in one
+    transaction instead of one per email (what `--record batch` measures)."""
+
+    def __init__(self, inner: SmtpChannel) -> None:
+        self.inner = inner
+
+    def send(self, batch: Sequence[OutgoingEmail]) -> list[SendResult]:
+        return self.inner.send(batch)
+
+    def close(self) -> None:
+        self.inner.close()
+
+
+def _worker_loop(url: str, port: int, connections: int, threads: int, record: str) -> None:
     """One delivery worker process (as `shopflow worker` would be): its own engine and channels."""
     engine = db.create_engine(url)
     clock = SimulatedClock(testing.T0)
     lib = templates.default_library()
 
     def loop() -> None:
-        channel = SmtpChannel(f"smtp://127.0.0.1:{port}?connections={connections}")
+        smtp = SmtpChannel(f"smtp://127.0.0.1:{port}?connections={connections}")
+        channel: SmtpChannel | _BatchRecorded = smtp if record == "each" else _BatchRecorded(smtp)
         try:
             while delivery.deliver_due(
                 engine,
@@ -178,7 +195,15 @@ def _worker_loop(url: str, port: int, connections: int, threads: int) -> None:
 
 
 def delivery_run(
-    dialect: str, count: int, port: int, *, connections: int, processes: int, threads: int, algorithm: str
+    dialect: str,
+    count: int,
+    port: int,
+    *,
+    connections: int,
+    processes: int,
+    threads: int,
+    algorithm: str,
+    record: str = "each",
 ) -> float:
     """`processes` worker processes x `threads` delivery loops drain N queued emails."""
     clock = SimulatedClock(testing.T0)
@@ -188,7 +213,8 @@ def delivery_run(
         ctx = multiprocessing.get_context("fork")
         started = time.perf_counter()
         workers = [
-            ctx.Process(target=_worker_loop, args=(url, port, connections, threads)) for _ in range(processes)
+            ctx.Process(target=_worker_loop, args=(url, port, connections, threads, record))
+            for _ in range(processes)
         ]
         for worker in workers:
             worker.start()
@@ -275,6 +301,12 @@ def main() -> None:
         help="discard: aiosmtpd keeping a count (default); sink: `shopflow sink`, a file per message",
     )
     parser.add_argument("--algorithm", choices=dkim.ALGORITHMS, default=dkim.RSA_SHA256)
+    parser.add_argument(
+        "--record",
+        choices=["each", "batch"],
+        default="each",
+        help="each: every result committed as it arrives (delivery's default); batch: once per batch",
+    )
     parser.add_argument("--skip-per-core", action="store_true")
     args = parser.parse_args()
 
@@ -306,12 +338,13 @@ def main() -> None:
                         processes=args.processes,
                         threads=args.threads,
                         algorithm=args.algorithm,
+                        record=args.record,
                     )
                     for _ in range(args.runs)
                 ]
                 shown = ", ".join(f"{r:.0f}" for r in runs)
                 print(
-                    f"{dialect}: {common.median(runs):.0f} emails/s end to end, DKIM {args.algorithm}, "
+                    f"{dialect}: {common.median(runs):.0f} emails/s end to end, DKIM {args.algorithm}, record {args.record}, "
                     f"server {args.server} (runs: {shown}; {args.messages} emails, {args.processes} processes x "
                     f"{args.threads} loops x {args.connections} SMTP connections)"
                 )

@@ -36,7 +36,8 @@ def problems(data: Any) -> list[str]:
 
 def test_library_flows_load_and_round_trip_through_json() -> None:
     names = [f.name for f in library.available()]
-    assert names == ["cart-abandonment", "welcome-series"]
+    # The seeds, and every flow added to the library since (each has its own scenario test).
+    assert {"cart-abandonment", "welcome-series"} <= set(names)
     for name in names:
         definition = library.definition(name)
         assert load_flow(json.dumps(definition.to_json())) == definition

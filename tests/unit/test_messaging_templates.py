@@ -50,9 +50,10 @@ def context(**over: Any) -> dict[str, Any]:
     return base
 
 
-def test_the_library_holds_exactly_the_eight_seeds() -> None:
+def test_the_library_holds_the_eight_seeds() -> None:
     # subscribe-confirm is the double opt-in confirmation (transactional, no marketing footer).
-    assert templates.Library().names() == sorted([*SEEDS, "subscribe-confirm"])
+    # The library flows bring their own templates too (tests/unit/test_library_*_templates.py).
+    assert {*SEEDS, "subscribe-confirm"} <= set(templates.Library().names())
 
 
 @pytest.mark.parametrize("name", SEEDS)

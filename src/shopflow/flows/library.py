@@ -8,8 +8,10 @@ from importlib import resources
 
 from sqlalchemy.engine import Connection
 
+from shopflow.domain import nodes
 from shopflow.domain.flows import FlowDefinition, load_flow
 from shopflow.store import flows as store_flows
+from shopflow.store import steps as store_steps
 
 
 @dataclass(frozen=True)
@@ -42,8 +44,14 @@ def install(conn: Connection, *, workspace_id: str, name: str, now: datetime, li
     """Install a library flow (as a draft unless `live`); installing again returns the same flow.
 
     A reinstall never demotes a live flow to draft; `live=True` makes an installed draft live.
+    Lists the flow's `list` nodes add to or remove from are created when missing (win-back moves
+    lapsed customers to `low-frequency`), so a library flow installs in any workspace.
     """
     flow = definition(name)
+    for key in sorted({node.list for node in flow.nodes if isinstance(node, nodes.ListNode)}):
+        store_steps.create_list(
+            conn, workspace_id=workspace_id, key=key, name=key.replace("-", " ").capitalize(), now=now
+        )
     existing = store_flows.get_by_key(conn, workspace_id=workspace_id, key=flow.id)
     if existing is not None:
         if live and existing.status != "live":

@@ -301,8 +301,13 @@ def render_context(
     workspace: workspaces.Workspace,
     unsubscribe_url: str,
     preferences_url: str,
+    now: datetime | None = None,
 ) -> dict[str, Any]:
-    """The variables a template sees (documented in the template format: profile, event, items, ...)."""
+    """The variables a template sees (documented in the template format: profile, event, items, ...).
+
+    `send_time` (when `now` is given): the moment of delivery as `epoch` seconds and ISO `date`, so
+    a template can show a date relative to the send (an offer's expiry:
+    `{{ send_time.epoch | plus: 1209600 | date: "%B %-d, %Y" }}` is two weeks on)."""
     settings = workspace.settings
     ctx = msg.context
     raw_event = ctx.get("event", ctx)
@@ -330,6 +335,11 @@ def render_context(
         "unsubscribe_url": unsubscribe_url,
         "preferences_url": preferences_url,
         "message": {"id": msg.id},
+        **(
+            {}
+            if now is None
+            else {"send_time": {"epoch": int(now.timestamp()), "date": now.date().isoformat()}}
+        ),
     }
 
 
@@ -385,6 +395,7 @@ def prepare(
             workspace=workspace,
             unsubscribe_url=unsubscribe,
             preferences_url=preferences,
+            now=now,
         )
     )
     if not msg.transactional:

@@ -48,10 +48,11 @@ def payload(
     person: messages.Recipient,
     workspace: workspaces.Workspace,
     library: text_templates.TextLibrary,
+    now: datetime | None = None,
 ) -> bytes:
     """The notification JSON the service worker shows (title, body, url, icon, tag)."""
     context = delivery.render_context(
-        msg, person=person, workspace=workspace, unsubscribe_url="", preferences_url=""
+        msg, person=person, workspace=workspace, unsubscribe_url="", preferences_url="", now=now
     )
     parts = library.get(CHANNEL, msg.template).render(context)
     note: dict[str, Any] = {"title": parts["title"], "body": parts["body"], "tag": f"shopflow-{msg.id}"}
@@ -107,7 +108,7 @@ def deliver_due_push(
                 outcome.skipped.append({"id": msg.id, "skip_reason": NO_KEYS})
                 continue
             try:
-                body = payload(msg, person=person, workspace=audience.workspace, library=lib)
+                body = payload(msg, person=person, workspace=audience.workspace, library=lib, now=now)
             except templates.TemplateError as exc:
                 outcome.failed.append({"id": msg.id, "error": str(exc)})
                 continue

@@ -172,12 +172,13 @@ def prepare(
     workspace: workspaces.Workspace,
     public_url: str,
     library: text_templates.TextLibrary,
+    now: datetime | None = None,
 ) -> PreparedSms:
     """Render one SMS; marketing SMS always end with the opt-out text. Raises TemplateError."""
     assert person.phone is not None
     config = sms_settings(workspace)
     context = delivery.render_context(
-        msg, person=person, workspace=workspace, unsubscribe_url="", preferences_url=""
+        msg, person=person, workspace=workspace, unsubscribe_url="", preferences_url="", now=now
     )
     body = library.get(CHANNEL, msg.template).render(context)["body"]
     if not body:
@@ -253,7 +254,12 @@ def deliver_due_sms(
             try:
                 ready.append(
                     prepare(
-                        msg, person=person, workspace=audience.workspace, public_url=public_url, library=lib
+                        msg,
+                        person=person,
+                        workspace=audience.workspace,
+                        public_url=public_url,
+                        library=lib,
+                        now=now,
                     )
                 )
             except (templates.TemplateError, ValueError) as exc:

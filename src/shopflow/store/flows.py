@@ -432,7 +432,19 @@ def profiles_by_id(conn: Connection, *, profile_ids: Iterable[int]) -> dict[int,
         doc["properties"] = dict(doc["properties"] or {})
         count = doc["order_count"] or 0
         doc["average_order_value"] = (doc["total_spent"] / count) if count else None
+        # Consent by channel ("consent.sms": subscribed): a split may route by opt-in status.
+        doc["consent"] = {}
         out[int(row.id)] = doc
+    c = tables.consents
+    for pid, channel, status in conn.execute(
+        sa.select(c.c.profile_id, c.c.channel, c.c.status).where(
+            # workspace_id first: the primary key's leading column.
+            c.c.workspace_id.in_(sorted({str(d["workspace_id"]) for d in out.values()})),
+            c.c.profile_id.in_(ids),
+        )
+    ):
+        if int(pid) in out:
+            out[int(pid)]["consent"][str(channel)] = str(status)
     return out
 
 

@@ -490,6 +490,8 @@ messages = sa.Table(
         sqlite_where=sa.text("status = 'sending'"),
     ),
     sa.Index("ix_messages_profile", "workspace_id", "profile_id", "created_at"),
+    # The guards count a workspace's sends of the day (per-workspace daily limits).
+    sa.Index("ix_messages_workspace_sent", "workspace_id", "sent_at"),
     sa.Index("ix_messages_flow", "flow_id", "status"),
     # Provider status callbacks (Twilio's MessageSid) find their message by this.
     sa.Index("ix_messages_provider_id", "workspace_id", "provider_message_id"),

@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises:
-Create Date: 2026-11-26 21:28:23.337699
+Create Date: 2026-11-26 21:55:00.869954
 """
 
 from __future__ import annotations
@@ -344,6 +344,7 @@ def upgrade() -> None:
         batch_op.create_index(
             "ix_messages_provider_id", ["workspace_id", "provider_message_id"], unique=False
         )
+        batch_op.create_index("ix_messages_workspace_sent", ["workspace_id", "sent_at"], unique=False)
 
     op.create_table(
         "pending_events",
@@ -807,6 +808,7 @@ def downgrade() -> None:
     op.drop_table("preferences")
     op.drop_table("pending_events")
     with op.batch_alter_table("messages", schema=None) as batch_op:
+        batch_op.drop_index("ix_messages_workspace_sent")
         batch_op.drop_index("ix_messages_provider_id")
         batch_op.drop_index("ix_messages_profile")
         batch_op.drop_index("ix_messages_flow")
