@@ -1,14 +1,19 @@
 """Email delivery throughput: personalised, rendered, DKIM-signed, accepted by SMTP in another process.
 
     .venv/bin/python bench/email_delivery.py [--dialect sqlite|postgresql|both] [--messages 5000] [--runs 3]
+        [--processes 1] [--threads 2] [--connections 2] [--algorithm rsa-sha256|ed25519-sha256]
+        [--record each|batch] [--server discard|sink]
 
-Each run: a fresh database with one workspace (a sender domain with an RSA-2048 DKIM key, past its
-warm-up), N subscribed profiles and N queued cart-reminder emails (three products each). The timed
-part is the delivery worker's loop, `delivery.deliver_due(limit=500)` until the queue is empty:
-claim, guards, render (Liquid), tracking links, MIME, DKIM signature, SMTP to `shopflow sink` (a
-separate process on loopback, storing every message as a file), record the result. Emails/s =
-N / elapsed, all N must end 'sent'. Also printed, single-threaded (= per core): rendering alone with
-the compiled-template cache, render + links + MIME + DKIM (`delivery.prepare`), and DKIM alone.
+Each run: a fresh database with one workspace (a sender domain with a DKIM key, past its warm-up),
+N subscribed profiles and N queued cart-reminder emails (three products each). The timed part is
+the delivery workers draining the queue: `--processes` worker processes, each running `--threads`
+loops of `delivery.deliver_due(limit=200)` (claim, guards, render (Liquid), tracking links, MIME,
+DKIM signature, SMTP, record the result) until it is empty. The SMTP server is a separate process
+on loopback: `bench/smtp_discard.py` (aiosmtpd, keeps a count; default) or `shopflow sink` (a file
+per message). Emails/s = N / elapsed; all N must end 'sent'. `--record batch` hides the channel's
+`send_each`, so results are committed once per batch instead of once per email.
+Also printed, single-threaded (= per core): rendering alone with the compiled-template cache,
+render + links + MIME + DKIM (`delivery.prepare`), and DKIM signing alone.
 """
 
 from __future__ import annotations

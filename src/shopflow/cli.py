@@ -128,7 +128,16 @@ def build_parser() -> argparse.ArgumentParser:
 def _registrars() -> list[Callable[[Any], None]]:
     from shopflow.flows import commands as flow_commands
     from shopflow.flows import step_commands
-    from shopflow.messaging import hygiene, outbox, privacy, push_commands, sink, sms_commands
+    from shopflow.messaging import (
+        coupon_commands,
+        hygiene,
+        outbox,
+        privacy,
+        push_commands,
+        sink,
+        sms_commands,
+        template_preview,
+    )
     from shopflow.messaging import inbound as inbound_smtp
     from shopflow.messaging import senders as sender_commands
     from shopflow.simulation import demo
@@ -147,6 +156,8 @@ def _registrars() -> list[Callable[[Any], None]]:
         sms_commands.register,
         sender_commands.register,
         inbound_smtp.register,
+        coupon_commands.register,
+        template_preview.register,
     ]
 
 

@@ -107,6 +107,7 @@ def _routers() -> list[Any]:
         _push_routes(),
         _consent_routes(),
         _privacy_routes(),
+        _template_routes(),
     ]
 
 
@@ -114,6 +115,12 @@ def _consent_routes() -> Any:
     from shopflow.api.routes import consent
 
     return consent.router
+
+
+def _template_routes() -> Any:
+    from shopflow.api.routes import templates
+
+    return templates.router
 
 
 def _privacy_routes() -> Any:

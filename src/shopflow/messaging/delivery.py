@@ -19,7 +19,7 @@ from typing import Any
 from sqlalchemy.engine import Connection, Engine
 
 from shopflow.domain.clock import Clock
-from shopflow.messaging import consent_links, dkim, guards, links, mime, templates
+from shopflow.messaging import consent_links, dkim, guards, links, mime, personalise, templates
 from shopflow.messaging.channels.base import Channel, OutgoingEmail, SendResult, StreamingChannel
 from shopflow.store import consent, db, guard_facts, messages, workspaces
 
@@ -80,6 +80,19 @@ def deliver_due(
     failed: list[dict[str, Any]] = []
     to_send: list[Prepared] = []
     lib = library or templates.default_library()
+    products = personalise.load_batch(
+        engine,
+        library=lib,
+        wanted={
+            ws_id: [
+                (a.people[m.profile_id].profile_id, m.template)
+                for m in by_ws[ws_id]
+                if m.profile_id in a.people
+            ]
+            for ws_id, a in audiences.items()
+        },
+        now=now,
+    )
     for msg in claimed:
         audience = audiences[msg.workspace_id]
         person = audience.people.get(msg.profile_id)
@@ -94,6 +107,16 @@ def deliver_due(
             continue
         assert person is not None and audience.workspace is not None
         try:
+            extras = personalise.message_extras(
+                engine,
+                batch=products,
+                library=lib,
+                template_name=msg.template,
+                workspace_id=msg.workspace_id,
+                message_id=msg.id,
+                profile_id=person.profile_id,
+                now=now,
+            )
             prepared = prepare(
                 msg,
                 person=person,
@@ -103,6 +126,7 @@ def deliver_due(
                 public_url=public_url,
                 library=lib,
                 signers=signers,
+                extras=extras,
             )
         except templates.TemplateError as exc:
             failed.append({"id": msg.id, "error": str(exc)})
@@ -322,6 +346,7 @@ def render_context(
             "properties": person.properties,
             "order_count": person.order_count,
             "total_spent": person.total_spent,
+            "timezone": person.timezone,
         },
         "event": event,
         "items": _items(event),
@@ -331,6 +356,7 @@ def render_context(
             "url": settings.get("store_url") or "",
             "postal_address": settings.get("postal_address") or "",
             "currency": store_currency,
+            "timezone": str(settings.get("timezone") or "UTC"),
         },
         "unsubscribe_url": unsubscribe_url,
         "preferences_url": preferences_url,
@@ -376,8 +402,11 @@ def prepare(
     public_url: str,
     library: templates.Library,
     signers: Mapping[tuple[str, str], dkim.Signer] | None = None,
+    extras: Mapping[str, Any] | None = None,
 ) -> Prepared:
-    """Render one message into a MIME email with tracking, unsubscribe link and headers."""
+    """Render one message into a MIME email with tracking, unsubscribe link and headers.
+
+    `extras`: lazily loaded variables (messaging.personalise: coupon, recommendations, browsed)."""
     assert person.email is not None
     settings = workspace.settings
     from_email = str(settings.get("from_email") or "store@example.com")
@@ -389,14 +418,17 @@ def prepare(
         public_url, link_secret, workspace_id=workspace.id, profile_id=person.profile_id
     )
     rendered = library.get(msg.template).render(
-        render_context(
-            msg,
-            person=person,
-            workspace=workspace,
-            unsubscribe_url=unsubscribe,
-            preferences_url=preferences,
-            now=now,
-        )
+        {
+            **render_context(
+                msg,
+                person=person,
+                workspace=workspace,
+                unsubscribe_url=unsubscribe,
+                preferences_url=preferences,
+                now=now,
+            ),
+            **(extras or {}),
+        }
     )
     if not msg.transactional:
         rendered = _ensure_footer(rendered, unsubscribe_url=unsubscribe, settings=settings)
@@ -406,6 +438,10 @@ def prepare(
         secret=link_secret,
         claims=claims,
         skip={unsubscribe, preferences},
+        utm=links.utm_params(
+            campaign=msg.flow_key or str(msg.context.get("campaign") or msg.template),
+            content=msg.node_id,
+        ),
     )
     mid = header_message_id(workspace.id, msg.id, domain)
 

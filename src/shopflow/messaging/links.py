@@ -12,8 +12,9 @@ import hashlib
 import hmac
 import html as html_lib
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass
-from urllib.parse import quote
+from urllib.parse import parse_qsl, quote, urlencode, urlsplit, urlunsplit
 
 OPEN = "o"
 CLICK = "c"
@@ -113,17 +114,47 @@ _HREF = re.compile(r"""(<a\b[^>]*?\bhref\s*=\s*)(["'])(https?://[^"']+)\2""", re
 _BODY_END = re.compile(r"</body\s*>", re.I)
 
 
-def track_html(html: str, *, public_url: str, secret: bytes, claims: LinkClaims, skip: set[str]) -> str:
+def utm_params(*, campaign: str, content: str | None, medium: str = "email") -> dict[str, str]:
+    """The UTM parameters Shopflow adds to every tracked link of a message."""
+    params = {"utm_source": "shopflow", "utm_medium": medium, "utm_campaign": campaign}
+    if content:
+        params["utm_content"] = content
+    return params
+
+
+def add_utm(url: str, utm: Mapping[str, str]) -> str:
+    """`url` with each utm_* parameter added unless the link already sets that parameter."""
+    parts = urlsplit(url)
+    existing = {k for k, _ in parse_qsl(parts.query, keep_blank_values=True)}
+    extra = [(k, v) for k, v in utm.items() if k not in existing]
+    if not extra:
+        return url
+    query = f"{parts.query}&{urlencode(extra)}" if parts.query else urlencode(extra)
+    return urlunsplit((parts.scheme, parts.netloc, parts.path, query, parts.fragment))
+
+
+def track_html(
+    html: str,
+    *,
+    public_url: str,
+    secret: bytes,
+    claims: LinkClaims,
+    skip: set[str],
+    utm: Mapping[str, str] | None = None,
+) -> str:
     """Route every http(s) link through the click redirect and add the open pixel.
 
     Links in `skip` (the unsubscribe and preferences links) stay direct: following them is not
-    engagement, and mail scanners that prefetch them must not count as clicks.
+    engagement, and mail scanners that prefetch them must not count as clicks. `utm`: parameters
+    added to each tracked target (never overriding a utm_* the link already has).
     """
 
     def rewrite(match: re.Match[str]) -> str:
         target = html_lib.unescape(match.group(3))
         if target in skip:
             return match.group(0)
+        if utm:
+            target = add_utm(target, utm)
         tracked = click_url(public_url, secret, claims, target)
         return f"{match.group(1)}{match.group(2)}{html_lib.escape(tracked)}{match.group(2)}"
 

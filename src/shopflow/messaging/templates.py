@@ -6,23 +6,25 @@ typo fails loudly, and cached: a template is parsed once per process.
 
 from __future__ import annotations
 
+import hashlib
 import html as html_lib
 import re
 import threading
 from collections.abc import Mapping
 from dataclasses import dataclass
-from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from typing import Any, ClassVar
 
+import css_inline
 import liquid
+import mjml  # type: ignore[import-untyped]
 import yaml
 from liquid import BoundTemplate, Environment, StrictDefaultUndefined
 from liquid.exceptions import LiquidError
 
-TEMPLATES_DIR = Path(__file__).resolve().parent.parent / "flows" / "library" / "templates"
+from shopflow.messaging import filters
 
-_CURRENCY_SYMBOLS = {"USD": "$", "CAD": "$", "AUD": "$", "NZD": "$", "EUR": "€", "GBP": "£", "JPY": "¥"}
+TEMPLATES_DIR = Path(__file__).resolve().parent.parent / "flows" / "library" / "templates"
 
 
 class TemplateError(ValueError):
@@ -37,17 +39,12 @@ class RenderedEmail:
 
 
 def money(value: object, currency: object = "USD") -> str:
-    """Decimal or string -> "$12.50 USD"; the code keeps amounts unambiguous across stores."""
-    if value is None or value == "" or isinstance(value, liquid.Undefined):
-        return ""
-    try:
-        amount = Decimal(str(value))
-    except InvalidOperation:
-        return str(value)
-    code = "USD" if isinstance(currency, liquid.Undefined) or not currency else str(currency).upper()
-    symbol = _CURRENCY_SYMBOLS.get(code, "")
-    digits = f"{amount.quantize(Decimal('0.01')):,}"
-    return f"{symbol}{digits} {code}" if symbol else f"{digits} {code}"
+    """Decimal or string -> "$12.50 USD"; the code keeps amounts unambiguous across stores.
+
+    ISO 4217 minor units: "JPY" shows no decimals. Templates get the context-aware
+    `filters.money`, which defaults to the message's / workspace's currency."""
+    code = "USD" if isinstance(currency, liquid.Undefined) or not currency else str(currency)
+    return filters.format_money(value, code)
 
 
 class _Sandbox(Environment):
@@ -59,7 +56,10 @@ class _Sandbox(Environment):
 
 def _environment(*, autoescape: bool) -> Environment:
     env = _Sandbox(undefined=StrictDefaultUndefined, autoescape=autoescape, strict_filters=True)
-    env.add_filter("money", money)
+    env.add_filter("money", filters.money)
+    env.add_filter("local_date", filters.local_date)
+    env.add_filter("discount", filters.discount)
+    env.add_filter("countdown", filters.countdown)
     return env
 
 
@@ -73,10 +73,14 @@ class Template:
     subject: BoundTemplate
     html: BoundTemplate
     text: BoundTemplate | None
+    source: str = ""  # all parts' Liquid source: what a template mentions decides what is loaded
+
+    def mentions(self, word: str) -> bool:
+        return word in self.source
 
     def render(self, context: Mapping[str, Any]) -> RenderedEmail:
         subject = _render(self.name, "subject", self.subject, context)
-        html = _render(self.name, "html", self.html, context)
+        html = inline_css(_render(self.name, "html", self.html, context))
         text = _render(self.name, "text", self.text, context) if self.text else html_to_text(html)
         return RenderedEmail(subject=" ".join(subject.split()), html=html, text=text)
 
@@ -99,21 +103,83 @@ def _parse(name: str, part: str, source: object, env: Environment) -> BoundTempl
 
 def compile_template(name: str, data: Mapping[str, Any]) -> Template:
     """Parse one template's parts, with errors that name the template and the part."""
-    unknown = set(data) - {"subject", "html", "text"}
+    unknown = set(data) - {"subject", "html", "mjml", "text"}
     if unknown:
         raise TemplateError(
-            f"template {name!r}: unknown keys {sorted(unknown)} (expected subject, html, text)"
+            f"template {name!r}: unknown keys {sorted(unknown)} (expected subject, html or mjml, text)"
         )
-    for key in ("subject", "html"):
-        if key not in data:
-            raise TemplateError(f"template {name!r}: missing {key!r}")
+    if "subject" not in data:
+        raise TemplateError(f"template {name!r}: missing 'subject'")
+    if "html" not in data and "mjml" not in data:
+        raise TemplateError(f"template {name!r}: missing 'html' (or 'mjml')")
+    if "html" in data and "mjml" in data:
+        raise TemplateError(f"template {name!r}: expected one of 'html' and 'mjml', got both")
+    if "mjml" in data:
+        if not isinstance(data["mjml"], str):
+            raise TemplateError(f"template {name!r}: 'mjml' must be a string of MJML, got {data['mjml']!r}")
+        html_source: object = compile_mjml(name, data["mjml"])
+    else:
+        html_source = data["html"]
     text = data.get("text")
     return Template(
         name=name,
         subject=_parse(name, "subject", data["subject"], _TEXT_ENV),
-        html=_parse(name, "html", data["html"], _HTML_ENV),
+        html=_parse(name, "html", html_source, _HTML_ENV),
         text=_parse(name, "text", text, _TEXT_ENV) if text is not None else None,
+        source="\n".join(str(part) for part in (data["subject"], html_source, text) if part is not None),
     )
+
+
+# --- MJML and CSS inlining -----------------------------------------------------------------------
+
+# MJML compiles in pure Python at ~10 ms a template, so it runs once per template version (keyed by
+# the source's hash) and the Liquid inside it is rendered per message afterwards.
+_MJML_CACHE: dict[str, str] = {}
+_MJML_LOCK = threading.Lock()
+
+
+def compile_mjml(name: str, source: str) -> str:
+    """MJML (with Liquid inside) -> HTML (Liquid still inside), cached per source version."""
+    key = hashlib.sha256(source.encode("utf-8")).hexdigest()
+    cached = _MJML_CACHE.get(key)
+    if cached is not None:
+        return cached
+    try:
+        result = mjml.mjml_to_html(source)
+    except Exception as exc:  # the compiler raises assorted parser errors on bad markup
+        raise TemplateError(f"template {name!r}, mjml: cannot compile: {exc}") from None
+    if result.errors:
+        raise TemplateError(f"template {name!r}, mjml: {result.errors}")
+    html = str(result.html)
+    with _MJML_LOCK:
+        _MJML_CACHE[key] = html
+    return html
+
+
+def _inliner() -> css_inline.CSSInliner:
+    # Remote stylesheets stay off: rendering must never make a network request a template names.
+    try:
+        # Keep @media rules (responsive MJML layouts) in a <style> block; older versions lack the option.
+        return css_inline.CSSInliner(load_remote_stylesheets=False, keep_at_rules=True)
+    except TypeError:
+        return css_inline.CSSInliner(load_remote_stylesheets=False)
+
+
+_INLINER: css_inline.CSSInliner | None = None
+_STYLED = re.compile(r"<(style|link)\b", re.I)
+
+
+def inline_css(html: str) -> str:
+    """Move <style> rules into style attributes (after rendering, so Liquid output is styled too)."""
+    global _INLINER
+    if not _STYLED.search(html):
+        return html  # nothing to inline: skip the parse, which keeps plain templates fast
+    if _INLINER is None:
+        _INLINER = _inliner()
+    try:
+        return str(_INLINER.inline(html))
+    except ValueError as exc:
+        raise TemplateError(f"cannot inline CSS: {exc}") from None
 
 
 _NAME = re.compile(r"^[a-z0-9][a-z0-9_-]{0,99}$")

@@ -77,6 +77,8 @@ def touches_for(
         message_id = _int_or_none(props.get("message_id"))
         if message_id is None:  # not one of our messages: nothing to credit
             continue
+        if props.get("machine_open") is True:  # a privacy proxy or prefetcher, not the person
+            continue
         touches.append(
             rules.Touch(
                 event_id=int(row.id),

@@ -10,7 +10,7 @@ from sqlalchemy.engine import Connection
 
 from shopflow.domain.clock import as_utc
 from shopflow.domain.events import ConsentChange
-from shopflow.store import tables
+from shopflow.store import db, tables
 
 NEVER_SUBSCRIBED = "never_subscribed"
 STATUSES = frozenset({"subscribed", "unsubscribed", NEVER_SUBSCRIBED})
@@ -27,7 +27,9 @@ def current(
     c = tables.consents
     rows = conn.execute(
         sa.select(c.c.profile_id, c.c.status).where(
-            c.c.workspace_id == workspace_id, c.c.channel == channel, c.c.profile_id.in_(list(result))
+            c.c.workspace_id == workspace_id,
+            c.c.channel == channel,
+            db.one_of(conn, c.c.profile_id, list(result)),
         )
     )
     for pid, status in rows:

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy import event
+from sqlalchemy.dialects import postgresql
 from sqlalchemy.engine import Connection, Engine
 
 
@@ -58,6 +59,14 @@ def _configure_sqlite(engine: Engine) -> None:
 
 def is_sqlite(engine_or_conn: Engine | Connection) -> bool:
     return engine_or_conn.dialect.name == "sqlite"
+
+
+def one_of(conn: Connection, column: sa.ColumnElement[Any], values: Sequence[Any]) -> sa.ColumnElement[bool]:
+    """`column IN values`; on PostgreSQL `column = ANY(:array)`, one bound array instead of a
+    bind parameter per value, which keeps large look-ups cheap to render, send and plan."""
+    if is_sqlite(conn):
+        return column.in_(list(values))
+    return column == sa.any_(sa.bindparam(None, list(values), type_=postgresql.ARRAY(column.type)))
 
 
 def commit_without_flush(conn: Connection) -> None:

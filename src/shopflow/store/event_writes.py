@@ -87,7 +87,7 @@ def existing(conn: Connection, *, workspace_id: str, message_ids: Sequence[str])
     for start in range(0, len(ids), _CHUNK):
         rows = conn.execute(
             sa.select(e.c.message_id, e.c.profile_id).where(
-                e.c.workspace_id == workspace_id, e.c.message_id.in_(ids[start : start + _CHUNK])
+                e.c.workspace_id == workspace_id, db.one_of(conn, e.c.message_id, ids[start : start + _CHUNK])
             )
         )
         for mid, pid in rows:

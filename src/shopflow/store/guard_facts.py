@@ -133,6 +133,8 @@ def load(conn: Connection, *, workspace_id: str, profile_ids: Sequence[int], now
             e.c.profile_id.in_(ids),
             e.c.name == ev.OPENED_EMAIL,
             e.c.time >= now - HISTORY,
+            # Privacy proxies and prefetchers open everything: they say nothing about the person.
+            sa.not_(sa.func.coalesce(e.c.properties["machine_open"].as_boolean(), sa.false())),
         )
         .group_by(e.c.profile_id)
     )

@@ -99,6 +99,8 @@ class ClaimedMessage:
     flow_id: int | None
     context: dict[str, Any]
     attempts: int  # including this one
+    node_id: str | None = None
+    flow_key: str | None = None  # the flow definition's key, for utm_campaign
 
 
 def claim_due(
@@ -139,6 +141,11 @@ def claim_due(
             m.c.flow_id,
             m.c.context,
             m.c.attempts,
+            m.c.node_id,
+            sa.select(tables.flows.c.key)
+            .where(tables.flows.c.id == m.c.flow_id)
+            .scalar_subquery()
+            .label("flow_key"),
         )
         .where(m.c.id.in_(ids))
         .order_by(m.c.id)
@@ -154,6 +161,8 @@ def claim_due(
             flow_id=int(r.flow_id) if r.flow_id is not None else None,
             context=dict(r.context or {}),
             attempts=int(r.attempts),
+            node_id=r.node_id,
+            flow_key=r.flow_key,
         )
         for r in rows
     ]
@@ -243,6 +252,7 @@ class Recipient:
     properties: dict[str, Any]
     order_count: int
     total_spent: Decimal
+    timezone: str | None = None  # IANA name, for dates in templates
 
 
 def recipients(conn: Connection, *, workspace_id: str, profile_ids: Sequence[int]) -> dict[int, Recipient]:
@@ -258,6 +268,7 @@ def recipients(conn: Connection, *, workspace_id: str, profile_ids: Sequence[int
         p.c.order_count,
         p.c.total_spent,
         p.c.merged_into,
+        p.c.timezone,
     )
     wanted = {int(i) for i in profile_ids}
     found: dict[int, Any] = {}
@@ -286,6 +297,7 @@ def recipients(conn: Connection, *, workspace_id: str, profile_ids: Sequence[int
             properties=dict(row.properties or {}),
             order_count=int(row.order_count or 0),
             total_spent=row.total_spent if row.total_spent is not None else Decimal("0"),
+            timezone=row.timezone,
         )
     return result
 

@@ -61,7 +61,7 @@ def lookup_identifiers(
         for chunk in _chunks(sorted(values)):
             rows = conn.execute(
                 sa.select(t.c.value, t.c.profile_id).where(
-                    t.c.workspace_id == workspace_id, t.c.kind == kind, t.c.value.in_(list(chunk))
+                    t.c.workspace_id == workspace_id, t.c.kind == kind, db.one_of(conn, t.c.value, chunk)
                 )
             )
             for value, pid in rows:
@@ -78,7 +78,9 @@ def survivors(conn: Connection, *, workspace_id: str, profile_ids: Iterable[int]
     while pending:
         for chunk in _chunks(pending):
             rows = conn.execute(
-                sa.select(p.c.id, p.c.merged_into).where(p.c.workspace_id == workspace_id, p.c.id.in_(chunk))
+                sa.select(p.c.id, p.c.merged_into).where(
+                    p.c.workspace_id == workspace_id, db.one_of(conn, p.c.id, chunk)
+                )
             )
             for pid, merged in rows:
                 parent[int(pid)] = int(merged) if merged is not None else None
@@ -102,7 +104,11 @@ def load_for_update(
     ids = sorted(set(profile_ids))
     states: dict[int, ProfileState] = {}
     for chunk in _chunks(ids):
-        query = sa.select(p).where(p.c.workspace_id == workspace_id, p.c.id.in_(chunk)).order_by(p.c.id)
+        query = (
+            sa.select(p)
+            .where(p.c.workspace_id == workspace_id, db.one_of(conn, p.c.id, chunk))
+            .order_by(p.c.id)
+        )
         if not db.is_sqlite(conn):
             query = query.with_for_update()
         for r in conn.execute(query):

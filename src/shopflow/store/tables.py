@@ -581,3 +581,31 @@ alerts = sa.Table(
     sa.Column("details", Json, nullable=False),
     sa.UniqueConstraint("workspace_id", "kind", "window_end"),
 )
+
+# Unique coupon codes: a pool per offer, each code handed to at most one message (recipient).
+coupon_pools = sa.Table(
+    "coupon_pools",
+    metadata,
+    sa.Column("id", BigId, primary_key=True, autoincrement=True),
+    _ws(),
+    sa.Column("name", sa.String(100), nullable=False),
+    sa.Column("created_at", UTCDateTime, nullable=False),
+    sa.UniqueConstraint("workspace_id", "name"),
+)
+
+coupon_codes = sa.Table(
+    "coupon_codes",
+    metadata,
+    sa.Column("id", BigId, primary_key=True, autoincrement=True),
+    _ws(),
+    sa.Column("pool_id", sa.BigInteger, sa.ForeignKey("coupon_pools.id"), nullable=False),
+    sa.Column("code", sa.String(100), nullable=False),
+    sa.Column("message_id", sa.BigInteger),  # NULL while free
+    sa.Column("profile_id", sa.BigInteger),
+    sa.Column("assigned_at", UTCDateTime),
+    sa.Column("created_at", UTCDateTime, nullable=False),
+    sa.UniqueConstraint("pool_id", "code"),
+    # One code per message and pool: a re-render finds the code it was given.
+    sa.UniqueConstraint("pool_id", "message_id"),
+    sa.Index("ix_coupon_codes_free", "pool_id", "message_id", "id"),
+)

@@ -15,10 +15,11 @@ from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Resp
 
 from shopflow.api import deps
 from shopflow.domain import events as ev
+from shopflow.domain import machine_opens
 from shopflow.domain.events import CanonicalEvent, ConsentChange, Identity
 from shopflow.ingest import pipeline
 from shopflow.messaging import links
-from shopflow.store import db
+from shopflow.store import db, messages
 
 router = APIRouter(tags=["tracking"], include_in_schema=False)
 
@@ -50,7 +51,21 @@ def _hour(now: datetime) -> str:
     return now.strftime("%Y%m%d%H")
 
 
-@router.get("/t/o/{token}.gif")
+def _machine_open(request: Request, claims: links.LinkClaims, now: datetime) -> bool:
+    """Privacy proxies and prefetchers (domain.machine_opens): flagged, so engagement and
+    attribution can ignore them, but still recorded (the email did arrive)."""
+    ctx = deps.context(request)
+    with db.reading(ctx.engine) as conn:
+        row = messages.get(conn, message_id=claims.message_id)
+    sent_at = row.get("sent_at") if row and row.get("workspace_id") == claims.workspace_id else None
+    return machine_opens.is_machine_open(
+        method=request.method,
+        user_agent=request.headers.get("user-agent"),
+        since_sent=(now - sent_at) if isinstance(sent_at, datetime) else None,
+    )
+
+
+@router.api_route("/t/o/{token}.gif", methods=["GET", "HEAD"])
 def open_pixel(token: str, request: Request) -> Response:
     ctx = deps.context(request)
     try:
@@ -58,16 +73,21 @@ def open_pixel(token: str, request: Request) -> Response:
     except links.InvalidToken as exc:
         return _error(404, str(exc))
     now = ctx.clock.now()
+    machine = _machine_open(request, claims, now)
+    properties: dict[str, object] = {"message_id": claims.message_id, "flow_id": claims.flow_id, "url": None}
+    if machine:
+        properties["machine_open"] = True
     if not _record(
         request,
         claims,
         CanonicalEvent(
-            message_id=f"email-open:{claims.message_id}:{_hour(now)}",
+            # A machine open has its own dedupe key, so a proxy fetch never hides the person's open.
+            message_id=f"email-open:{claims.message_id}:{_hour(now)}{':m' if machine else ''}",
             source=SOURCE,
             identity=Identity(profile_id=claims.profile_id),
             time=now,
             name=ev.OPENED_EMAIL,
-            properties={"message_id": claims.message_id, "flow_id": claims.flow_id, "url": None},
+            properties=properties,
         ),
     ):
         return _error(404, "token: unknown workspace")

@@ -1,0 +1,110 @@
+"""Template preview with a chosen profile, and a test send, over the private API."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from fastapi import APIRouter, Depends, Request
+from fastapi.concurrency import run_in_threadpool
+from fastapi.responses import JSONResponse
+
+from shopflow.api import deps
+from shopflow.messaging import template_preview, templates
+from shopflow.store import workspaces
+
+router = APIRouter(prefix="/api/v1/templates", tags=["templates"])
+MAX_BODY_BYTES = 128 * 1024
+
+
+def _error(status: int, message: str) -> JSONResponse:
+    return JSONResponse({"error": message}, status_code=status)
+
+
+async def _body(request: Request) -> dict[str, Any] | JSONResponse:
+    declared = request.headers.get("content-length")
+    if declared is not None and declared.isdigit() and int(declared) > MAX_BODY_BYTES:
+        return _error(413, f"body: {declared} bytes, the limit is {MAX_BODY_BYTES} bytes")
+    raw = b""
+    async for chunk in request.stream():
+        raw += chunk
+        if len(raw) > MAX_BODY_BYTES:
+            return _error(413, f"body: more than {MAX_BODY_BYTES} bytes, the limit is {MAX_BODY_BYTES} bytes")
+    try:
+        data = json.loads(raw or b"{}")
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        return _error(400, f"body: expected a JSON object ({exc})")
+    if not isinstance(data, dict):
+        return _error(400, f"body: expected a JSON object, got {type(data).__name__}")
+    return data
+
+
+@router.post("/{name}/preview")
+async def preview(
+    name: str, request: Request, ws: workspaces.Workspace = Depends(deps.private_workspace)
+) -> JSONResponse:
+    body = await _body(request)
+    if isinstance(body, JSONResponse):
+        return body
+    profile_id = body.get("profile_id")
+    if not isinstance(profile_id, int) or isinstance(profile_id, bool) or profile_id <= 0:
+        return _error(400, f"profile_id: expected a positive integer, got {str(profile_id)[:50]!r}")
+    ctx = deps.context(request)
+    try:
+        event = template_preview.check_event(body.get("event"))
+        shown = await run_in_threadpool(
+            lambda: template_preview.preview(
+                ctx.engine,
+                workspace_id=ws.id,
+                template=name,
+                profile_id=profile_id,
+                event=event,
+                now=ctx.clock.now(),
+                link_secret=ctx.link_secret,
+                public_url=ctx.settings.public_url,
+            )
+        )
+    except LookupError as exc:
+        return _error(404, str(exc))
+    except (templates.TemplateError, ValueError) as exc:
+        return _error(400, str(exc))
+    return JSONResponse({"subject": shown.subject, "html": shown.html, "text": shown.text})
+
+
+@router.post("/{name}/test-send")
+async def test_send(
+    name: str, request: Request, ws: workspaces.Workspace = Depends(deps.private_workspace)
+) -> JSONResponse:
+    body = await _body(request)
+    if isinstance(body, JSONResponse):
+        return body
+    to = body.get("to")
+    if not isinstance(to, str) or not to:
+        return _error(400, f"to: expected an email address, got {str(to)[:100]!r}")
+    profile_id = body.get("profile_id")
+    if profile_id is not None and (not isinstance(profile_id, int) or isinstance(profile_id, bool)):
+        return _error(400, f"profile_id: expected a positive integer, got {str(profile_id)[:50]!r}")
+    ctx = deps.context(request)
+    try:
+        event = template_preview.check_event(body.get("event"))
+        answer = await run_in_threadpool(
+            lambda: template_preview.test_send(
+                ctx.engine,
+                workspace_id=ws.id,
+                template=name,
+                to=to,
+                profile_id=profile_id,
+                event=event,
+                now=ctx.clock.now(),
+                link_secret=ctx.link_secret,
+                public_url=ctx.settings.public_url,
+                smtp_url=ctx.settings.smtp_url,
+            )
+        )
+    except LookupError as exc:
+        return _error(404, str(exc))
+    except (templates.TemplateError, ValueError) as exc:
+        return _error(400, str(exc))
+    except (RuntimeError, OSError) as exc:
+        return _error(502, f"smtp: {exc}")
+    return JSONResponse({"sent_to": to, "smtp": answer})
