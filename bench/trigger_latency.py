@@ -23,13 +23,14 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import sqlalchemy as sa
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from bench import common
 from shopflow import testing
 from shopflow.domain import flows as domain_flows
 from shopflow.messaging.sink import Sink
-from shopflow.store import db, workspaces
+from shopflow.store import db, tables, workspaces
 from shopflow.store import flows as store_flows
 
 FLOW = {
@@ -37,6 +38,7 @@ FLOW = {
     "name": "Bench: instant email",
     "trigger": {"type": "event", "event": "Bench Signup"},
     "reentry": "always",
+    "holdout_percent": 0,  # every entrant is mailed: this measures latency, not incrementality
     "entry": "send",
     "nodes": [
         {
@@ -132,9 +134,26 @@ def measure(dialect: str, rate: float, seconds: float) -> list[float]:
             proc.terminate()
             proc.wait(10)
             sink.stop()
+            engine = db.create_engine(url)
+            with engine.connect() as conn:
+                statuses: dict[str, int] = dict(
+                    conn.execute(
+                        sa.select(tables.messages.c.status, sa.func.count()).group_by(
+                            tables.messages.c.status
+                        )
+                    ).all()
+                )
+                reasons = conn.execute(
+                    sa.select(tables.messages.c.skip_reason, tables.messages.c.error)
+                    .where(tables.messages.c.status != "sent")
+                    .limit(3)
+                ).all()
+            engine.dispose()
     missing = [e for e in sent if e not in received]
     if missing:
-        raise RuntimeError(f"{len(missing)} emails never arrived (e.g. {missing[:3]})")
+        raise RuntimeError(
+            f"{len(missing)} emails never arrived (e.g. {missing[:3]}); messages by status {statuses}, e.g. {reasons}"
+        )
     return [received[e] - sent[e] for e in sent]
 
 

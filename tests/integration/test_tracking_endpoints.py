@@ -94,6 +94,7 @@ def test_open_pixel_records_an_event(engine: Engine, clock: SimulatedClock, serv
     assert opened.time == clock.now()
     assert opened.source == "shopflow"
 
+
 TARGET = (
     "https://shop.example/checkouts/c1?x=1&y=2"
     "&utm_source=shopflow&utm_medium=email&utm_campaign=cart-reminder-1h"

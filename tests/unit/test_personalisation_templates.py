@@ -178,3 +178,14 @@ def test_utm_added_without_overriding_existing() -> None:
     )
     assert "u=https%3A%2F%2Fs.example%2Fa%3Futm_source%3Dshopflow%26utm_medium%3Demail" in html
     assert 'href="https://s.example/u"' in html  # skipped links get no UTM
+
+
+def test_coupon_pools_are_found_only_at_top_level() -> None:
+    from shopflow.messaging import personalise
+
+    t = templates.compile_template(
+        "t", {"subject": "{{ coupon.SPRING }}", "html": "{{ event.coupon.code }} {{ coupon.VIP_2 }}"}
+    )
+    assert personalise.coupon_pools(t) == ["SPRING", "VIP_2"]
+    plain = templates.compile_template("p", {"subject": "s", "html": "{{ event.coupon.code }}"})
+    assert personalise.coupon_pools(plain) == []

@@ -22,7 +22,8 @@ BEST_SELLER_WINDOW = timedelta(days=30)
 BROWSED_WINDOW = timedelta(days=90)
 RECOMMENDED = 4
 BROWSED = 3
-_COUPON = re.compile(r"\bcoupon\.([A-Za-z0-9_]+)")
+# The top-level `coupon` only: `event.coupon.code` is the event's own data, not a pool.
+_COUPON = re.compile(r"(?<![\w.])coupon\.([A-Za-z0-9_]+)")
 
 
 def coupon_pools(template: templates.Template) -> list[str]:
