@@ -102,7 +102,7 @@ def test_flows_api_refuses_bad_definitions_and_stores_nothing(
     assert response.json()["errors"] == [
         "nodes[0].template: required, but missing",
         "nodes[1].type: unknown node type 'teleport', expected one of "
-        "delay, wait, split, trigger_split, random, send, update_profile, list, audience, webhook, alert, start_flow, exit",
+        "delay, wait, split, trigger_split, random, send, update_profile, list, audience, webhook, alert, start_flow, consent, exit",
     ]
     assert response.json()["error"] == "; ".join(response.json()["errors"])
 

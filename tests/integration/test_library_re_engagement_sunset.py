@@ -2,12 +2,27 @@
 
 from __future__ import annotations
 
+import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
 from shopflow.domain.clock import SimulatedClock
-from tests.integration.library_growth_support import D, H, Shop
+from shopflow.store import db, tables
+from tests.integration.library_growth_support import T0, D, H, Shop
 
 FLOW = "re-engagement-sunset"
+
+
+def email_consent(shop: Shop, email: str) -> list[tuple[str, str, object, str]]:
+    """(status, source, occurred_at - T0, details.reason) of the profile's email consent evidence."""
+    p, e = tables.profiles, tables.consent_evidence
+    with db.reading(shop.engine) as conn:
+        rows = conn.execute(
+            sa.select(e.c.status, e.c.source, e.c.occurred_at, e.c.details)
+            .join(p, p.c.id == e.c.profile_id)
+            .where(p.c.email == email, e.c.channel == "email")
+            .order_by(e.c.id)
+        )
+        return [(r.status, r.source, r.occurred_at - T0, r.details.get("reason")) for r in rows]
 
 
 def test_we_miss_you_then_stay_subscribed_then_sunset(engine: Engine, clock: SimulatedClock) -> None:
@@ -31,6 +46,9 @@ def test_we_miss_you_then_stay_subscribed_then_sunset(engine: Engine, clock: Sim
     assert shop.exits(FLOW) == [104 * D, 98 * D]
     assert shop.profile_properties("gone@x.com") == {"email_sunset": True}
     assert shop.profile_properties("stays@x.com") == {}
+    # The sunset unsubscribes email (evidence from the flow); the kept subscriber is untouched.
+    assert email_consent(shop, "gone@x.com") == [("unsubscribed", "flow", 104 * D, "sunset")]
+    assert email_consent(shop, "stays@x.com") == []
     shop.at(141 * D)
     assert shop.messages()[4:] == [("email", "re-engagement-sunset-1", "miss-you", 140 * D)]
 

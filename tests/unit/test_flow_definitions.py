@@ -67,7 +67,7 @@ def test_unknown_node_type_names_the_node_and_the_type() -> None:
     nodes = [*flow()["nodes"], {"id": "x", "type": "teleport"}]
     assert problems(flow(nodes=nodes)) == [
         "nodes[3].type: unknown node type 'teleport', expected one of "
-        "delay, wait, split, trigger_split, random, send, update_profile, list, audience, webhook, alert, start_flow, exit"
+        "delay, wait, split, trigger_split, random, send, update_profile, list, audience, webhook, alert, start_flow, consent, exit"
     ]
 
 

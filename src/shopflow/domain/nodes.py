@@ -40,6 +40,7 @@ NODE_TYPES = (
     "webhook",
     "alert",
     "start_flow",
+    "consent",
     "exit",
 )
 CHANNELS = ("email", "sms", "push")
@@ -449,6 +450,27 @@ class StartFlowNode(BaseModel):
     next: NodeId
 
 
+class ConsentNode(BaseModel):
+    """Change the profile's consent for a channel (evidence source "flow", with run and `reason`);
+    `suppress: true` (only with `unsubscribed`) also adds a suppression with reason "sunset"."""
+
+    model_config = _STRICT
+
+    id: NodeId
+    type: Literal["consent"]
+    channel: Literal["email", "sms", "push"]
+    status: Literal["unsubscribed", "subscribed"]
+    reason: str = Field(min_length=1, max_length=200)
+    suppress: bool = False
+    next: NodeId
+
+    @model_validator(mode="after")
+    def _suppress_only_unsubscribes(self) -> ConsentNode:
+        if self.suppress and self.status != "unsubscribed":
+            raise ValueError(f"suppress: true goes only with status unsubscribed, got status {self.status!r}")
+        return self
+
+
 class ExitNode(BaseModel):
     model_config = _STRICT
 
@@ -470,6 +492,7 @@ AnyNode: TypeAlias = (
     | WebhookNode
     | AlertNode
     | StartFlowNode
+    | ConsentNode
     | ExitNode
 )
 
@@ -492,6 +515,7 @@ Node = Annotated[
     | Annotated[WebhookNode, Tag("<webhook>")]
     | Annotated[AlertNode, Tag("<alert>")]
     | Annotated[StartFlowNode, Tag("<start_flow>")]
+    | Annotated[ConsentNode, Tag("<consent>")]
     | Annotated[ExitNode, Tag("<exit>")],
     Discriminator(
         _node_tag,

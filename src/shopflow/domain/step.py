@@ -151,6 +151,17 @@ class StartFlow:
     flow_key: str
 
 
+@dataclass(frozen=True)
+class ConsentEffect:
+    """Record a consent change for the run's profile (and, with `suppress`, a "sunset" suppression)."""
+
+    node_id: str
+    channel: str
+    status: str  # subscribed | unsubscribed
+    reason: str
+    suppress: bool = False
+
+
 Effect = (
     NodeEntered
     | Resolved
@@ -163,6 +174,7 @@ Effect = (
     | CallWebhook
     | Alert
     | StartFlow
+    | ConsentEffect
 )
 
 
@@ -325,6 +337,8 @@ def _actions(node: nodes.AnyNode, facts: Facts) -> list[Effect]:
         return [Alert(node.id, node.message)]
     if isinstance(node, nodes.StartFlowNode):
         return [StartFlow(node.id, node.flow)]
+    if isinstance(node, nodes.ConsentNode):
+        return [ConsentEffect(node.id, node.channel, node.status, node.reason, node.suppress)]
     return []
 
 

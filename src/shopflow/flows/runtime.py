@@ -18,15 +18,18 @@ from shopflow.domain import clock as domain_clock
 from shopflow.domain import nodes
 from shopflow.domain import step as domain_step
 from shopflow.domain.conditions import ENGAGEMENT_EVENTS, EventFact
-from shopflow.domain.events import CanonicalEvent, Identity
+from shopflow.domain.events import CanonicalEvent, ConsentChange, Identity
 from shopflow.domain.flows import FlowDefinition
 from shopflow.store import flows as store_flows
 from shopflow.store import messages as store_messages
 from shopflow.store import steps as store_steps
+from shopflow.store import suppressions
 from shopflow.store import webhooks as store_webhooks
 
 JOINED_LIST = "Joined List"
 LEFT_LIST = "Left List"
+# The suppression reason a consent node with `suppress: true` adds.
+SUNSET = "sunset"
 
 
 def in_holdout(*, flow_id: int, profile_id: int, holdout_percent: int) -> bool:
@@ -201,6 +204,7 @@ class Batch:
     webhooks: list[dict[str, Any]] = field(default_factory=list)
     alerts: list[dict[str, Any]] = field(default_factory=list)
     starts: list[tuple[store_flows.RunRow, str, str]] = field(default_factory=list)  # run, node, flow key
+    consents: list[tuple[store_flows.RunRow, domain_step.ConsentEffect]] = field(default_factory=list)
 
     def _log(self, run: store_flows.RunRow, kind: str, node_id: str | None, reason: str | None) -> None:
         self.log.append(
@@ -273,6 +277,9 @@ class Batch:
                 )
             elif isinstance(effect, domain_step.StartFlow):
                 self.starts.append((run, effect.node_id, effect.flow_key))
+            elif isinstance(effect, domain_step.ConsentEffect):
+                # Held-out runs too: a holdout skips messages only, like profile and list changes.
+                self.consents.append((run, effect))
         old = as_domain_run(run)
         state = _state(run, new)
         if state != run.state:
@@ -321,6 +328,7 @@ class Batch:
         store_steps.set_run_states(conn, self.states)
         store_steps.update_properties(conn, changes=self.profile_changes, now=self.now)
         self._apply_lists(conn)
+        self._apply_consents(conn)
         store_steps.add_audience_members(conn, self.audience_adds)
         store_steps.remove_audience_members(conn, self.audience_removes)
         store_webhooks.enqueue(conn, self.webhooks)
@@ -386,6 +394,51 @@ class Batch:
                             "run_id": run.id,
                         },
                     )
+                )
+        for ws, events in sorted(by_ws.items()):
+            pipeline.accept(conn, workspace_id=ws, events=events, now=self.now)
+
+    def _apply_consents(self, conn: Connection) -> None:
+        """Consent changes go through the ingest pipeline (evidence source "flow", shown on the
+        timeline); `suppress` adds a "sunset" suppression as well."""
+        if not self.consents:
+            return
+        from shopflow.ingest import pipeline  # the ingest package imports flows; keep it lazy
+
+        by_ws: dict[str, list[CanonicalEvent]] = defaultdict(list)
+        for run, effect in self.consents:
+            details = {
+                "flow_id": run.flow_id,
+                "run_id": run.id,
+                "node_id": effect.node_id,
+                "reason": effect.reason,
+            }
+            change = ConsentChange(
+                channel=effect.channel,
+                status=effect.status,
+                occurred_at=self.now,
+                source="flow",
+                details=details,
+            )
+            by_ws[run.workspace_id].append(
+                CanonicalEvent(
+                    # The time keeps a loop back through the node a new change, not a duplicate.
+                    message_id=f"consent:run:{run.id}:{effect.node_id}:{self.now.isoformat()}",
+                    source="flow",
+                    identity=Identity(profile_id=run.profile_id),
+                    time=self.now,
+                    consent=(change,),
+                )
+            )
+            if effect.suppress:
+                suppressions.suppress(
+                    conn,
+                    workspace_id=run.workspace_id,
+                    profile_id=run.profile_id,
+                    channel=effect.channel,
+                    reason=SUNSET,
+                    now=self.now,
+                    details=details,
                 )
         for ws, events in sorted(by_ws.items()):
             pipeline.accept(conn, workspace_id=ws, events=events, now=self.now)

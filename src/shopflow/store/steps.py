@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
-from datetime import datetime
+from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
@@ -278,6 +278,82 @@ def staff_alerts(conn: Connection, *, workspace_id: str) -> list[dict[str, Any]]
     a = tables.staff_alerts
     rows = conn.execute(
         sa.select(a.c.flow_id, a.c.run_id, a.c.node_id, a.c.profile_id, a.c.message, a.c.created_at)
+        .where(a.c.workspace_id == workspace_id)
+        .order_by(a.c.id)
+    )
+    return [dict(r._mapping) for r in rows]
+
+
+def claim_alerts_to_notify(
+    conn: Connection, *, now: datetime, lease: timedelta, limit: int
+) -> list[dict[str, Any]]:
+    """Pending alerts due for their email, with their flow's name and profile's email; each is leased
+    (notify_next_at = now + lease, one more attempt counted) so a crashed sender's claim comes back."""
+    a, f, p = tables.staff_alerts, tables.flows, tables.profiles
+    query = (
+        sa.select(a.c.id, a.c.workspace_id, a.c.flow_id, a.c.node_id, a.c.profile_id, a.c.message)
+        .add_columns(a.c.created_at, a.c.notify_attempts)
+        .where(
+            a.c.notify_status == "pending",
+            sa.or_(a.c.notify_next_at.is_(None), a.c.notify_next_at <= now),
+        )
+        .order_by(a.c.id)
+        .limit(limit)
+    )
+    if not db.is_sqlite(conn):
+        query = query.with_for_update(skip_locked=True)
+    rows = [dict(r._mapping) for r in conn.execute(query)]
+    if not rows:
+        return []
+    conn.execute(
+        a.update()
+        .where(a.c.id == sa.bindparam("b_id"))
+        .values(notify_next_at=now + lease, notify_attempts=a.c.notify_attempts + 1),
+        [{"b_id": r["id"]} for r in rows],
+    )
+    names = dict(
+        conn.execute(
+            sa.select(f.c.id, f.c.name).where(f.c.id.in_(sorted({r["flow_id"] for r in rows})))
+        ).all()
+    )
+    emails = dict(
+        conn.execute(
+            sa.select(p.c.id, p.c.email).where(p.c.id.in_(sorted({r["profile_id"] for r in rows})))
+        ).all()
+    )
+    for r in rows:
+        r["notify_attempts"] = int(r["notify_attempts"]) + 1
+        r["flow_name"] = names.get(r["flow_id"])
+        r["profile_email"] = emails.get(r["profile_id"])
+    return rows
+
+
+def finish_alert_notify(
+    conn: Connection, *, alert_id: int, now: datetime, error: str | None, retry_at: datetime | None
+) -> None:
+    """Record an alert email's outcome: sent (no error), retry at `retry_at`, or failed for good."""
+    a = tables.staff_alerts
+    if error is None:
+        values: dict[str, Any] = {"notify_status": "sent", "notified_at": now, "notify_error": None}
+    elif retry_at is not None:
+        values = {"notify_next_at": retry_at, "notify_error": error[:500]}
+    else:
+        values = {"notify_status": "failed", "notify_next_at": None, "notify_error": error[:500]}
+    conn.execute(a.update().where(a.c.id == alert_id).values(**values))
+
+
+def alert_notifications(conn: Connection, *, workspace_id: str) -> list[dict[str, Any]]:
+    """The email delivery state of each of a workspace's alerts, oldest first."""
+    a = tables.staff_alerts
+    rows = conn.execute(
+        sa.select(
+            a.c.id,
+            a.c.notify_status,
+            a.c.notify_attempts,
+            a.c.notify_next_at,
+            a.c.notified_at,
+            a.c.notify_error,
+        )
         .where(a.c.workspace_id == workspace_id)
         .order_by(a.c.id)
     )

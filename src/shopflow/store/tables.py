@@ -435,8 +435,16 @@ staff_alerts = sa.Table(
     sa.Column("message", sa.String(500), nullable=False),
     sa.Column("created_at", UTCDateTime, nullable=False),
     sa.Column("seen_at", UTCDateTime),
+    # Email to the workspace's staff_email (flows/alerts.py): pending | sent | failed. While pending,
+    # notify_next_at is when it may be tried (null: now); a claim pushes it out as a lease.
+    sa.Column("notify_status", sa.String(16), nullable=False, server_default="pending"),
+    sa.Column("notify_attempts", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("notify_next_at", UTCDateTime),
+    sa.Column("notified_at", UTCDateTime),
+    sa.Column("notify_error", sa.String(500)),
     sa.UniqueConstraint("run_id", "node_id"),
     sa.Index("ix_staff_alerts_workspace", "workspace_id", "created_at"),
+    sa.Index("ix_staff_alerts_notify", "notify_status", "notify_next_at"),
 )
 
 # --- messages -------------------------------------------------------------------------------

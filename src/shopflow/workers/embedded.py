@@ -10,7 +10,7 @@ from datetime import datetime, timedelta
 from sqlalchemy.engine import Engine
 
 from shopflow.domain.clock import Clock
-from shopflow.flows import scheduler, sweeps, webhooks
+from shopflow.flows import alerts, scheduler, sweeps, webhooks
 from shopflow.messaging import delivery, delivery_push, delivery_sms, hygiene
 from shopflow.messaging.channels.base import Channel
 from shopflow.messaging.channels.push.webpush import PushChannel
@@ -91,6 +91,10 @@ class Worker:
         )
         # Flow webhooks (outbound deliveries too) go out after the step that queued them committed.
         done.messages += webhooks.deliver_due(self.engine, clock=self.clock, limit=self.delivery_batch)
+        # Staff alerts written by `alert` steps go to the workspace's staff_email, also after commit.
+        done.messages += alerts.deliver_due(
+            self.engine, clock=self.clock, channel=self.channel, limit=self.delivery_batch
+        )
         self.counts.events += done.events
         self.counts.steps += done.steps
         self.counts.messages += done.messages

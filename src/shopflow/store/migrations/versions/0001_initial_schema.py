@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises:
-Create Date: 2026-11-26 22:25:27.118836
+Create Date: 2026-11-26 22:51:13.270673
 """
 
 from __future__ import annotations
@@ -594,6 +594,11 @@ def upgrade() -> None:
         sa.Column("message", sa.String(length=500), nullable=False),
         sa.Column("created_at", shopflow.store.types.UTCDateTime(timezone=True), nullable=False),
         sa.Column("seen_at", shopflow.store.types.UTCDateTime(timezone=True), nullable=True),
+        sa.Column("notify_status", sa.String(length=16), server_default="pending", nullable=False),
+        sa.Column("notify_attempts", sa.Integer(), server_default="0", nullable=False),
+        sa.Column("notify_next_at", shopflow.store.types.UTCDateTime(timezone=True), nullable=True),
+        sa.Column("notified_at", shopflow.store.types.UTCDateTime(timezone=True), nullable=True),
+        sa.Column("notify_error", sa.String(length=500), nullable=True),
         sa.ForeignKeyConstraint(
             ["workspace_id"], ["workspaces.id"], name=op.f("fk_staff_alerts_workspace_id_workspaces")
         ),
@@ -601,6 +606,7 @@ def upgrade() -> None:
         sa.UniqueConstraint("run_id", "node_id", name=op.f("uq_staff_alerts_run_id_node_id")),
     )
     with op.batch_alter_table("staff_alerts", schema=None) as batch_op:
+        batch_op.create_index("ix_staff_alerts_notify", ["notify_status", "notify_next_at"], unique=False)
         batch_op.create_index("ix_staff_alerts_workspace", ["workspace_id", "created_at"], unique=False)
 
     op.create_table(
@@ -816,6 +822,7 @@ def downgrade() -> None:
     op.drop_table("stock_subscriptions")
     with op.batch_alter_table("staff_alerts", schema=None) as batch_op:
         batch_op.drop_index("ix_staff_alerts_workspace")
+        batch_op.drop_index("ix_staff_alerts_notify")
 
     op.drop_table("staff_alerts")
     op.drop_table("sender_domains")
