@@ -37,17 +37,20 @@ def test_reminder_at_units_times_days_less_shipping_and_a_reorder_restarts_the_c
         "one@example.org",
         "two@example.org",
         "three@example.org",
+        "twenty@example.org",
         "again@example.org",
         "mug@example.org",
     ):
         shop.person(who)
     ordered(shop, "one@example.org", "beans", 1, consumable=True)
     ordered(shop, "two@example.org", "beans", 2, category="consumables")
-    ordered(shop, "three@example.org", "beans", 5, consumable=True)
+    ordered(shop, "three@example.org", "beans", 3, consumable=True)
+    # This product lasts 20 days a unit: 2 x 20 - 5 shipping days = 35 days.
+    ordered(shop, "twenty@example.org", "tea", 2, consumable=True, days_per_unit=20)
     ordered(shop, "again@example.org", "beans", 1, consumable=True)
     ordered(shop, "mug@example.org", "mug", 1, category="kitchen")  # not a consumable: no run
     shop.tick()
-    assert len(shop.runs(flow_id)) == 4
+    assert len(shop.runs(flow_id)) == 5
     shop.at(10 * DAY)
     ordered(shop, "again@example.org", "filters", 1, consumable=True)  # another product: a run of its own
     shop.tick()
@@ -63,6 +66,7 @@ def test_reminder_at_units_times_days_less_shipping_and_a_reorder_restarts_the_c
     shop.at(120 * DAY)
     assert shop.sent() == [
         ("one@example.org", "replenishment-1", 25 * DAY),
+        ("twenty@example.org", "replenishment-1", 35 * DAY),  # tea: 2 units x 20 days - 5
         ("again@example.org", "replenishment-1", 35 * DAY),  # filters, ordered at day 10
         ("again@example.org", "replenishment-1", 45 * DAY + MINUTE),  # beans, 25 days after the reorder
         ("two@example.org", "replenishment-1", 55 * DAY),
@@ -71,4 +75,4 @@ def test_reminder_at_units_times_days_less_shipping_and_a_reorder_restarts_the_c
     reminder = body(shop.channel.messages()[0])
     assert shop.channel.messages()[0]["Subject"] == "Running low on Coffee beans 1 kg?"
     assert "Reorder now (https://mugs.example/beans)" in reminder
-    assert shop.runs(flow_id) == [("exited", "done", "completed")] * 5
+    assert shop.runs(flow_id) == [("exited", "done", "completed")] * 6

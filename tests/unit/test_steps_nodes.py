@@ -179,6 +179,98 @@ def test_wait_timeout_fires_at_exactly_start_plus_timeout_never_earlier() -> Non
     assert tie.effects[0] == Resolved("w", "event")
 
 
+REFILL = {
+    "multiply": "properties.quantity",
+    "by": "P30D",
+    "by_days_from": "properties.days_per_unit",
+    "minus": "P5D",
+}
+
+
+def computed_wait_deadline(properties: dict[str, Any], **timeout: Any) -> datetime:
+    f = flow([{**WAIT, "until": {"event": "Placed Order"}, "timeout": {**REFILL, **timeout}}, *TAIL])
+    first = step(f, start(f), Facts(trigger={"name": "Checkout Started", "properties": properties}), T0)
+    assert first.run.wake_at is not None and first.run.waiting_since == T0
+    assert first.effects[-1] == WakeAt(first.run.wake_at, "w")
+    return first.run.wake_at
+
+
+@pytest.mark.parametrize(
+    ("properties", "days"),
+    [
+        ({"quantity": 2, "days_per_unit": 20}, 35),
+        ({"quantity": "3", "days_per_unit": "10.5"}, 26.5),  # numeric strings
+        ({"quantity": 1}, 25),  # no days_per_unit: `by`
+        ({"quantity": 2}, 55),
+        ({}, 25),  # no quantity: one unit
+        ({"quantity": 0, "days_per_unit": -4}, 25),  # not positive: the defaults
+        ({"quantity": True, "days_per_unit": "soon"}, 25),  # a bool is not a number
+        ({"quantity": "nan", "days_per_unit": "inf"}, 25),
+        ({"quantity": [1, 2], "days_per_unit": {"x": 1}}, 25),  # not one number
+        ({"quantity": 1, "days_per_unit": 2}, 1 / 24),  # 2 - 5 days: clamped to `min` (PT1H)
+        ({"quantity": 10**400, "days_per_unit": "1e308"}, 3650),  # at most ten years
+    ],
+)
+def test_wait_timeout_computed_from_the_trigger_event(properties: dict[str, Any], days: float) -> None:
+    assert computed_wait_deadline(properties) == T0 + timedelta(days=days)
+
+
+def test_computed_timeout_min_and_without_minus() -> None:
+    assert computed_wait_deadline({"quantity": 1, "days_per_unit": 2}, min="P1D") == T0 + timedelta(days=1)
+    plain = {"multiply": "properties.quantity", "by": "PT12H"}
+    f = flow([{**WAIT, "until": {"event": "Placed Order"}, "timeout": plain}, *TAIL])
+    facts = Facts(trigger={"properties": {"quantity": 3}})
+    parked = step(f, start(f), facts, T0).run
+    deadline = T0 + timedelta(hours=36)
+    assert parked.wake_at == deadline
+    # Never early: woken a second before, it keeps waiting with the same computed deadline.
+    early = step(f, parked, facts, deadline - timedelta(seconds=1))
+    assert early.effects == (WakeAt(deadline, "w"),)
+    assert step(f, parked, facts, deadline).effects[0] == Resolved("w", "timeout")
+
+
+def test_delay_duration_computed_from_the_trigger_event() -> None:
+    f = flow(
+        [
+            {"id": "d", "type": "delay", "duration": {"multiply": "value", "by": "PT1H"}, "next": "mail"},
+            {"id": "mail", "type": "send", "template": "t", "next": "end"},
+            {"id": "end", "type": "exit"},
+        ]
+    )
+    first = step(f, start(f), Facts(trigger={"name": "Checkout Started", "value": "2.5"}), T0)
+    wake = T0 + timedelta(hours=2, minutes=30)
+    assert first.effects == (NodeEntered("d"), WakeAt(wake, "mail"))
+    assert step(f, start(f), Facts(), T0).run.wake_at == T0 + timedelta(hours=1)
+
+
+def test_computed_duration_validation_names_the_field() -> None:
+    wait = {"id": "w", "type": "wait", "until": {"event": "Y"}, "on_event": "end", "on_timeout": "end"}
+
+    def errors(timeout: Any) -> list[str]:
+        return problems([{**wait, "timeout": timeout}, END])
+
+    assert errors({"by": "P1D"}) == ["nodes[0].timeout.multiply: required, but missing"]
+    assert errors({"multiply": "properties.q", "by": "P1D", "plus": "P1D"}) == [
+        "nodes[0].timeout.plus: unknown field (value 'P1D')"
+    ]
+    assert errors({"multiply": "properties.q", "by": "P1M"})[0].startswith(
+        "nodes[0].timeout.by: 'P1M' is not an ISO 8601 duration"
+    )
+    assert errors({"multiply": "properties.q", "by": "P1D", "minus": "P0D"})[0].startswith(
+        "nodes[0].timeout.minus: 'P0D': a duration must be longer than zero"
+    )
+    assert errors({"multiply": "properties.q", "by": "P1D", "min": "-P1D"})[0].startswith(
+        "nodes[0].timeout.min: '-P1D' is not an ISO 8601 duration"
+    )
+    assert errors({"multiply": "a b", "by": "P1D"})[0].startswith("nodes[0].timeout.multiply:")
+    assert errors({"multiply": "q", "by": "P1D", "by_days_from": ""})[0].startswith(
+        "nodes[0].timeout.by_days_from:"
+    )
+    assert errors(30) == [
+        "nodes[0].timeout: expected a duration like P3D or {multiply: PATH, by: DURATION, ...} (got 30)"
+    ]
+
+
 def test_same_key_waits_ignore_other_checkouts() -> None:
     f = wait_flow({"event": "Placed Order", "same_key": True}, key="properties.checkout_id")
     parked = step(f, start(f), Facts(trigger_key="ck-1"), T0).run

@@ -6,6 +6,7 @@ Every node but `exit` names the node(s) it leads to; `links()` lists them for th
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Mapping
 from datetime import timedelta
@@ -25,7 +26,7 @@ from pydantic import (
 )
 
 from shopflow.domain import conditions
-from shopflow.domain.durations import Duration, NodeId, Offset
+from shopflow.domain.durations import Duration, NodeId, Offset, parse_duration
 
 NODE_TYPES = (
     "delay",
@@ -62,6 +63,76 @@ def _time_of_day(text: str) -> str:
 
 
 TimeOfDay = Annotated[str, AfterValidator(_time_of_day)]
+
+
+# --- computed durations ---------------------------------------------------------------------
+
+# A computed duration never exceeds this (a hostile quantity cannot overflow a datetime).
+MAX_COMPUTED = timedelta(days=3650)
+
+
+class ComputedDuration(BaseModel):
+    """`{multiply: properties.quantity, by: P30D, by_days_from: properties.days_per_unit, minus: P5D}`.
+
+    Read from the trigger event: the number at `multiply` (default 1) times the days at
+    `by_days_from` (else `by`), less `minus`; at least `min`, at most MAX_COMPUTED. Numbers or
+    numeric strings; a missing, non-positive or unreadable value takes the default.
+    """
+
+    model_config = _STRICT
+
+    multiply: str = Field(min_length=1, max_length=300, pattern=r"^[A-Za-z_][A-Za-z0-9_.]*$")
+    by: Duration
+    by_days_from: str | None = Field(
+        default=None, min_length=1, max_length=300, pattern=r"^[A-Za-z_][A-Za-z0-9_.]*$"
+    )
+    minus: Duration | None = None
+    min: Duration = "PT1H"
+
+    def span(self, document: Mapping[str, Any]) -> timedelta:
+        units = _positive_number(document, self.multiply) or 1.0
+        days = _positive_number(document, self.by_days_from) if self.by_days_from else None
+        per_unit = parse_duration(self.by) if days is None else timedelta(days=min(days, 1e6))
+        seconds = min(units, 1e6) * per_unit.total_seconds()
+        # Capped before the subtraction only so that it cannot overflow; the result is capped below.
+        total = timedelta(seconds=min(seconds, 2 * MAX_COMPUTED.total_seconds()))
+        if self.minus is not None:
+            total -= parse_duration(self.minus)
+        return min(max(total, parse_duration(self.min)), MAX_COMPUTED)
+
+
+def _positive_number(document: Mapping[str, Any], path: str) -> float | None:
+    found = conditions.resolve(document, path)
+    value = found[0] if len(found) == 1 else None
+    if isinstance(value, bool) or not isinstance(value, int | float | str | Decimal):
+        return None
+    try:
+        number = float(value)
+    except (ValueError, OverflowError):
+        return None
+    return number if math.isfinite(number) and number > 0 else None
+
+
+def _span_tag(value: Any) -> str | None:
+    if isinstance(value, str):
+        return "<text>"
+    return "<computed>" if isinstance(value, Mapping | ComputedDuration) else None
+
+
+# A fixed duration (`P3D`), or one computed from the trigger event (ComputedDuration).
+TimeSpan = Annotated[
+    Annotated[Duration, Tag("<text>")] | Annotated[ComputedDuration, Tag("<computed>")],
+    Discriminator(
+        _span_tag,
+        custom_error_type="time_span",
+        custom_error_message="expected a duration like P3D or {multiply: PATH, by: DURATION, ...}",
+    ),
+]
+
+
+def span(value: str | ComputedDuration, trigger: Mapping[str, Any]) -> timedelta:
+    """The length of a delay's duration or a wait's timeout for the run with this trigger event."""
+    return parse_duration(value) if isinstance(value, str) else value.span(trigger)
 
 
 # --- delay ----------------------------------------------------------------------------------
@@ -137,7 +208,7 @@ class DelayNode(BaseModel):
 
     id: NodeId
     type: Literal["delay"]
-    duration: Duration | None = None
+    duration: TimeSpan | None = None
     until: DelayUntil | None = None
     next: NodeId
 
@@ -226,7 +297,7 @@ class WaitNode(BaseModel):
     type: Literal["wait"]
     until: WaitUntil
     # Required: a wait without one could hold a run forever.
-    timeout: Duration
+    timeout: TimeSpan
     on_event: NodeId
     on_timeout: NodeId
 

@@ -211,7 +211,7 @@ def step(flow: flows.FlowDefinition, run: Run, facts: Facts, now: datetime) -> S
         outcome = _parked_outcome(flow, current, run, facts, ctx, now=now)
         if outcome is None:
             # Nothing it waits for yet (woken by another event): back to sleep, nothing changed.
-            deadline = _deadline(current, run.waiting_since)
+            deadline = _deadline(current, run.waiting_since, facts)
             return StepResult(original, (WakeAt(deadline, current.id),))
         note, node_id = outcome[0], outcome[1]
         effects.append(Resolved(current.id, note))
@@ -241,7 +241,7 @@ def step(flow: flows.FlowDefinition, run: Run, facts: Facts, now: datetime) -> S
                 node_id = node.on_event
                 continue
             effects.append(NodeEntered(node.id))
-            deadline = now + flows.parse_duration(node.timeout)
+            deadline = now + nodes.span(node.timeout, facts.trigger)
             effects.append(WakeAt(deadline, node.id))
             return StepResult(_park(run, node.id, deadline, now), tuple(effects))
         if isinstance(node, nodes.WebhookNode):
@@ -344,7 +344,7 @@ def _actions(node: nodes.AnyNode, facts: Facts) -> list[Effect]:
 
 def _delay_end(node: nodes.DelayNode, facts: Facts, now: datetime) -> datetime | None:
     if node.duration is not None:
-        return now + flows.parse_duration(node.duration)
+        return now + nodes.span(node.duration, facts.trigger)
     zone = schedule.zone_for(facts.profile, facts.settings)
     until = node.until
     if isinstance(until, nodes.UntilTime):
@@ -366,9 +366,9 @@ def _date_path(node: nodes.DelayNode) -> str:
     return node.until.date_property if isinstance(node.until, nodes.UntilDate) else "?"
 
 
-def _deadline(node: nodes.AnyNode, since: datetime) -> datetime:
+def _deadline(node: nodes.AnyNode, since: datetime, facts: Facts) -> datetime:
     if isinstance(node, nodes.WaitNode):
-        return since + flows.parse_duration(node.timeout)
+        return since + nodes.span(node.timeout, facts.trigger)
     return since + nodes.WEBHOOK_MAX_WAIT
 
 
@@ -383,7 +383,7 @@ def _parked_outcome(
 ) -> tuple[str, str] | None:
     """(note, next node) when a parked run may leave its node now, else None (keep waiting)."""
     assert run.waiting_since is not None
-    deadline = _deadline(node, run.waiting_since)
+    deadline = _deadline(node, run.waiting_since, facts)
     if isinstance(node, nodes.WaitNode):
         # The event wins a tie with the timeout: it did arrive in time.
         if _wait_satisfied(node, flow, run, facts, ctx, since=run.waiting_since):
