@@ -93,10 +93,12 @@ def _routers() -> list[Any]:
     """Routers of the other packages; one line each."""
     from shopflow.api.routes import feedback as feedback_routes
     from shopflow.api.routes import flows, ingest, profiles, tracking, webhooks
+    from shopflow.api.routes import library as library_routes
     from shopflow.api.routes import stock as stock_routes
 
     return [
         flows.router,
+        library_routes.router,
         ingest.router,
         webhooks.router,
         profiles.router,
