@@ -144,21 +144,16 @@ def _push_routes() -> Any:
 
 
 def _install_error_handlers(app: FastAPI) -> None:
-    @app.exception_handler(db.DatabaseUnavailable)
-    async def _db_down(_request: Request, exc: db.DatabaseUnavailable) -> JSONResponse:
+    async def _db_down(_request: Request, _exc: Exception) -> JSONResponse:
         return JSONResponse(
             {"error": "database unavailable, retry later"},
             status_code=503,
             headers={"Retry-After": RETRY_AFTER_SECONDS},
         )
 
-    @app.exception_handler(sa.exc.OperationalError)
-    async def _db_error(_request: Request, exc: sa.exc.OperationalError) -> JSONResponse:
-        return JSONResponse(
-            {"error": "database unavailable, retry later"},
-            status_code=503,
-            headers={"Retry-After": RETRY_AFTER_SECONDS},
-        )
+    # A database that cannot be reached answers 503 + Retry-After, whichever layer noticed it.
+    app.add_exception_handler(db.DatabaseUnavailable, _db_down)
+    app.add_exception_handler(sa.exc.OperationalError, _db_down)
 
     @app.exception_handler(RequestValidationError)
     async def _invalid(_request: Request, exc: RequestValidationError) -> JSONResponse:

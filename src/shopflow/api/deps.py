@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
 from typing import Any
 
 from fastapi import HTTPException, Request
+from fastapi.responses import JSONResponse
 from sqlalchemy.engine import Engine
 
 from shopflow.config import Settings
@@ -56,3 +58,36 @@ def private_workspace(request: Request) -> workspaces.Workspace:
             headers={"WWW-Authenticate": "Bearer"},
         )
     return ws
+
+
+async def json_object(
+    request: Request, *, limit: int, what: str = "a JSON object", empty: bool = True
+) -> dict[str, Any] | JSONResponse:
+    """The request's JSON object body, or the 400/413 answer naming what is wrong.
+
+    Reads at most `limit` bytes (a chunked body is refused as soon as it passes the limit);
+    `empty` accepts a missing body as {}; `what` names the expected object in errors.
+    """
+    declared = request.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > limit:
+        return _answer(413, f"body: {declared} bytes; the limit is {limit}")
+    raw = b""
+    async for chunk in request.stream():
+        raw += chunk
+        if len(raw) > limit:
+            return _answer(413, f"body: more than {limit} bytes; the limit is {limit}")
+    if empty and not raw.strip():
+        return {}
+    try:
+        data = json.loads(raw)
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        return _answer(400, f"body: not valid JSON: {exc}")
+    except RecursionError:
+        return _answer(400, "body: nested too deeply")
+    if not isinstance(data, dict):
+        return _answer(400, f"body: expected {what}, got {type(data).__name__}")
+    return data
+
+
+def _answer(status: int, message: str) -> JSONResponse:
+    return JSONResponse({"error": message}, status_code=status)

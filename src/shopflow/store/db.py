@@ -77,13 +77,17 @@ def commit_without_flush(conn: Connection) -> None:
         conn.exec_driver_sql("SET LOCAL synchronous_commit TO OFF")
 
 
+def _connect(engine: Engine) -> Connection:
+    try:
+        return engine.connect()
+    except sa.exc.OperationalError as exc:
+        raise DatabaseUnavailable(str(exc.orig)) from exc
+
+
 @contextmanager
 def transaction(engine: Engine) -> Iterator[Connection]:
     """One write transaction; commits on success, rolls back on error."""
-    try:
-        conn = engine.connect()
-    except sa.exc.OperationalError as exc:
-        raise DatabaseUnavailable(str(exc.orig)) from exc
+    conn = _connect(engine)
     try:
         if is_sqlite(engine):
             conn = conn.execution_options(sqlite_begin="IMMEDIATE")
@@ -96,10 +100,7 @@ def transaction(engine: Engine) -> Iterator[Connection]:
 @contextmanager
 def reading(engine: Engine) -> Iterator[Connection]:
     """A read-only connection (a deferred transaction on SQLite)."""
-    try:
-        conn = engine.connect()
-    except sa.exc.OperationalError as exc:
-        raise DatabaseUnavailable(str(exc.orig)) from exc
+    conn = _connect(engine)
     try:
         with conn.begin():
             yield conn

@@ -69,20 +69,11 @@ async def create_flow(
     """Create a flow from a JSON definition, or add a version to the flow with the same `id`."""
     if status is not None and status not in store_flows.STATUSES:
         return _error(400, f"status: expected one of {', '.join(store_flows.STATUSES)}, got {status!r}")
-    declared = request.headers.get("content-length", "")
-    if declared.isdigit() and int(declared) > MAX_BODY:
-        return _error(413, f"body: {declared} bytes; the limit is {MAX_BODY}")
-    body = await request.body()
-    if len(body) > MAX_BODY:
-        return _error(413, f"body: {len(body)} bytes; the limit is {MAX_BODY}")
-    try:
-        data = json.loads(body)
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        return _error(400, f"body: not valid JSON: {exc}")
-    except RecursionError:
-        return _error(400, "body: nested too deeply")
-    if not isinstance(data, dict):
-        return _error(400, f"body: expected a JSON object (a flow definition), got {type(data).__name__}")
+    data = await deps.json_object(
+        request, limit=MAX_BODY, what="a JSON object (a flow definition)", empty=False
+    )
+    if isinstance(data, JSONResponse):
+        return data
     try:
         definition = load_flow(data)
     except FlowDefinitionError as exc:
@@ -144,23 +135,7 @@ MAX_SMALL_BODY = 64 * 1024
 
 async def _object_body(request: Request) -> dict[str, Any] | JSONResponse:
     """A small JSON object body, or the 400/413 answer naming what is wrong."""
-    declared = request.headers.get("content-length", "")
-    if declared.isdigit() and int(declared) > MAX_SMALL_BODY:
-        return _error(413, f"body: {declared} bytes; the limit is {MAX_SMALL_BODY}")
-    body = await request.body()
-    if len(body) > MAX_SMALL_BODY:
-        return _error(413, f"body: {len(body)} bytes; the limit is {MAX_SMALL_BODY}")
-    if not body.strip():
-        return {}
-    try:
-        data = json.loads(body)
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        return _error(400, f"body: not valid JSON: {exc}")
-    except RecursionError:
-        return _error(400, "body: nested too deeply")
-    if not isinstance(data, dict):
-        return _error(400, f"body: expected a JSON object, got {type(data).__name__}")
-    return data
+    return await deps.json_object(request, limit=MAX_SMALL_BODY)
 
 
 def _unknown_keys(data: dict[str, Any], allowed: set[str]) -> JSONResponse | None:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 from fastapi import APIRouter, Depends, Request
@@ -22,21 +21,7 @@ def _error(status: int, message: str) -> JSONResponse:
 
 
 async def _body(request: Request) -> dict[str, Any] | JSONResponse:
-    declared = request.headers.get("content-length")
-    if declared is not None and declared.isdigit() and int(declared) > MAX_BODY_BYTES:
-        return _error(413, f"body: {declared} bytes, the limit is {MAX_BODY_BYTES} bytes")
-    raw = b""
-    async for chunk in request.stream():
-        raw += chunk
-        if len(raw) > MAX_BODY_BYTES:
-            return _error(413, f"body: more than {MAX_BODY_BYTES} bytes, the limit is {MAX_BODY_BYTES} bytes")
-    try:
-        data = json.loads(raw or b"{}")
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        return _error(400, f"body: expected a JSON object ({exc})")
-    if not isinstance(data, dict):
-        return _error(400, f"body: expected a JSON object, got {type(data).__name__}")
-    return data
+    return await deps.json_object(request, limit=MAX_BODY_BYTES)
 
 
 @router.post("/{name}/preview")
