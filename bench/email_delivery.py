@@ -2,16 +2,21 @@
 
     .venv/bin/python bench/email_delivery.py [--dialect sqlite|postgresql|both] [--messages 5000] [--runs 3]
         [--processes 1] [--threads 2] [--connections 2] [--algorithm rsa-sha256|ed25519-sha256]
-        [--record each|batch] [--server discard|sink]
+        [--record group|each|batch] [--server discard|sink]
 
 Each run: a fresh database with one workspace (a sender domain with a DKIM key, past its warm-up),
 N subscribed profiles and N queued cart-reminder emails (three products each). The timed part is
 the delivery workers draining the queue: `--processes` worker processes, each running `--threads`
 loops of `delivery.deliver_due(limit=200)` (claim, guards, render (Liquid), tracking links, MIME,
 DKIM signature, SMTP, record the result) until it is empty. The SMTP server is a separate process
-on loopback: `bench/smtp_discard.py` (aiosmtpd, keeps a count; default) or `shopflow sink` (a file
-per message). Emails/s = N / elapsed; all N must end 'sent'. `--record batch` hides the channel's
-`send_each`, so results are committed once per batch instead of once per email.
+on loopback: `bench/smtp_discard.py` (aiosmtpd on uvloop, keeps a count; default), Postfix's
+`smtp-sink` (C; `bench/get_smtp_sink.sh` unpacks it from Debian's postfix package into bench/.tools)
+or `shopflow sink` (a file per message). The receiver shares the machine's cores with the sender:
+aiosmtpd spends ~0.5 ms of CPU per email, smtp-sink ~0.06 ms (a production MTA or an ESP's edge
+runs elsewhere). The CPU per email of the workers and of the server is printed too.
+Emails/s = N / elapsed; all N must end 'sent'. `--record group` (delivery's default) commits results in groups of 16 or every 10 ms as the server accepts them; `each` commits every
+email's result on its own; `batch` hides the channel's `send_each`, so results are committed once
+per batch of 200.
 Also printed, single-threaded (= per core): rendering alone with the compiled-template cache,
 render + links + MIME + DKIM (`delivery.prepare`), and DKIM signing alone.
 """
@@ -21,12 +26,15 @@ from __future__ import annotations
 import argparse
 import multiprocessing
 import os
+import resource
+import shutil
 import subprocess
 import sys
 import tempfile
 import threading
 import time
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import timedelta
 from decimal import Decimal
 from pathlib import Path
@@ -78,7 +86,12 @@ def setup(url: str, count: int, clock: SimulatedClock, algorithm: str) -> tuple[
             conn,
             name="Bench Store",
             now=now - timedelta(days=90),
-            settings={"from_email": f"hello@{DOMAIN}", "from_name": "Bench Store"},
+            # The recipients are at a reserved .example domain, served by the discard server.
+            settings={
+                "from_email": f"hello@{DOMAIN}",
+                "from_name": "Bench Store",
+                "deliver_to_reserved_domains": True,
+            },
         ).workspace
         senders.add_domain(
             conn,
@@ -130,16 +143,19 @@ def setup(url: str, count: int, clock: SimulatedClock, algorithm: str) -> tuple[
 
 def start_sink(directory: Path, server: str = "sink") -> tuple[subprocess.Popen[bytes], int]:
     port = testing.free_port()
+    env = {**os.environ, "SHOPFLOW_LOG_LEVEL": "WARNING"}
     if server == "sink":
         command = [sys.executable, "-m", "shopflow.cli", "sink", "--port", str(port), "--dir", str(directory)]
+    elif server == "smtp-sink":
+        binary, libs = smtp_sink_binary()
+        # smtp-sink refuses to run as root without a user to drop to.
+        user = ["-u", "nobody"] if os.geteuid() == 0 else []
+        command = [str(binary), *user, f"127.0.0.1:{port}", "1000"]
+        if libs is not None:
+            env["LD_LIBRARY_PATH"] = str(libs)
     else:
         command = [sys.executable, str(Path(__file__).with_name("smtp_discard.py")), str(port)]
-    proc = subprocess.Popen(
-        command,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        env={**os.environ, "SHOPFLOW_LOG_LEVEL": "WARNING"},
-    )
+    proc = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env)
     import socket
 
     deadline = time.monotonic() + 20
@@ -151,6 +167,21 @@ def start_sink(directory: Path, server: str = "sink") -> tuple[subprocess.Popen[
             time.sleep(0.1)
     proc.kill()
     raise RuntimeError("shopflow sink did not start")
+
+
+TOOLS = Path(__file__).resolve().parent / ".tools"
+
+
+def smtp_sink_binary() -> tuple[Path, Path | None]:
+    """Postfix's `smtp-sink` (a C test server that accepts and discards mail): installed with
+    Postfix, or unpacked by `bench/get_smtp_sink.sh` into bench/.tools without installing Postfix."""
+    unpacked = TOOLS / "postfix" / "usr" / "sbin" / "smtp-sink"
+    if unpacked.exists():
+        return unpacked, TOOLS / "postfix" / "usr" / "lib" / "postfix"
+    for candidate in (shutil.which("smtp-sink"), "/usr/sbin/smtp-sink"):
+        if candidate and Path(candidate).exists():
+            return Path(candidate), None
+    raise SystemExit("--server smtp-sink: not found; run bench/get_smtp_sink.sh (or apt-get install postfix)")
 
 
 class _BatchRecorded:
@@ -175,7 +206,7 @@ def _worker_loop(url: str, port: int, connections: int, threads: int, record: st
 
     def loop() -> None:
         smtp = SmtpChannel(f"smtp://127.0.0.1:{port}?connections={connections}")
-        channel: SmtpChannel | _BatchRecorded = smtp if record == "each" else _BatchRecorded(smtp)
+        channel: SmtpChannel | _BatchRecorded = smtp if record != "batch" else _BatchRecorded(smtp)
         try:
             while delivery.deliver_due(
                 engine,
@@ -185,6 +216,7 @@ def _worker_loop(url: str, port: int, connections: int, threads: int, record: st
                 public_url=PUBLIC,
                 limit=BATCH,
                 library=lib,
+                record_group=1 if record == "each" else delivery.RECORD_GROUP,
             ):
                 pass
         finally:
@@ -208,14 +240,17 @@ def delivery_run(
     processes: int,
     threads: int,
     algorithm: str,
-    record: str = "each",
-) -> float:
+    record: str = "group",
+    server_pid: int | None = None,
+) -> Run:
     """`processes` worker processes x `threads` delivery loops drain N queued emails."""
     clock = SimulatedClock(testing.T0)
     with common.database(dialect) as url:
         engine, ws_id = setup(url, count, clock, algorithm)
         engine.dispose()  # no pooled connection crosses the fork
         ctx = multiprocessing.get_context("fork")
+        children_before = _children_cpu()
+        server_before = _process_cpu(server_pid)
         started = time.perf_counter()
         workers = [
             ctx.Process(target=_worker_loop, args=(url, port, connections, threads, record))
@@ -226,12 +261,37 @@ def delivery_run(
         for worker in workers:
             worker.join()
         elapsed = time.perf_counter() - started
+        workers_cpu = _children_cpu() - children_before
+        server_cpu = _process_cpu(server_pid) - server_before
         with db.reading(engine) as conn:
             counts = messages.count_by_status(conn, workspace_id=ws_id)
         engine.dispose()
     if counts != {messages.SENT: count}:
         raise RuntimeError(f"{dialect}: expected {count} sent, got {counts}")
-    return count / elapsed
+    return Run(count / elapsed, 1000 * workers_cpu / count, 1000 * server_cpu / count)
+
+
+@dataclass(frozen=True)
+class Run:
+    rate: float  # emails/s, wall clock
+    worker_cpu_ms: float  # CPU per email in the delivery worker processes
+    server_cpu_ms: float  # CPU per email in the SMTP server process
+
+
+def _children_cpu() -> float:
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
+def _process_cpu(pid: int | None) -> float:
+    """A running process's CPU seconds (user + system) from /proc; 0 where that cannot be read."""
+    if pid is None:
+        return 0.0
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def per_core(count: int) -> dict[str, float]:
@@ -301,16 +361,18 @@ def main() -> None:
     parser.add_argument("--connections", type=int, default=2, help="SMTP connections per loop (default 2)")
     parser.add_argument(
         "--server",
-        choices=["discard", "sink"],
+        choices=["discard", "smtp-sink", "sink"],
         default="discard",
-        help="discard: aiosmtpd keeping a count (default); sink: `shopflow sink`, a file per message",
+        help="discard: aiosmtpd keeping a count (default); smtp-sink: Postfix's C test server; "
+        "sink: `shopflow sink`, a file per message",
     )
     parser.add_argument("--algorithm", choices=dkim.ALGORITHMS, default=dkim.RSA_SHA256)
     parser.add_argument(
         "--record",
-        choices=["each", "batch"],
-        default="each",
-        help="each: every result committed as it arrives (delivery's default); batch: once per batch",
+        choices=["group", "each", "batch"],
+        default="group",
+        help="group: results committed in groups of 16 / every 10 ms as they arrive (delivery's default); "
+        "each: every result on its own; batch: once per batch",
     )
     parser.add_argument("--skip-per-core", action="store_true")
     args = parser.parse_args()
@@ -344,14 +406,18 @@ def main() -> None:
                         threads=args.threads,
                         algorithm=args.algorithm,
                         record=args.record,
+                        server_pid=proc.pid,
                     )
                     for _ in range(args.runs)
                 ]
-                shown = ", ".join(f"{r:.0f}" for r in runs)
+                shown = ", ".join(f"{r.rate:.0f}" for r in runs)
                 print(
-                    f"{dialect}: {common.median(runs):.0f} emails/s end to end, DKIM {args.algorithm}, record {args.record}, "
-                    f"server {args.server} (runs: {shown}; {args.messages} emails, {args.processes} processes x "
-                    f"{args.threads} loops x {args.connections} SMTP connections)"
+                    f"{dialect}: {common.median([r.rate for r in runs]):.0f} emails/s end to end, "
+                    f"DKIM {args.algorithm}, record {args.record}, server {args.server} (runs: {shown}; "
+                    f"{args.messages} emails, {args.processes} processes x {args.threads} loops x "
+                    f"{args.connections} SMTP connections); CPU per email: workers "
+                    f"{common.median([r.worker_cpu_ms for r in runs]):.2f} ms, SMTP server "
+                    f"{common.median([r.server_cpu_ms for r in runs]):.2f} ms"
                 )
         finally:
             proc.terminate()

@@ -3,6 +3,9 @@
     .venv/bin/python bench/smtp_discard.py PORT
 
 It measures the sender, not the disk: `shopflow sink` writes every message to a file as well.
+The event loop is uvloop (installed with uvicorn[standard]): a production receiver (Postfix, Haraka,
+an ESP's edge) is far cheaper per message than asyncio's pure-Python loop, and on a two-core machine
+every millisecond the receiver spends is taken from the sender being measured.
 """
 
 from __future__ import annotations
@@ -12,6 +15,7 @@ import sys
 import time
 from typing import Any
 
+import uvloop
 from aiosmtpd.controller import Controller
 
 
@@ -27,7 +31,11 @@ class Discard:
 def main() -> None:
     logging.getLogger("mail.log").setLevel(logging.WARNING)
     controller = Controller(
-        Discard(), hostname="127.0.0.1", port=int(sys.argv[1]), data_size_limit=50 * 1024 * 1024
+        Discard(),
+        hostname="127.0.0.1",
+        port=int(sys.argv[1]),
+        data_size_limit=50 * 1024 * 1024,
+        loop=uvloop.new_event_loop(),
     )
     controller.start()
     try:

@@ -327,6 +327,9 @@ def test_flow_report_numbers_are_exact(shop: Shop) -> None:
             "email-1": {"sent": 2, "opened": 2, "clicked": 1},
             "email-2": {"sent": 1, "opened": 1, "clicked": 0},
         },
+        "channels": {
+            "email": {"sent": 3, "clicked": 1, "conversions": 2, "attributed_revenue": Decimal("133.33")}
+        },
     }
     assert isinstance(report["attributed_revenue"], Decimal)
     assert welcome["entrants"] == 1

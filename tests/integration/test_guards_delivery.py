@@ -223,3 +223,69 @@ def test_gate_reads_the_sender_domains_warmup_allowance(engine: Engine, clock: S
         )
         assert guards.load(conn, workspace=ws, recipients=[], now=clock.now()).warmup_left == 50
         assert guards.load(conn, workspace=ws, recipients=[], now=clock.now() + 40 * D).warmup_left is None
+
+
+def test_address_hygiene_guards_record_their_reason(engine: Engine, clock: SimulatedClock) -> None:
+    # A live store (its own From address is real): reserved names are refused like bad syntax.
+    ws = workspace(engine, clock, from_email="news@acme-shoes.com").workspace
+    pids = {
+        a: person(engine, ws.id, clock, a)
+        for a in (
+            "bad@@acme-shoes.com",
+            "ana@example.com",
+            "test@test.com",
+            "info@acme-shoes.com",
+            "ana@acme-shoes.com",
+        )
+    }
+    marketing = {a: queue(engine, ws.id, pid, clock.now(), key=f"m-{a}") for a, pid in pids.items()}
+    receipts = {
+        a: queue(engine, ws.id, pid, clock.now(), key=f"t-{a}", transactional=True) for a, pid in pids.items()
+    }
+    ch = InMemoryEmailChannel()
+    deliver(engine, clock, ch)
+    assert {a: outcome(engine, m) for a, m in marketing.items()} == {
+        "bad@@acme-shoes.com": ("skipped", "undeliverable_address"),
+        "ana@example.com": ("skipped", "undeliverable_address"),
+        "test@test.com": ("skipped", "fake_address"),
+        "info@acme-shoes.com": ("skipped", "role_address"),
+        "ana@acme-shoes.com": ("sent", None),
+    }
+    # It cannot arrive, so not even a receipt goes; a fake or role address still gets its receipt.
+    assert {a: outcome(engine, m) for a, m in receipts.items()} == {
+        "bad@@acme-shoes.com": ("skipped", "undeliverable_address"),
+        "ana@example.com": ("skipped", "undeliverable_address"),
+        "test@test.com": ("sent", None),
+        "info@acme-shoes.com": ("sent", None),
+        "ana@acme-shoes.com": ("sent", None),
+    }
+    assert sorted(m.to_address for m in ch.sent) == [
+        "ana@acme-shoes.com",
+        "ana@acme-shoes.com",
+        "info@acme-shoes.com",
+        "test@test.com",
+    ]
+
+
+def test_role_addresses_get_marketing_when_the_store_allows_it(engine: Engine, clock: SimulatedClock) -> None:
+    ws = workspace(engine, clock, from_email="news@acme-shoes.com", send_to_role_addresses=True).workspace
+    pid = person(engine, ws.id, clock, "sales@acme-shoes.com")
+    mid = queue(engine, ws.id, pid, clock.now(), key="m")
+    deliver(engine, clock)
+    assert outcome(engine, mid) == ("sent", None)
+
+
+def test_reserved_domains_follow_the_setting(engine: Engine, clock: SimulatedClock) -> None:
+    # The default From address (store@example.com) marks a test store: reserved names get mail...
+    test_store = workspace(engine, clock).workspace
+    sink = queue(
+        engine, test_store.id, person(engine, test_store.id, clock, "ana@example.org"), clock.now(), key="a"
+    )
+    # ...unless the store says otherwise.
+    strict = workspace(engine, clock, deliver_to_reserved_domains=False).workspace
+    refused = queue(
+        engine, strict.id, person(engine, strict.id, clock, "bo@example.org"), clock.now(), key="b"
+    )
+    deliver(engine, clock)
+    assert outcome(engine, sink) == ("sent", None)
+    assert outcome(engine, refused) == ("skipped", "undeliverable_address")

@@ -12,6 +12,7 @@ from sqlalchemy.engine import Engine
 from shopflow import cli
 from shopflow.domain.clock import SimulatedClock
 from shopflow.domain.events import CanonicalEvent, Identity
+from shopflow.ingest import hygiene as address_hygiene
 from shopflow.ingest import pipeline
 from shopflow.messaging import hygiene as hygiene_job
 from shopflow.store import db, hygiene, profiles
@@ -122,3 +123,104 @@ def test_cli(
     assert json.loads(capsys.readouterr().out) == []
     assert cli.main(["hygiene", "sunset", "--workspace", "ws_nope"]) == 2
     assert "workspace: no workspace 'ws_nope'" in capsys.readouterr().err
+
+
+# --- address hygiene at intake ----------------------------------------------------------------
+
+
+def flags(engine: Engine, ws_id: str, pid: int) -> tuple[str | None, bool | None]:
+    with db.reading(engine) as conn:
+        row = profiles.get(conn, workspace_id=ws_id, profile_id=pid)
+    assert row is not None
+    return row.email_status, row.email_role
+
+
+def identify(engine: Engine, ws_id: str, at: datetime, *events: CanonicalEvent) -> list[int]:
+    with db.transaction(engine) as conn:
+        result = pipeline.accept(conn, workspace_id=ws_id, events=list(events), now=at)
+    assert result.accepted == len(events)  # flagged, never refused
+    return result.profile_ids
+
+
+def test_ingest_flags_each_address_and_keeps_the_event(engine: Engine, clock: SimulatedClock) -> None:
+    ws = workspace(engine, clock).workspace
+    cases = {
+        "ana@acme-shoes.com": ("valid", False),
+        "Info@Acme-Shoes.com": ("valid", True),
+        "test@test.com": ("fake", False),
+        "jane@example.com": ("reserved_domain", False),
+        "sales@shop.example": ("reserved_domain", True),
+        "bad@@acme-shoes.com": ("invalid_syntax", False),
+    }
+    now = clock.now()
+    pids = identify(
+        engine,
+        ws.id,
+        now,
+        *(CanonicalEvent(f"v-{a}", "test", Identity(email=a), now, name="Viewed Product") for a in cases),
+    )
+    assert [flags(engine, ws.id, pid) for pid in pids] == list(cases.values())
+    with db.reading(engine) as conn:
+        kept = profiles.get(conn, workspace_id=ws.id, profile_id=pids[5])
+    assert kept is not None and kept.email == "bad@@acme-shoes.com"  # kept as given, only flagged
+    # A profile without an address has no flags.
+    (anon,) = identify(
+        engine, ws.id, now, CanonicalEvent("anon", "test", Identity(anonymous_id="a-1"), now, "X")
+    )
+    assert flags(engine, ws.id, anon) == (None, None)
+
+
+def test_a_changed_address_is_checked_again(engine: Engine, clock: SimulatedClock) -> None:
+    ws = workspace(engine, clock).workspace
+    now = clock.now()
+    (pid,) = identify(
+        engine,
+        ws.id,
+        now,
+        CanonicalEvent("i1", "test", Identity(external_id="c-1"), now, traits={"email": "asdf@asdf.com"}),
+    )
+    assert flags(engine, ws.id, pid) == ("fake", False)
+    # The shopper fixes the address: same profile (external id), new flags.
+    identify(
+        engine,
+        ws.id,
+        now,
+        CanonicalEvent(
+            "i2", "test", Identity(external_id="c-1"), now, traits={"email": "Ana.Ruiz@acme-shoes.com"}
+        ),
+    )
+    assert flags(engine, ws.id, pid) == ("valid", False)
+    # An anonymous profile that identifies later takes the address and its flags.
+    (anon,) = identify(
+        engine, ws.id, now, CanonicalEvent("v1", "test", Identity(anonymous_id="a-9"), now, "X")
+    )
+    identify(
+        engine,
+        ws.id,
+        now,
+        CanonicalEvent("i3", "test", Identity(anonymous_id="a-9", email="support@acme-shoes.com"), now, "Y"),
+    )
+    assert flags(engine, ws.id, anon) == ("valid", True)
+
+
+def test_the_check_runs_once_per_new_address(
+    engine: Engine, clock: SimulatedClock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    ws = workspace(engine, clock).workspace
+    checked: list[str] = []
+    real = address_hygiene.check_address
+
+    def counting(address: str) -> address_hygiene.AddressCheck:
+        checked.append(address)
+        return real(address)
+
+    monkeypatch.setattr(address_hygiene, "check_address", counting)
+    now = clock.now()
+    events = [
+        CanonicalEvent(f"e{k}", "test", Identity(email="ana@acme-shoes.com"), now, name="Viewed Product")
+        for k in range(5)
+    ]
+    identify(engine, ws.id, now, *events)
+    assert checked == ["ana@acme-shoes.com"]
+    identify(engine, ws.id, now, CanonicalEvent("e9", "test", Identity(email="ana@acme-shoes.com"), now, "X"))
+    assert checked == ["ana@acme-shoes.com"]  # unchanged address: not checked again

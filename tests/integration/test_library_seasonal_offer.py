@@ -29,7 +29,7 @@ def test_joining_the_seasonal_list_sends_the_offer_and_a_last_days_reminder(
     ]
     shop.at(5 * D)
     assert shop.messages()[2:] == [("email", "seasonal-offer-2", "last-days", 3 * D)]
-    assert shop.message_rows()[2].context == season
+    assert shop.message_rows()[2].context == {**season, "topic": "promotional"}
     assert [r[1:] for r in shop.runs(FLOW)] == [
         ("exited", "completed"),
         ("exited", "flow_filter: not Placed Order since flow_start"),

@@ -9,12 +9,19 @@ from typing import Any
 import httpx
 from sqlalchemy.engine import Engine
 
+from shopflow import testing
 from shopflow.api.app import create_app
 from shopflow.config import Settings
+from shopflow.domain import flows as domain_flows
 from shopflow.domain.clock import SimulatedClock
+from shopflow.domain.events import CanonicalEvent, ConsentChange, Identity
+from shopflow.ingest import pipeline
 from shopflow.messaging import consent_links, delivery
-from shopflow.store import consent, db, preferences, workspaces
+from shopflow.store import consent, db, messages, preferences, workspaces
+from shopflow.store import flows as store_flows
+from shopflow.store import push as push_store
 from shopflow.testing import InMemoryEmailChannel
+from shopflow.workers.embedded import Worker
 from tests.integration.guards_support import outcome, person, queue
 
 SECRET = "prefs-test-secret"
@@ -72,11 +79,11 @@ def test_footer_link_opens_the_center_and_saves(
     assert 'value="promotional">' in resp.text  # now unchecked
 
     resp = httpx.post(url, content="action=pause", headers=FORM)
-    assert "Emails are paused for 30 days." in resp.text
+    assert "Messages are paused for 30 days." in resp.text
     prefs = saved(engine, ws_id, pid)
     assert prefs.paused_until == clock.now() + timedelta(days=30)
     assert prefs.frequency == "weekly"  # a pause keeps the other choices
-    assert "Emails are paused until 2026-02-04." in resp.text
+    assert "Messages are paused until 2026-02-04." in resp.text
 
     # The pause reaches the guards: the next marketing email is skipped as "paused".
     mid = queue(engine, ws_id, pid, clock.now(), key="after-pause")
@@ -141,3 +148,111 @@ def test_hostile_and_malformed_input(engine: Engine, clock: SimulatedClock, serv
         assert consent.current(conn, workspace_id=ws_id, profile_ids=[pid], channel="email") == {
             pid: "subscribed"
         }
+
+
+PROMO_FLOW = """
+id: promo-sms-push
+name: Promotion by SMS and push
+trigger: {type: event, event: Checkout Started, key: properties.checkout_id}
+entry: sms-1
+nodes:
+  - {id: sms-1, type: send, channel: sms, template: cart-sms, topic: promotional, next: push-1}
+  - {id: push-1, type: send, channel: push, template: cart-push, topic: promotional, next: done}
+  - {id: done, type: exit}
+"""
+
+
+def test_pause_and_topic_opt_out_hold_for_sms_and_push(engine: Engine, clock: SimulatedClock) -> None:
+    ws_id = testing.make_workspace(engine).workspace.id
+    now = clock.now()
+    pause = now + timedelta(days=30)
+    # Paris numbers: 10:00 there, outside SMS quiet hours.
+    people = {
+        "paused": "+33612345671",
+        "no-promos": "+33612345672",
+        "news-only": "+33612345673",
+        "free": "+33612345674",
+    }
+    choices: dict[str, dict[str, Any]] = {
+        "paused": {"paused_until": pause},
+        "no-promos": {"topics_off": ["promotional"]},
+        "news-only": {"topics_off": ["educational"]},
+        "free": {},
+    }
+    with db.transaction(engine) as conn:
+        workspaces.update_settings(
+            conn,
+            workspace_id=ws_id,
+            changes={"push": {"vapid_private_key": "k", "subject": "mailto:a@b.c"}},
+        )
+        store_flows.save_flow(
+            conn, workspace_id=ws_id, definition=domain_flows.load_flow(PROMO_FLOW), now=now, status="live"
+        )
+        for name, phone in people.items():
+            (pid,) = pipeline.accept(
+                conn,
+                workspace_id=ws_id,
+                events=[
+                    CanonicalEvent(
+                        f"who-{name}",
+                        "test",
+                        Identity(phone=phone),
+                        now,
+                        consent=(ConsentChange("sms", "subscribed", now, "checkout"),),
+                    ),
+                    CanonicalEvent(
+                        f"checkout-{name}",
+                        "test",
+                        Identity(phone=phone),
+                        now,
+                        name="Checkout Started",
+                        properties={"checkout_id": name},
+                    ),
+                ],
+                now=now,
+            ).profile_ids[:1]
+            push_store.subscribe(
+                conn,
+                workspace_id=ws_id,
+                profile_id=pid,
+                endpoint=f"https://push.example/{name}",
+                p256dh="p",
+                auth="a",
+                user_agent=None,
+                now=now,
+            )
+            kw = choices[name]
+            preferences.save(
+                conn,
+                workspace_id=ws_id,
+                profile_id=pid,
+                topics_off=kw.get("topics_off", []),
+                frequency="daily",  # email only: it does not hold back an SMS or a push
+                paused_until=kw.get("paused_until"),
+                unsubscribe_reason=None,
+                now=now,
+            )
+    sms, push = testing.InMemorySmsChannel(), testing.InMemoryPushChannel()
+    Worker(
+        engine=engine,
+        clock=clock,
+        channel=InMemoryEmailChannel(),
+        link_secret=b"s",
+        public_url="https://sf.example",
+        sms_channel=sms,
+        push_channel=push,
+    ).run_until_idle()
+
+    with db.reading(engine) as conn:
+        rows = messages.list_messages(conn, workspace_id=ws_id, limit=20)
+    by_phone = {phone: name for name, phone in people.items()}
+    assert len(rows) == 8
+    skipped = sorted((m["channel"], m["skip_reason"]) for m in rows if m["status"] == "skipped")
+    assert skipped == [
+        ("push", "paused"),
+        ("push", "topic_opt_out"),
+        ("sms", "paused"),
+        ("sms", "topic_opt_out"),
+    ]
+    assert sorted(by_phone[s.to] for s in sms.sent) == ["free", "news-only"]
+    assert sorted(p.endpoint.rsplit("/", 1)[1] for p in push.sent) == ["free", "news-only"]

@@ -136,6 +136,7 @@ def test_profile_detail(setup: dict[str, Any]) -> None:
         "Ann",
     )
     assert body["properties"] == {"vip": True}
+    assert (body["email_status"], body["email_role"]) == ("reserved_domain", False)  # RFC 2606 name
     assert body["aggregates"] == {
         "order_count": 2,
         "total_spent": "35.01",

@@ -4,6 +4,7 @@ provider, guards (separate SMS consent, quiet hours deferral), segments and cost
 from __future__ import annotations
 
 import json
+import re
 import threading
 from collections.abc import Iterator
 from datetime import timedelta
@@ -118,10 +119,16 @@ def deliver(engine: Engine, clock: SimulatedClock, **kwargs: Any) -> int:
     return delivery_sms.deliver_due_sms(engine, clock=clock, public_url="https://sf.example", **kwargs)
 
 
+# The checkout link becomes a short tracked link (messaging.short_links); codes are random.
 EXPECTED_BODY = (
-    "Mugs & Co: Ana, your cart is waiting (Blue Mug). Complete your order: https://shop.example/c/1\n"
+    "Mugs & Co: Ana, your cart is waiting (Blue Mug). Complete your order: https://sf.example/s/CODE\n"
     "Reply STOP to opt out"
 )
+_SHORT = re.compile(r"(https://sf\.example/s/)[0-9A-Za-z]{9}\b")
+
+
+def uncoded(body: str) -> str:
+    return _SHORT.sub(r"\1CODE", body)
 
 
 def test_twilio_receives_the_documented_wire_format(
@@ -134,7 +141,7 @@ def test_twilio_receives_the_documented_wire_format(
     assert deliver(engine, clock) == 1
 
     assert fake_twilio.problems == []
-    assert fake_twilio.received == [
+    assert [{**f, "Body": uncoded(f["Body"])} for f in fake_twilio.received] == [
         {
             "To": PARIS,
             "From": "+15005550006",
@@ -146,7 +153,7 @@ def test_twilio_receives_the_documented_wire_format(
     assert sent["status"] == "sent"
     assert sent["to_address"] == PARIS
     assert sent["provider_message_id"] == "SM" + "0" * 31 + "1"
-    # 95 GSM-7 characters plus the 22-character opt-out line: one segment at 0.0100.
+    # 101 GSM-7 characters plus the 22-character opt-out line: one segment at 0.0100.
     assert sent["segments"] == 1
     assert sent["cost"] == Decimal("0.0100")
     assert deliver(engine, clock) == 0
@@ -168,7 +175,7 @@ def test_sms_consent_is_separate_from_email_consent(
     assert (row(engine, b)["status"], row(engine, b)["skip_reason"]) == ("skipped", "unsubscribed")
     # Transactional SMS bypass marketing consent and carry no opt-out line.
     assert row(engine, receipt)["status"] == "sent"
-    assert [f["Body"] for f in fake_twilio.received] == [EXPECTED_BODY.rsplit("\n", 1)[0]]
+    assert [uncoded(f["Body"]) for f in fake_twilio.received] == [EXPECTED_BODY.rsplit("\n", 1)[0]]
 
 
 def test_quiet_hours_delay_an_sms_to_the_next_allowed_time(
@@ -324,7 +331,7 @@ def test_generic_http_provider_fills_the_body_template(engine: Engine, clock: Si
     finally:
         gateway.server.shutdown()
         gateway.server.server_close()
-    assert gateway.received == [
+    assert [(auth, {**body, "message": uncoded(body["message"])}) for auth, body in gateway.received] == [
         (
             "Bearer gw-secret",
             {"recipient": {"msisdn": PARIS}, "sender": "MUGS", "message": EXPECTED_BODY, "ref": str(mid)},

@@ -23,7 +23,8 @@ def _per(amount: Decimal, count: int) -> Decimal:
 
 
 def flow_report(conn: Connection, *, workspace_id: str, flow_id: int) -> dict[str, Any]:
-    """One flow's entrants, sends, skips, engagement and attributed revenue, overall and per node.
+    """One flow's entrants, sends, skips, engagement and attributed revenue, overall, per node and
+    per channel.
 
     Raises LookupError when the workspace has no such flow.
     """
@@ -49,6 +50,8 @@ def flow_report(conn: Connection, *, workspace_id: str, flow_id: int) -> dict[st
         "attributed_revenue": revenue,
         "revenue_per_recipient": _per(revenue, recipients),
         "nodes": {node_id: nodes[node_id] for node_id in sorted(nodes)},
+        # email / sms / push: what each channel's messages sent, got clicked and earned.
+        "channels": store.channel_counts(conn, workspace_id=workspace_id, flow_id=flow_id),
     }
 
 

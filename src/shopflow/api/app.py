@@ -94,6 +94,7 @@ def _routers() -> list[Any]:
     from shopflow.api.routes import feedback as feedback_routes
     from shopflow.api.routes import flows, ingest, profiles, tracking, webhooks
     from shopflow.api.routes import library as library_routes
+    from shopflow.api.routes import short_links as short_link_routes
     from shopflow.api.routes import stock as stock_routes
 
     return [
@@ -103,6 +104,7 @@ def _routers() -> list[Any]:
         webhooks.router,
         profiles.router,
         tracking.router,
+        short_link_routes.router,
         feedback_routes.router,
         stock_routes.router,
         _twilio_routes(),

@@ -23,6 +23,10 @@ IDENTIFIED = "Identified"
 RECEIVED_EMAIL = "Received Email"
 OPENED_EMAIL = "Opened Email"
 CLICKED_EMAIL = "Clicked Email"
+# Short tracked links of SMS and push (messaging.short_links): their own metrics, so email
+# engagement (sunset, hygiene) never counts a text message.
+CLICKED_SMS = "Clicked SMS"
+CLICKED_PUSH = "Clicked Push"
 UNSUBSCRIBED = "Unsubscribed"
 SUBSCRIBED = "Subscribed"
 # Reports about delivery (messaging.feedback): things that happened to mail, not activity.

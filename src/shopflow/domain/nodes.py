@@ -11,7 +11,7 @@ import re
 from collections.abc import Mapping
 from datetime import timedelta
 from decimal import Decimal
-from typing import Annotated, Any, Literal, TypeAlias
+from typing import Annotated, Any, Literal, TypeAlias, get_args
 from urllib.parse import urlsplit
 
 from pydantic import (
@@ -21,6 +21,7 @@ from pydantic import (
     Discriminator,
     Field,
     Tag,
+    ValidationInfo,
     field_validator,
     model_validator,
 )
@@ -45,6 +46,10 @@ NODE_TYPES = (
     "exit",
 )
 CHANNELS = ("email", "sms", "push")
+# The preference center's topics (store/preferences.py): a send node may name one, and a profile
+# that opted out of it is skipped on every channel (messaging/guards.py).
+Topic: TypeAlias = Literal["promotional", "product_news", "educational"]
+TOPICS: tuple[str, ...] = get_args(Topic)
 WEEKDAYS = ("monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday")
 # How long a run waits at a webhook node for its delivery (every retry included) before it gives up.
 WEBHOOK_MAX_WAIT = timedelta(hours=6)
@@ -409,6 +414,19 @@ class SendNode(BaseModel):
     next: NodeId
     # Transactional messages bypass marketing consent, caps and smart sending (the guards decide).
     transactional: bool = False
+    # A preference-center topic: a profile that opted out of it is skipped (any channel).
+    topic: Topic | None = None
+    # False: this message ignores smart sending (a reply the person is waiting for, such as an
+    # order follow-up); frequency caps and consent still apply.
+    smart_sending: bool | None = None  # None: the default, true
+
+    @field_validator("topic")
+    @classmethod
+    def _topic_is_marketing(cls, topic: Topic | None, info: ValidationInfo) -> Topic | None:
+        if topic is not None and info.data.get("transactional"):
+            # Preferences never stop a transactional message, so its topic would silently do nothing.
+            raise ValueError("a transactional message ignores topics; remove topic or transactional")
+        return topic
 
 
 def _property_names(names: list[str] | Mapping[str, Any]) -> None:

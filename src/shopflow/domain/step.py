@@ -318,7 +318,13 @@ def _route(node: nodes.AnyNode, run: Run, facts: Facts, ctx: conditions.Context)
 
 def _actions(node: nodes.AnyNode, facts: Facts) -> list[Effect]:
     if isinstance(node, nodes.SendNode):
-        extra = {"webhooks": {k: dict(v) for k, v in facts.webhooks.items()}} if facts.webhooks else {}
+        extra: dict[str, Any] = (
+            {"webhooks": {k: dict(v) for k, v in facts.webhooks.items()}} if facts.webhooks else {}
+        )
+        if node.topic is not None:
+            extra["topic"] = node.topic  # the guards skip profiles that opted out of it
+        if node.smart_sending is False:
+            extra["smart_sending"] = False
         return [Send(node.id, node.channel, node.template, node.transactional, extra)]
     if isinstance(node, nodes.UpdateProfileNode):
         return [

@@ -84,11 +84,17 @@ def _guard_matters(new: domain_step.Run) -> bool:
     return new.waiting_since is not None or new.wake_at - new.guard_window < domain_step.GUARD_WINDOW
 
 
+# Message-context keys the guards obey. Only the send node may set them: an event's properties
+# come from the store's feed (or a browser holding the public write key) and must not be able to
+# opt a message out of smart sending or into a topic.
+GUARD_KEYS = frozenset({"topic", "smart_sending"})
+
+
 def trigger_context(run: store_flows.RunRow) -> dict[str, Any]:
     """What a run's messages render with: the trigger event's properties (cart items, checkout URL)."""
     trigger = run.state.get("trigger") or {}
     props = trigger.get("properties") or {}
-    return dict(props)
+    return {key: value for key, value in props.items() if key not in GUARD_KEYS}
 
 
 def _trigger_document(run: store_flows.RunRow) -> dict[str, Any]:

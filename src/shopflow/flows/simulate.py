@@ -256,8 +256,8 @@ class _Guards:
             address=address,
             consent=consents.get(person.profile_id, guards.NEVER_SUBSCRIBED) if person else "",
             suppression=suppressions.get(person.profile_id) if person else None,
+            email_status=person.email_status if person else None,
+            email_role=person.email_role if person else False,
         )
         settings = self._workspace.settings if self._workspace is not None else {}
-        return guards.check(
-            facts, requires_subscribed=guards.marketing_requires_subscribed(settings, channel)
-        )
+        return guards.check(facts, **guards.check_settings(settings, channel))

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 
 import email_validator
 
+VALID = "valid"
 INVALID_SYNTAX = "invalid_syntax"
 RESERVED_DOMAIN = "reserved_domain"
 FAKE = "fake"
@@ -19,6 +20,7 @@ FAKE = "fake"
 # RFC 2606 / RFC 6761 names that can never receive mail, beyond the ones email-validator refuses.
 _RESERVED_DOMAINS = frozenset({"example.com", "example.net", "example.org", "example.edu"})
 _RESERVED_SUFFIXES = (".test", ".invalid", ".example", ".localhost", ".local", ".example.com")
+_RESERVED_TLDS = frozenset(s[1:] for s in _RESERVED_SUFFIXES if s.count(".") == 1)
 # Placeholders people type into a form to get past it.
 _FAKE_LOCALS = frozenset(
     {"test", "testing", "tester", "asdf", "asd", "qwerty", "fake", "none", "nobody", "noemail", "no-email",
@@ -67,6 +69,12 @@ def _domain_is_fake(domain: str) -> bool:
     return _is_mash(name) and len(name) >= 4
 
 
+def is_reserved_domain(domain: str) -> bool:
+    """An RFC 2606 / RFC 6761 name (example.com, shop.example, x.test): no mail arrives there."""
+    name = domain.strip().lower().rstrip(".")
+    return name in _RESERVED_DOMAINS or name.endswith(_RESERVED_SUFFIXES) or name in _RESERVED_TLDS
+
+
 def check_address(address: str) -> AddressCheck:
     """Classify one address; never raises and never looks anything up on the network."""
     try:
@@ -79,7 +87,7 @@ def check_address(address: str) -> AddressCheck:
     local = str(result.local_part).lower()
     domain = str(result.ascii_domain).lower()
     role = local.split("+", 1)[0] in ROLE_LOCALS
-    if domain in _RESERVED_DOMAINS or domain.endswith(_RESERVED_SUFFIXES):
+    if is_reserved_domain(domain):
         return AddressCheck(valid=False, normalised=normalised, reason=RESERVED_DOMAIN, role=role)
     base = local.split("+", 1)[0]
     if base in _FAKE_LOCALS and (domain in _FAKE_DOMAINS or domain.split(".")[0] == base):
@@ -90,8 +98,13 @@ def check_address(address: str) -> AddressCheck:
     return AddressCheck(valid=True, normalised=normalised, reason=None, role=role)
 
 
+def status(check: AddressCheck) -> str:
+    """The profile's `email_status` column: valid | invalid_syntax | reserved_domain | fake."""
+    return check.reason or VALID
+
+
 def flags(check: AddressCheck) -> list[str]:
-    """The profile property `email_flags` for an address: [] when clean."""
+    """The address's flags as one list (reason, then "role"): [] when clean."""
     out = [check.reason] if check.reason else []
     if check.role:
         out.append("role")

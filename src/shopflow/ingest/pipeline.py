@@ -7,7 +7,7 @@ consent changes), not on how many events it holds.
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
@@ -18,7 +18,7 @@ from sqlalchemy.engine import Connection
 from shopflow.domain import events as ev
 from shopflow.domain.clock import as_utc
 from shopflow.domain.events import CanonicalEvent
-from shopflow.ingest import identity
+from shopflow.ingest import hygiene, identity
 from shopflow.store import consent, event_writes, profiles, workspaces
 
 # Events that say something happened *to* the person, not that they were active.
@@ -84,6 +84,26 @@ def _apply_traits(state: profiles.ProfileState, traits: dict[str, Any], region: 
         else:
             props[key] = value
     state.properties = props
+
+
+def _check_addresses(states: Iterable[profiles.ProfileState]) -> None:
+    """Flag each address that is new or changed since its last check (ingest/hygiene.py).
+
+    Kept, never refused: the guards decide what may be sent to it. A check costs ~25 µs, so it
+    runs once per address per batch and not at all for a profile whose address is unchanged.
+    """
+    seen: dict[str, hygiene.AddressCheck] = {}
+    for state in states:
+        if state.email == state.checked_email:
+            continue
+        if state.email is None:
+            state.email_status, state.email_role = None, None
+        else:
+            check = seen.get(state.email)
+            if check is None:
+                check = seen[state.email] = hygiene.check_address(state.email)
+            state.email_status, state.email_role = hygiene.status(check), check.role
+        state.checked_email = state.email
 
 
 def _apply_event(state: profiles.ProfileState, event: CanonicalEvent, when: datetime) -> None:
@@ -197,6 +217,8 @@ def _accept(
             _apply_traits(state, event.traits, region)
         if event.name:
             _apply_event(state, event, as_utc(event.time))
+    written = sorted(touched | {d for _, d in merges})
+    _check_addresses([*(states[t] for t in written if t in states), *new_states.values()])
 
     # 5. Write: new profiles, merges, profile rows, identifiers, events, consent.
     new_nodes = sorted(new_states, reverse=True)
@@ -223,7 +245,7 @@ def _accept(
     profiles.update_many(
         conn,
         workspace_id=workspace_id,
-        states=[states[t] for t in sorted(touched | {d for _, d in merges}) if t in states],
+        states=[states[t] for t in written if t in states],
         now=now,
     )
     profiles.add_identifiers(

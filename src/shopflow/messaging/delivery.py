@@ -9,8 +9,10 @@ from __future__ import annotations
 import email.utils
 import html as html_lib
 import re
+import threading
+import time
 from collections import defaultdict
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from decimal import Decimal, InvalidOperation
@@ -28,6 +30,9 @@ STALE_CLAIM = timedelta(minutes=5)
 RETRY_BASE = timedelta(minutes=1)
 RETRY_CAP = timedelta(hours=6)
 MAX_ATTEMPTS = 10
+# Results are committed as the SMTP server answers, in groups of this many or this old (_ResultGroups).
+RECORD_GROUP = 16
+RECORD_GROUP_MS = 10.0
 
 
 @dataclass(frozen=True)
@@ -52,11 +57,15 @@ def deliver_due(
     limit: int = 200,
     library: templates.Library | None = None,
     stale_claim: timedelta = STALE_CLAIM,
+    record_group: int = RECORD_GROUP,
+    record_group_ms: float = RECORD_GROUP_MS,
 ) -> int:
     """Deliver up to `limit` due email messages; returns how many were claimed (0: nothing due).
 
     `stale_claim`: how old a 'sending' claim must be before it counts as a dead worker's and is
     sent again (SHOPFLOW_DELIVERY_STALE_SECONDS for `shopflow worker`).
+    `record_group`, `record_group_ms`: results are committed in groups this large or this old
+    (_ResultGroups; SHOPFLOW_DELIVERY_RECORD_GROUP for `shopflow worker`).
     """
     now = clock.now()
     with db.transaction(engine) as conn:
@@ -136,9 +145,11 @@ def deliver_due(
 
     recorded: set[int] = set()
     if to_send and isinstance(channel, StreamingChannel):
-        results = channel.send_each(
-            [p.email for p in to_send], _record_each(engine, to_send, claimed, now=now, recorded=recorded)
+        groups = _ResultGroups(
+            engine, to_send, claimed, now=now, group_size=record_group, group_ms=record_group_ms
         )
+        results = channel.send_each([p.email for p in to_send], groups)
+        recorded = groups.recorded
     else:
         results = channel.send([p.email for p in to_send]) if to_send else []
     sent, retry = _outcomes(
@@ -158,37 +169,74 @@ def deliver_due(
     return len(claimed)
 
 
-def _record_each(
-    engine: Engine,
-    prepared: list[Prepared],
-    claimed: list[messages.ClaimedMessage],
-    *,
-    now: datetime,
-    recorded: set[int],
-) -> Callable[[SendResult], None]:
-    """Record each email's outcome in its own short transaction as soon as the server answered.
+class _ResultGroups:
+    """Record emails' outcomes as the SMTP server answers, committed in small groups.
 
     Why: a worker killed after the SMTP server accepted an email but before its 'sent' was
     committed leaves it 'sending', and the email goes out again once the claim is stale. Recording
-    each result at once shrinks that window from a whole batch to the one email in flight on each
-    SMTP connection. It cannot be closed: exactly-once over SMTP is impossible, because the server's
-    250 and our commit are two events with a crash possible between them. The deterministic
-    Message-ID (header_message_id) lets receivers drop such a replay.
-    """
-    by_id = {p.email.message_id: p for p in prepared}
+    results as they come shrinks that window from a whole batch to the last group. It cannot be
+    closed: exactly-once over SMTP is impossible, because the server's 250 and our commit are two
+    events with a crash possible between them. The deterministic Message-ID (header_message_id)
+    lets receivers drop such a replay.
 
-    def record(result: SendResult) -> None:
+    A group is committed when it holds `group_size` results or `group_ms` have passed since the
+    last commit, so at most about one group (plus the email in flight on each connection) can be
+    sent twice after a crash. One commit per email cost ~0.2 ms (SQLite) to ~0.5 ms (PostgreSQL)
+    of a ~1 ms email; a group of 16 makes that noise. group_size=1 restores one commit per email.
+    Whatever is still buffered when the batch ends goes into the batch's closing transaction.
+    """
+
+    def __init__(
+        self,
+        engine: Engine,
+        prepared: list[Prepared],
+        claimed: list[messages.ClaimedMessage],
+        *,
+        now: datetime,
+        group_size: int,
+        group_ms: float,
+    ) -> None:
+        self._engine = engine
+        self._by_id = {p.email.message_id: p for p in prepared}
+        self._claimed = claimed
+        self._now = now
+        self._group_size = max(1, group_size)
+        self._group_seconds = max(0.0, group_ms) / 1000
+        self._buffer: list[SendResult] = []
+        self._last_commit = time.monotonic()
+        self._lock = threading.Lock()
+        self._commit_lock = threading.Lock()
+        self.recorded: set[int] = set()
+
+    def __call__(self, result: SendResult) -> None:
+        """Called from the channel's session threads, once per email, as its result arrives."""
+        with self._lock:
+            self._buffer.append(result)
+            due = (
+                len(self._buffer) >= self._group_size
+                or time.monotonic() - self._last_commit >= self._group_seconds
+            )
+            if not due:
+                return
+            group, self._buffer = self._buffer, []
+            self._last_commit = time.monotonic()
+        self._commit(group)
+
+    def _commit(self, group: list[SendResult]) -> None:
         failed: list[dict[str, Any]] = []
-        sent, retry = _outcomes([by_id[result.message_id]], [result], claimed, now=now, failed=failed)
-        with db.transaction(engine) as conn:
+        sent, retry = _outcomes(
+            [self._by_id[r.message_id] for r in group], group, self._claimed, now=self._now, failed=failed
+        )
+        # One commit at a time: two session threads committing at once would only queue on the
+        # database's lock (SQLite) or add a round trip each (PostgreSQL).
+        with self._commit_lock, db.transaction(self._engine) as conn:
             # Durable against our crash (the database server keeps it), and fast: see the docstring.
             db.commit_without_flush(conn)
             messages.mark_sent(conn, sent)
             messages.mark_failed(conn, failed)
             messages.mark_retry(conn, retry)
-        recorded.add(result.message_id)
-
-    return record
+        with self._lock:
+            self.recorded.update(r.message_id for r in group)
 
 
 @dataclass(frozen=True)
@@ -212,6 +260,8 @@ class _Audience:
             address=person.email if person else None,
             consent=self.consents.get(person.profile_id, guards.NEVER_SUBSCRIBED) if person else "",
             suppression=self.suppressions.get(person.profile_id) if person else None,
+            email_status=person.email_status if person else None,
+            email_role=person.email_role if person else False,
         )
 
 
@@ -318,6 +368,19 @@ def _int(value: object) -> int:
         return 1
 
 
+def _points(properties: Mapping[str, Any]) -> int:
+    for key in ("points", "loyalty_points"):
+        value = properties.get(key)
+        if isinstance(value, bool):
+            continue
+        if isinstance(value, int | float | Decimal) or (isinstance(value, str) and value.strip()):
+            try:
+                return int(Decimal(str(value)))
+            except (InvalidOperation, ValueError):
+                continue
+    return 0
+
+
 def render_context(
     msg: messages.ClaimedMessage,
     *,
@@ -347,6 +410,12 @@ def render_context(
             "order_count": person.order_count,
             "total_spent": person.total_spent,
             "timezone": person.timezone,
+            # `| local_date` shows it in the profile's zone; nil for someone who never ordered.
+            "last_order_date": person.last_order_at,
+            # Loyalty as the store records it: properties.vip (the vip-loyalty flow sets it) and
+            # properties.points or loyalty_points (from a loyalty app's traits).
+            "vip": person.properties.get("vip") in (True, "true", "yes", 1),
+            "points": _points(person.properties),
         },
         "event": event,
         "items": _items(event),

@@ -1,5 +1,6 @@
-"""Web push delivery: claim due push messages, guard, render, send to each of the profile's
-browser subscriptions; a subscription the push service calls gone (404/410) is deleted."""
+"""Web push delivery: claim due push messages, guard, render, shorten the click URL into a tracked
+link, send to each of the profile's browser subscriptions; a subscription the push service calls
+gone (404/410) is deleted."""
 
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ from typing import Any
 from sqlalchemy.engine import Engine
 
 from shopflow.domain.clock import Clock
-from shopflow.messaging import delivery, templates, text_templates
+from shopflow.messaging import delivery, short_links, templates, text_templates
 from shopflow.messaging.channels.push.webpush import OutgoingPush, PushChannel, PushResult, WebPushChannel
 from shopflow.messaging.delivery_sms import Audience, Outcome, group_by_workspace, load_audience
 from shopflow.store import db, messages, workspaces
@@ -42,15 +43,26 @@ def vapid_settings(workspace: workspaces.Workspace) -> VapidSettings | None:
     return VapidSettings(key, str(subject), int(ttl) if isinstance(ttl, int) else 86_400)
 
 
-def payload(
+# RFC 8291 section 4: push services accept 4096 octets of encrypted content; the aes128gcm header
+# (86), padding delimiter (1) and tag (16) leave 3993 for the notification JSON.
+MAX_PAYLOAD_BYTES = 3993
+
+
+def tracks_links(workspace: workspaces.Workspace) -> bool:
+    """The click URL becomes a short tracked link unless the workspace sets `push.track_links: false`."""
+    raw = workspace.settings.get("push")
+    return not (isinstance(raw, dict) and raw.get("track_links") is False)
+
+
+def notification(
     msg: messages.ClaimedMessage,
     *,
     person: messages.Recipient,
     workspace: workspaces.Workspace,
     library: text_templates.TextLibrary,
     now: datetime | None = None,
-) -> bytes:
-    """The notification JSON the service worker shows (title, body, url, icon, tag)."""
+) -> dict[str, Any]:
+    """The notification the service worker shows (title, body, url, icon, tag, message_id)."""
     context = delivery.render_context(
         msg, person=person, workspace=workspace, unsubscribe_url="", preferences_url="", now=now
     )
@@ -60,7 +72,45 @@ def payload(
     if parts.get("icon"):
         note["icon"] = parts["icon"]
     note["message_id"] = msg.id
-    return json.dumps(note, separators=(",", ":"), ensure_ascii=False).encode()
+    return note
+
+
+def encode(msg: messages.ClaimedMessage, note: dict[str, Any]) -> bytes:
+    """The JSON payload; TemplateError when it is larger than a push service must accept."""
+    body = json.dumps(note, separators=(",", ":"), ensure_ascii=False).encode()
+    if len(body) > MAX_PAYLOAD_BYTES:
+        raise templates.TemplateError(
+            f"push template {msg.template!r}: payload is {len(body)} bytes, the limit is "
+            f"{MAX_PAYLOAD_BYTES} (RFC 8291: 4096 bytes encrypted)"
+        )
+    return body
+
+
+@dataclass(frozen=True)
+class _Draft:
+    msg: messages.ClaimedMessage
+    person: messages.Recipient
+    targets: list[push_store.Subscription]
+    keys: VapidSettings
+    note: dict[str, Any]
+    tracked: bool
+
+
+def _shorten(engine: Engine, drafts: list[_Draft], *, public_url: str, now: datetime) -> dict[int, str]:
+    """Message id -> the short tracked link of its click URL, committed before anything is sent.
+
+    A short link rather than email's signed click URL: its length does not grow with the target,
+    so a long checkout URL cannot push the payload past the 4 KB a push service accepts."""
+    wanted = [
+        short_links.Wanted(d.msg, d.person.profile_id, d.note["url"])
+        for d in drafts
+        if d.tracked and short_links.urls_in(d.note["url"]) == [d.note["url"]]
+    ]
+    if not wanted:
+        return {}
+    with db.transaction(engine) as conn:
+        issued = short_links.issue(conn, wanted=wanted, public_url=public_url, now=now)
+    return {message_id: link for (message_id, _), link in issued.items()}
 
 
 def deliver_due_push(
@@ -70,8 +120,13 @@ def deliver_due_push(
     limit: int = 200,
     library: text_templates.TextLibrary | None = None,
     channel: PushChannel | None = None,
+    public_url: str | None = None,
 ) -> int:
-    """Deliver up to `limit` due push messages; returns how many were claimed (0: nothing due)."""
+    """Deliver up to `limit` due push messages; returns how many were claimed (0: nothing due).
+
+    `public_url`: where short tracked links point (clicks earn attribution); None sends the click
+    URL as rendered, untracked.
+    """
     now = clock.now()
     stale_before = now - delivery.STALE_CLAIM
     with db.reading(engine) as conn:
@@ -93,7 +148,7 @@ def deliver_due_push(
 
     outcome = Outcome.empty()
     lib = library or text_templates.default_library()
-    pushes: list[OutgoingPush] = []
+    drafts: list[_Draft] = []
     for ws_id, batch in by_ws.items():
         audience = audiences[ws_id]
         for msg in batch:
@@ -108,24 +163,36 @@ def deliver_due_push(
                 outcome.skipped.append({"id": msg.id, "skip_reason": NO_KEYS})
                 continue
             try:
-                body = payload(msg, person=person, workspace=audience.workspace, library=lib, now=now)
+                note = notification(msg, person=person, workspace=audience.workspace, library=lib, now=now)
             except templates.TemplateError as exc:
                 outcome.failed.append({"id": msg.id, "error": str(exc)})
                 continue
-            pushes.extend(
-                OutgoingPush(
-                    message_id=msg.id,
-                    subscription_id=sub.id,
-                    endpoint=sub.endpoint,
-                    p256dh=sub.p256dh,
-                    auth=sub.auth,
-                    payload=body,
-                    vapid_private_key=keys.private_key,
-                    subject=keys.subject,
-                    ttl=keys.ttl,
-                )
-                for sub in targets
+            tracked = public_url is not None and tracks_links(audience.workspace)
+            drafts.append(_Draft(msg, person, targets, keys, note, tracked))
+
+    short = _shorten(engine, drafts, public_url=public_url, now=now) if public_url is not None else {}
+    pushes: list[OutgoingPush] = []
+    for d in drafts:
+        note = {**d.note, "url": short[d.msg.id]} if d.msg.id in short else d.note
+        try:
+            body = encode(d.msg, note)
+        except templates.TemplateError as exc:
+            outcome.failed.append({"id": d.msg.id, "error": str(exc)})
+            continue
+        pushes.extend(
+            OutgoingPush(
+                message_id=d.msg.id,
+                subscription_id=sub.id,
+                endpoint=sub.endpoint,
+                p256dh=sub.p256dh,
+                auth=sub.auth,
+                payload=body,
+                vapid_private_key=d.keys.private_key,
+                subject=d.keys.subject,
+                ttl=d.keys.ttl,
             )
+            for sub in d.targets
+        )
 
     results: list[PushResult] = []
     if pushes:

@@ -1,14 +1,16 @@
-"""SMS delivery: claim due SMS, apply the guards, render, count segments and cost, send, record.
+"""SMS delivery: claim due SMS, apply the guards, render, shorten links, count segments and cost,
+send, record.
 
-Same three short transactions as email (claim, read facts, record results); the provider is the one
-each workspace's `sms` settings name (messaging/channels/registry.py), unless a channel is given
-(tests, the in-memory twin).
+Short transactions as email (claim, read facts, record results), plus one that issues the batch's
+short tracked links (messaging.short_links) and commits before anything is sent. The provider is
+the one each workspace's `sms` settings name (messaging/channels/registry.py), unless a channel is
+given (tests, the in-memory twin).
 """
 
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
@@ -21,7 +23,7 @@ from shopflow.domain import sms as sms_rules
 from shopflow.domain.clock import Clock
 from shopflow.domain.events import CanonicalEvent, ConsentChange, Identity
 from shopflow.ingest import pipeline
-from shopflow.messaging import delivery, guards, templates, text_templates
+from shopflow.messaging import delivery, guards, ratelimit, short_links, templates, text_templates
 from shopflow.messaging.channels import registry
 from shopflow.messaging.channels.base import SendResult
 from shopflow.messaging.channels.sms.base import OutgoingSms, SmsChannel, SmsConfigError
@@ -165,16 +167,29 @@ def sms_settings(workspace: workspaces.Workspace) -> dict[str, Any]:
     return dict(raw) if isinstance(raw, dict) else {}
 
 
-def prepare(
+def tracks_links(workspace: workspaces.Workspace) -> bool:
+    """Links become short tracked links unless the workspace sets `sms.track_links: false`."""
+    return sms_settings(workspace).get("track_links", True) is not False
+
+
+@dataclass(frozen=True)
+class Draft:
+    """A rendered SMS body, before its links are shortened and the opt-out line is added."""
+
+    msg: messages.ClaimedMessage
+    person: messages.Recipient
+    body: str
+
+
+def render(
     msg: messages.ClaimedMessage,
     *,
     person: messages.Recipient,
     workspace: workspaces.Workspace,
-    public_url: str,
     library: text_templates.TextLibrary,
     now: datetime | None = None,
-) -> PreparedSms:
-    """Render one SMS; marketing SMS always end with the opt-out text. Raises TemplateError."""
+) -> Draft:
+    """Render one SMS body (smart-encoded unless turned off). Raises TemplateError."""
     assert person.phone is not None
     config = sms_settings(workspace)
     context = delivery.render_context(
@@ -185,6 +200,24 @@ def prepare(
         raise templates.TemplateError(f"sms template {msg.template!r}: rendered an empty body")
     if config.get("smart_encoding", True) is not False:
         body = sms_rules.smart_encode(body)
+    return Draft(msg, person, body)
+
+
+def prepare(
+    draft: Draft,
+    *,
+    workspace: workspaces.Workspace,
+    public_url: str,
+    short: Mapping[str, str] | None = None,
+) -> PreparedSms:
+    """The SMS as sent: links replaced by `short` (url -> short link), marketing SMS ending with the
+    opt-out text; segments and cost are counted on that final body. Raises TemplateError."""
+    msg, person = draft.msg, draft.person
+    assert person.phone is not None
+    config = sms_settings(workspace)
+    # Links are shortened before the opt-out line is added: a link in a custom opt-out text is
+    # how to leave, not engagement, and stays direct (as email's unsubscribe link does).
+    body = short_links.rewrite(draft.body, short) if short else draft.body
     if not msg.transactional:
         body = sms_rules.with_opt_out(body, text=str(config.get("opt_out_text") or sms_rules.OPT_OUT_TEXT))
     segments = sms_rules.count_segments(body)
@@ -207,6 +240,26 @@ def prepare(
         segments=segments,
         cost=sms_rules.estimate_cost(segments.count, price),
     )
+
+
+def shorten(
+    engine: Engine, drafts: Iterable[Draft], *, public_url: str, now: datetime
+) -> dict[int, dict[str, str]]:
+    """Issue the short links of these drafts in one transaction, committed before anything is sent
+    (a link must work the moment it arrives). Returns message id -> {url: short link}."""
+    wanted = [
+        short_links.Wanted(d.msg, d.person.profile_id, url)
+        for d in drafts
+        for url in short_links.urls_in(d.body)
+    ]
+    if not wanted:
+        return {}
+    with db.transaction(engine) as conn:
+        issued = short_links.issue(conn, wanted=wanted, public_url=public_url, now=now)
+    by_message: dict[int, dict[str, str]] = defaultdict(dict)
+    for (message_id, url), link in issued.items():
+        by_message[message_id][url] = link
+    return by_message
 
 
 def deliver_due_sms(
@@ -243,31 +296,44 @@ def deliver_due_sms(
     opted_out: dict[str, list[CanonicalEvent]] = defaultdict(list)
     lib = library or text_templates.default_library()
     attempts = {m.id: m.attempts for m in claimed}
+    drafts: dict[str, list[Draft]] = {}
     for ws_id, batch in by_ws.items():
         audience = audiences[ws_id]
-        ready: list[PreparedSms] = []
+        drafts[ws_id] = []
         for msg in batch:
             person = audience.people.get(msg.profile_id)
             if not outcome.apply_decision(msg, audience.decide(msg, person.phone if person else None)):
                 continue
             assert person is not None and audience.workspace is not None
             try:
-                ready.append(
-                    prepare(
-                        msg,
-                        person=person,
-                        workspace=audience.workspace,
-                        public_url=public_url,
-                        library=lib,
-                        now=now,
-                    )
+                drafts[ws_id].append(
+                    render(msg, person=person, workspace=audience.workspace, library=lib, now=now)
                 )
             except (templates.TemplateError, ValueError) as exc:
                 outcome.failed.append({"id": msg.id, "error": str(exc)})
+    tracked = [
+        d for ws_id, ds in drafts.items() if ds and tracks_links(_workspace(audiences[ws_id])) for d in ds
+    ]
+    short = shorten(engine, tracked, public_url=public_url, now=now)
+    for ws_id, ws_drafts in drafts.items():
+        audience = audiences[ws_id]
+        ready: list[PreparedSms] = []
+        for draft in ws_drafts:
+            try:
+                ready.append(
+                    prepare(
+                        draft,
+                        workspace=_workspace(audience),
+                        public_url=public_url,
+                        short=short.get(draft.msg.id),
+                    )
+                )
+            except (templates.TemplateError, ValueError) as exc:
+                outcome.failed.append({"id": draft.msg.id, "error": str(exc)})
         if not ready:
             continue
         assert audience.workspace is not None
-        provider, problem = _provider(audience.workspace, channel)
+        provider, problem = _provider(audience.workspace, channel, engine)
         if provider is None:
             for p in ready:
                 if problem is None:
@@ -302,6 +368,11 @@ def deliver_due_sms(
     return len(claimed)
 
 
+def _workspace(audience: Audience) -> workspaces.Workspace:
+    assert audience.workspace is not None  # a draft exists only when the guards found the workspace
+    return audience.workspace
+
+
 def _opt_out_event(message_id: int, profile_id: int, phone: str, now: datetime) -> CanonicalEvent:
     """The provider refused because the number opted out with it (e.g. replied STOP to Twilio
     before Shopflow's inbound webhook was set up): record it, so we stop trying."""
@@ -318,7 +389,7 @@ def _opt_out_event(message_id: int, profile_id: int, phone: str, now: datetime) 
 
 
 def _provider(
-    workspace: workspaces.Workspace, override: SmsChannel | None
+    workspace: workspaces.Workspace, override: SmsChannel | None, engine: Engine
 ) -> tuple[SmsChannel | None, str | None]:
     """The channel to use, or (None, None) when none is configured, or (None, error) when broken."""
     if override is not None:
@@ -327,6 +398,7 @@ def _provider(
     if not config.get("provider"):
         return None, None
     try:
-        return registry.sms_channel(config), None
+        # sms.rate is shared by every worker process through the database.
+        return registry.sms_channel(config, buckets=ratelimit.DatabaseBuckets(engine)), None
     except SmsConfigError as exc:
         return None, str(exc)

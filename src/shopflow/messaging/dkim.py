@@ -11,6 +11,7 @@ from __future__ import annotations
 import base64
 import functools
 import hashlib
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -41,6 +42,29 @@ SIGNED_HEADERS = (
 )
 
 _RELAXED = canonicalization.CanonicalizationPolicy.from_c_value(b"relaxed/relaxed")
+_TRAILING_WSP = re.compile(rb"[\t ]+\r\n")
+_WSP_TO_COMPRESS = re.compile(rb"\t[\t ]*| [\t ]+")  # a run that is not already one space
+
+
+def relaxed_body(body: bytes) -> bytes:
+    """RFC 6376 §3.4.4 relaxed body canonicalization; the same bytes as dkimpy's, faster.
+
+    Why: dkimpy replaces every whitespace run, single spaces included, and that was a tenth of the
+    CPU of sending an email. Our bodies are quoted-printable (no trailing whitespace, few runs), so
+    C-speed `in` checks skip most of the work. tests/unit/test_dkim_canonical.py checks equality
+    with dkimpy on generated bodies.
+    """
+    if b" \r\n" in body or b"\t\r\n" in body:
+        body = _TRAILING_WSP.sub(b"\r\n", body)
+    if b"\t" in body or b"  " in body:
+        body = _WSP_TO_COMPRESS.sub(b" ", body)
+    end = len(body)
+    while body.endswith(b"\r\n", 0, end):
+        end -= 2
+    if end == 0:
+        return b""  # an empty body (or only empty lines) canonicalizes to nothing
+    return body[:end] + b"\r\n"
+
 
 PrivateKey = rsa.RSAPrivateKey | ed25519.Ed25519PrivateKey
 
@@ -125,7 +149,7 @@ class Signer:
         include = [h.encode() for h in SIGNED_HEADERS if h.encode() in present]
         if b"from" not in include:
             raise DkimError("message: a DKIM signature needs a From header (RFC 6376 §5.4)")
-        body_hash = base64.b64encode(hashlib.sha256(_RELAXED.canonicalize_body(body)).digest())
+        body_hash = base64.b64encode(hashlib.sha256(relaxed_body(body)).digest())
         value = (
             f" v=1; a={algorithm}; c=relaxed/relaxed; d={self.domain}; s={self.selector};"
             f" t={int(now.timestamp())};\r\n\th={':'.join(h.decode() for h in include)};"

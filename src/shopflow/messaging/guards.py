@@ -7,7 +7,8 @@ message goes back to the queue and every guard runs again then.
 The rules are pure: `load` reads the batch's facts (store.guard_facts, a few GROUP BY queries per
 batch), and `Gate.decide` decides each message from them without touching the database.
 Transactional messages bypass consent, preferences, caps, smart sending and quiet hours, but
-never a suppression (hard bounce, complaint): sending to those harms every other recipient.
+never a suppression (hard bounce, complaint) nor an address that cannot receive mail: sending to
+those harms every other recipient.
 """
 
 from __future__ import annotations
@@ -22,12 +23,16 @@ import phonenumbers
 from phonenumbers import timezone as phone_timezone
 from sqlalchemy.engine import Connection
 
+from shopflow.ingest import hygiene
 from shopflow.store import guard_facts, messages, senders, workspaces
 
 # --- reasons (stable strings: reports and the timeline group by them) ---------------------------
 NO_PROFILE = "no_profile"
 NO_ADDRESS = "no_address"
 SUPPRESSED = "suppressed"
+UNDELIVERABLE_ADDRESS = "undeliverable_address"  # invalid syntax or a reserved domain: cannot arrive
+FAKE_ADDRESS = "fake_address"  # test@test.com, asdfgh@...: marketing only lands in spam traps
+ROLE_ADDRESS = "role_address"  # info@, sales@: a team that never subscribed
 UNSUBSCRIBED = "unsubscribed"
 NO_CONSENT = "no_consent"
 PAUSED = "paused"
@@ -65,6 +70,13 @@ DEFAULTS: dict[str, Any] = {
     "daily_limit_email": None,
     "daily_limit_sms": None,
     "daily_limit_push": None,
+    # Marketing to shared mailboxes (info@, sales@): off, as Klaviyo does by default; they
+    # complain more and engage less (M3AAWG Sender BCP).
+    "send_to_role_addresses": False,
+    # RFC 2606 / 6761 names (example.com, *.test) cannot receive mail. None: refused, unless the
+    # store's own from_email is at such a name too (a test or demo store, whose mail goes to a
+    # sink; a live store cannot send from one). true / false decide outright.
+    "deliver_to_reserved_domains": None,
 }
 
 
@@ -84,6 +96,9 @@ class Facts:
     address: str | None  # email address (or phone for SMS, endpoint for push)
     consent: str  # subscribed | unsubscribed | never_subscribed
     suppression: str | None  # the suppression's reason, if any
+    # Email only: the address's hygiene (store column profiles.email_status, email_role).
+    email_status: str | None = None  # valid | invalid_syntax | reserved_domain | fake; None: unchecked
+    email_role: bool = False
 
 
 @dataclass(frozen=True)
@@ -113,12 +128,36 @@ def marketing_requires_subscribed(workspace_settings: Mapping[str, Any], channel
     return bool(workspace_settings.get("email_marketing_requires_subscribed", True))
 
 
-def check(facts: Facts, *, requires_subscribed: bool = True) -> str | None:
-    """The permanent reason this message must not be sent (suppression, consent), or None.
+def check_settings(workspace_settings: Mapping[str, Any], channel: str) -> dict[str, bool]:
+    """The workspace settings `check` takes, as its keyword arguments."""
+    return {
+        "requires_subscribed": marketing_requires_subscribed(workspace_settings, channel),
+        "send_to_role_addresses": bool(setting(workspace_settings, "send_to_role_addresses")),
+        "deliver_to_reserved_domains": _reserved_domains_allowed(workspace_settings),
+    }
+
+
+def _reserved_domains_allowed(workspace_settings: Mapping[str, Any]) -> bool:
+    chosen = setting(workspace_settings, "deliver_to_reserved_domains")
+    if chosen is not None:
+        return bool(chosen)
+    from_domain = str(workspace_settings.get("from_email") or "").rpartition("@")[2]
+    return bool(from_domain) and hygiene.is_reserved_domain(from_domain)
+
+
+def check(
+    facts: Facts,
+    *,
+    requires_subscribed: bool = True,
+    send_to_role_addresses: bool = False,
+    deliver_to_reserved_domains: bool = False,
+) -> str | None:
+    """The permanent reason this message must not be sent (suppression, address, consent), or None.
 
     Order matters only for which reason is recorded: the most permanent one wins. A suppression
-    blocks every message, transactional included; consent governs only marketing (CAN-SPAM and
-    GDPR exempt transactional mail, e.g. an order receipt).
+    or an address that cannot receive mail blocks every message, transactional included; a fake
+    or role address and consent govern only marketing (CAN-SPAM and GDPR exempt transactional
+    mail, e.g. an order receipt).
     """
     if not facts.profile_exists:
         return NO_PROFILE
@@ -126,8 +165,18 @@ def check(facts: Facts, *, requires_subscribed: bool = True) -> str | None:
         return NO_ADDRESS
     if facts.suppression is not None:
         return SUPPRESSED
+    email = facts.channel == "email"
+    if email and (
+        facts.email_status == hygiene.INVALID_SYNTAX
+        or (facts.email_status == hygiene.RESERVED_DOMAIN and not deliver_to_reserved_domains)
+    ):
+        return UNDELIVERABLE_ADDRESS
     if facts.transactional:
         return None
+    if email and facts.email_status == hygiene.FAKE:
+        return FAKE_ADDRESS
+    if email and facts.email_role and not send_to_role_addresses:
+        return ROLE_ADDRESS
     if facts.consent == UNSUBSCRIBED:
         return UNSUBSCRIBED
     if facts.consent == SUBSCRIBED:
@@ -242,7 +291,7 @@ class Gate:
         `record_send` once the message is ready to go.
         """
         channel = msg.channel
-        reason = check(facts, requires_subscribed=marketing_requires_subscribed(self.settings, channel))
+        reason = check(facts, **check_settings(self.settings, channel))
         if reason is not None:
             return Decision(reason)
         if msg.transactional:
@@ -274,15 +323,18 @@ class Gate:
     def _preferences(
         self, msg: messages.ClaimedMessage, pid: int, history: guard_facts.SendHistory
     ) -> Decision | None:
-        # The preference center is reached from email, so its choices govern email.
+        # A pause and a topic opt-out are about the person, not the inbox: they hold for every
+        # channel. The frequency choice ("at most weekly") counts emails, so it governs email.
         pref = self.facts.preferences.get(pid)
-        if pref is None or msg.channel != "email":
+        if pref is None:
             return None
         if pref.paused_until is not None and pref.paused_until > self.now:
             return Decision(PAUSED)
         topic = msg.context.get("topic")
         if isinstance(topic, str) and topic in pref.topics_off:
             return Decision(TOPIC_OPT_OUT)
+        if msg.channel != "email":
+            return None
         sent = {"daily": history.day, "weekly": history.week, "monthly": history.month}
         if pref.frequency in sent and sent[pref.frequency] >= 1:
             return Decision(FREQUENCY_PREFERENCE)

@@ -33,6 +33,8 @@ TEXT_KEYS = frozenset(
         "stop_reply",
         "start_reply",
         "price_per_segment",
+        "rate",
+        "burst",
     }
 )
 JSON_KEYS = frozenset({"headers", "body"})

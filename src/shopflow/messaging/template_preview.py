@@ -8,6 +8,7 @@ requirements) with "[TEST]" in the subject, straight through the SMTP channel.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import sys
 from collections.abc import Mapping
@@ -158,17 +159,7 @@ def test_send(
         raise ValueError(f"to: expected an email address, got {to[:200]!r} ({exc})") from None
     lib = library or templates.default_library()
     ws, person = _load(engine, workspace_id=workspace_id, profile_id=profile_id, address=address)
-    person = messages.Recipient(
-        person.profile_id,
-        address,
-        person.phone,
-        person.first_name,
-        person.last_name,
-        person.properties,
-        person.order_count,
-        person.total_spent,
-        person.timezone,
-    )
+    person = dataclasses.replace(person, email=address)  # the profile's data, sent to `to`
     msg = _claimed(template, workspace_id, person.profile_id, event)
     extras = _extras(
         engine, library=lib, template=template, workspace_id=ws.id, profile_id=person.profile_id, now=now

@@ -165,6 +165,9 @@ def run(
                 settings={
                     "store_url": "https://demo-store.example",
                     "from_email": "hello@demo-store.example",
+                    # The simulated shoppers live at example.com (RFC 2606); their mail goes to
+                    # the SMTP sink, so let the guards send to the reserved domain.
+                    "deliver_to_reserved_domains": True,
                 },
             )
             ws = created.workspace.id

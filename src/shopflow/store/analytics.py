@@ -58,7 +58,8 @@ def touches_for(
     since: datetime,
     until: datetime,
 ) -> list[rules.Touch]:
-    """Email opens and clicks of these profiles in [since, until] (one query for a whole batch)."""
+    """Email opens and clicks, SMS and push link clicks, of these profiles in [since, until] (one
+    query for a whole batch)."""
     if not profile_ids:
         return []
     e = tables.events
@@ -87,6 +88,7 @@ def touches_for(
                 at=row.time,
                 message_id=message_id,
                 flow_id=_int_or_none(props.get("flow_id")),
+                channel=rules.TOUCH_CHANNELS[row.name],
             )
         )
     return touches
@@ -288,8 +290,65 @@ def node_counts(conn: Connection, *, workspace_id: str, flow_id: int) -> dict[st
         .group_by(m.c.node_id, e.c.name)
     )
     for node_id, name, n in engaged:
-        bucket(node_id)[rules.TOUCH_KINDS[name]] = int(n)
+        # += : Clicked Email and Clicked SMS are both "clicked" (a node sends on one channel anyway).
+        bucket(node_id)[rules.TOUCH_KINDS[name]] += int(n)
     return out
+
+
+def channel_counts(conn: Connection, *, workspace_id: str, flow_id: int) -> dict[str, dict[str, Any]]:
+    """Per channel of a flow's messages: sent, distinct messages clicked, and the conversions and
+    attributed revenue (net of reversals) credited to them."""
+    m = tables.messages
+    e = tables.events
+    a = tables.attributions
+    out: dict[str, dict[str, Any]] = {}
+
+    def bucket(channel: str) -> dict[str, Any]:
+        return out.setdefault(
+            channel, {"sent": 0, "clicked": 0, "conversions": 0, "attributed_revenue": _ZERO}
+        )
+
+    sent = conn.execute(
+        sa.select(m.c.channel, sa.func.count())
+        .where(m.c.workspace_id == workspace_id, m.c.flow_id == flow_id, m.c.status == "sent")
+        .group_by(m.c.channel)
+    )
+    for channel, n in sent:
+        bucket(channel)["sent"] = int(n)
+    clicks = sorted(name for name, kind in rules.TOUCH_KINDS.items() if kind == rules.CLICKED)
+    clicked = conn.execute(
+        sa.select(m.c.channel, sa.func.count(sa.distinct(m.c.id)))
+        .select_from(
+            m.join(
+                e,
+                sa.and_(
+                    e.c.workspace_id == m.c.workspace_id,
+                    e.c.profile_id == m.c.profile_id,
+                    e.c.name.in_(clicks),
+                    _json_text(e.c.properties, "message_id") == sa.cast(m.c.id, sa.String),
+                ),
+            )
+        )
+        .where(m.c.workspace_id == workspace_id, m.c.flow_id == flow_id)
+        .group_by(m.c.channel)
+    )
+    for channel, n in clicked:
+        bucket(channel)["clicked"] = int(n)
+    credited = conn.execute(
+        sa.select(
+            m.c.channel,
+            sa.func.sum(sa.case((_not_fully_reversed(a), 1), else_=0)),
+            _money(sa.func.sum(a.c.revenue - a.c.reversed_amount)),
+        )
+        .select_from(a.join(m, sa.and_(m.c.id == a.c.message_id, m.c.workspace_id == a.c.workspace_id)))
+        .where(a.c.workspace_id == workspace_id, a.c.flow_id == flow_id)
+        .group_by(m.c.channel)
+    )
+    for channel, conversions, revenue in credited:
+        row = bucket(channel)
+        row["conversions"] = int(conversions or 0)
+        row["attributed_revenue"] = _dec(revenue)
+    return {channel: out[channel] for channel in sorted(out)}
 
 
 def _not_fully_reversed(a: sa.Table) -> sa.ColumnElement[bool]:

@@ -253,6 +253,9 @@ class Recipient:
     order_count: int
     total_spent: Decimal
     timezone: str | None = None  # IANA name, for dates in templates
+    email_status: str | None = None  # address hygiene (ingest/hygiene.py); None: not checked
+    email_role: bool = False  # a shared mailbox such as info@
+    last_order_at: datetime | None = None
 
 
 def recipients(conn: Connection, *, workspace_id: str, profile_ids: Sequence[int]) -> dict[int, Recipient]:
@@ -269,6 +272,9 @@ def recipients(conn: Connection, *, workspace_id: str, profile_ids: Sequence[int
         p.c.total_spent,
         p.c.merged_into,
         p.c.timezone,
+        p.c.email_status,
+        p.c.email_role,
+        p.c.last_order_at,
     )
     wanted = {int(i) for i in profile_ids}
     found: dict[int, Any] = {}
@@ -298,6 +304,9 @@ def recipients(conn: Connection, *, workspace_id: str, profile_ids: Sequence[int
             order_count=int(row.order_count or 0),
             total_spent=row.total_spent if row.total_spent is not None else Decimal("0"),
             timezone=row.timezone,
+            email_status=row.email_status,
+            email_role=bool(row.email_role),
+            last_order_at=row.last_order_at,
         )
     return result
 

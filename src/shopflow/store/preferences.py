@@ -10,9 +10,10 @@ import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection
 
+from shopflow.domain import nodes
 from shopflow.store import db, tables
 
-TOPICS = ("promotional", "product_news", "educational")
+TOPICS = nodes.TOPICS  # one list: send nodes name these (domain/nodes.py)
 FREQUENCIES = ("daily", "weekly", "monthly")
 MAX_REASON_CHARS = 500
 

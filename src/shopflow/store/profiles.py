@@ -28,6 +28,11 @@ class ProfileState:
 
     id: int | None
     email: str | None = None
+    # Hygiene of `email` (ingest/hygiene.py); `checked_email` is the address they were computed for,
+    # so ingest re-checks only an address that is new or changed.
+    email_status: str | None = None
+    email_role: bool | None = None
+    checked_email: str | None = None
     phone: str | None = None
     external_id: str | None = None
     first_name: str | None = None
@@ -115,6 +120,9 @@ def load_for_update(
             states[int(r.id)] = ProfileState(
                 id=int(r.id),
                 email=r.email,
+                email_status=r.email_status,
+                email_role=r.email_role,
+                checked_email=r.email if r.email_status is not None else None,
                 phone=r.phone,
                 external_id=r.external_id,
                 first_name=r.first_name,
@@ -134,6 +142,8 @@ def load_for_update(
 def _values(state: ProfileState) -> dict[str, Any]:
     return {
         "email": state.email,
+        "email_status": state.email_status,
+        "email_role": state.email_role,
         "phone": state.phone,
         "external_id": state.external_id,
         "first_name": state.first_name,

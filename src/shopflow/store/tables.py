@@ -34,6 +34,16 @@ instance_settings = sa.Table(
     sa.Column("value", sa.Text, nullable=False),
 )
 
+# A provider's send-rate token bucket, shared by every worker process of the install. Instance-wide
+# like instance_settings (no workspace_id): workspaces that share an SMTP relay share its limit.
+rate_limits = sa.Table(
+    "rate_limits",
+    metadata,
+    sa.Column("key", sa.String(200), primary_key=True),  # "smtp:host:port", "sms:twilio:AC...:+1..."
+    sa.Column("tokens", sa.Float, nullable=False),
+    sa.Column("updated_at", UTCDateTime, nullable=False),
+)
+
 workspaces = sa.Table(
     "workspaces",
     metadata,
@@ -56,6 +66,11 @@ profiles = sa.Table(
     sa.Column("id", BigId, primary_key=True, autoincrement=True),
     _ws(),
     sa.Column("email", sa.String(320)),
+    # Address hygiene of `email`, set by ingest whenever the address changes (ingest/hygiene.py):
+    # valid | invalid_syntax | reserved_domain | fake; NULL while there is no address. Columns, not
+    # properties: traits and update_profile nodes write properties, and must not clear a flag.
+    sa.Column("email_status", sa.String(16)),
+    sa.Column("email_role", sa.Boolean),  # a shared mailbox (info@, sales@)
     sa.Column("phone", sa.String(32)),
     sa.Column("external_id", sa.String(200)),
     sa.Column("first_name", sa.String(200)),
@@ -503,6 +518,26 @@ messages = sa.Table(
     sa.Index("ix_messages_flow", "flow_id", "status"),
     # Provider status callbacks (Twilio's MessageSid) find their message by this.
     sa.Index("ix_messages_provider_id", "workspace_id", "provider_message_id"),
+)
+
+# Tracked links of SMS and push messages: `{public_url}/s/{code}` redirects to `url`. One row per
+# (message, target), so a retried send re-renders the same code; the code is random (not a counter)
+# so links cannot be enumerated.
+short_links = sa.Table(
+    "short_links",
+    metadata,
+    sa.Column("id", BigId, primary_key=True, autoincrement=True),
+    _ws(),
+    sa.Column("code", sa.String(22), nullable=False),
+    sa.Column("message_id", sa.BigInteger, nullable=False),
+    sa.Column("profile_id", sa.BigInteger, nullable=False),
+    sa.Column("flow_id", sa.BigInteger),
+    sa.Column("channel", sa.String(16), nullable=False),
+    sa.Column("url", sa.Text, nullable=False),  # the target, UTM parameters included
+    sa.Column("url_hash", sa.String(64), nullable=False),  # sha256 of url: long URLs can't be indexed
+    sa.Column("created_at", UTCDateTime, nullable=False),
+    sa.UniqueConstraint("code"),
+    sa.UniqueConstraint("message_id", "url_hash"),
 )
 
 # Web push: one row per browser subscription (RFC 8030 endpoint plus the RFC 8291 keys).

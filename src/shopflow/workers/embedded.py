@@ -44,6 +44,8 @@ class Worker:
     delivery_batch: int = 200
     # A 'sending' claim older than this is a dead worker's and is sent again.
     delivery_stale: timedelta = delivery.STALE_CLAIM
+    # Email results are committed in groups of this many as the SMTP server accepts them.
+    delivery_record_group: int = delivery.RECORD_GROUP
     # SMS and push go through each workspace's configured provider unless these replace them
     # (tests, the in-memory twins in shopflow.testing).
     sms_channel: SmsChannel | None = None
@@ -78,6 +80,7 @@ class Worker:
             public_url=self.public_url,
             limit=self.delivery_batch,
             stale_claim=self.delivery_stale,
+            record_group=self.delivery_record_group,
         )
         done.messages += delivery_sms.deliver_due_sms(
             self.engine,
@@ -87,7 +90,11 @@ class Worker:
             channel=self.sms_channel,
         )
         done.messages += delivery_push.deliver_due_push(
-            self.engine, clock=self.clock, limit=self.delivery_batch, channel=self.push_channel
+            self.engine,
+            clock=self.clock,
+            limit=self.delivery_batch,
+            channel=self.push_channel,
+            public_url=self.public_url,
         )
         # Flow webhooks (outbound deliveries too) go out after the step that queued them committed.
         done.messages += webhooks.deliver_due(self.engine, clock=self.clock, limit=self.delivery_batch)

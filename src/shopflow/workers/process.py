@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
+import multiprocessing
+import multiprocessing.process
 import os
 import signal
 import threading
@@ -17,7 +19,7 @@ from sqlalchemy.engine import Engine
 from shopflow.api import deps
 from shopflow.config import Settings
 from shopflow.domain.clock import Clock, SystemClock
-from shopflow.messaging import delivery
+from shopflow.messaging import delivery, ratelimit
 from shopflow.messaging.channels.email.smtp import SmtpChannel
 from shopflow.store import db
 from shopflow.workers.embedded import Worker, start_thread
@@ -45,10 +47,12 @@ def build_worker(settings: Settings, *, engine: Engine, clock: Clock, link_secre
     return Worker(
         engine=engine,
         clock=clock,
-        channel=SmtpChannel(settings.smtp_url),
+        # The SMTP URL's ?rate= is shared with every other worker process through the database.
+        channel=SmtpChannel(settings.smtp_url, buckets=ratelimit.DatabaseBuckets(engine)),
         link_secret=link_secret,
         public_url=settings.public_url,
         delivery_stale=delivery_stale(os.environ),
+        delivery_record_group=settings.delivery_record_group,
     )
 
 
@@ -80,11 +84,81 @@ def serve(settings: Settings, *, host: str, port: int, with_worker: bool) -> int
     return 0
 
 
-def run_worker(settings: Settings) -> int:
+MAX_PROCESSES = 64
+
+
+def check_worker_settings(settings: Settings, processes: int | None = None) -> int:
+    """The number of worker processes to run; ValueError naming the setting when out of range."""
+    count = settings.worker_processes if processes is None else processes
+    name = "--processes" if processes is not None else "SHOPFLOW_WORKER_PROCESSES"
+    if not 1 <= count <= MAX_PROCESSES:
+        raise ValueError(f"{name}: expected 1 to {MAX_PROCESSES} worker processes, got {count}")
+    if not 1 <= settings.delivery_record_group <= 1000:
+        raise ValueError(
+            "SHOPFLOW_DELIVERY_RECORD_GROUP: expected 1 to 1000 results per commit, "
+            f"got {settings.delivery_record_group}"
+        )
+    return count
+
+
+def run_workers(settings: Settings, processes: int) -> int:
+    """Run `processes` worker processes and keep them running until SIGTERM/SIGINT.
+
+    Workers share nothing but the database (claims are SKIP LOCKED batches on PostgreSQL and
+    single-writer transactions on SQLite), so N processes are N times the CPU for rendering and
+    signing. A worker that dies is started again after a pause that doubles up to a minute; the
+    supervisor itself does no work, so there is nothing in it to crash.
+    """
+    if processes == 1:
+        return run_worker(settings)
+    # Migrate and create the instance's link secret once, here: N processes doing it at the same
+    # moment would race (SQLite refuses a second writer; two secrets would be drawn).
     from shopflow.api.app import link_secret
 
     engine = db.create_engine(settings.database_url)
     db.upgrade(engine)
+    link_secret(settings, engine)
+    engine.dispose()
+    ctx = multiprocessing.get_context("spawn")  # a clean interpreter: no engine or thread crosses
+    stop = threading.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda *_: stop.set())
+    children: list[multiprocessing.process.BaseProcess] = []
+    pauses = [1.0] * processes
+    for index in range(processes):
+        children.append(
+            ctx.Process(target=run_worker, args=(settings, False), name=f"shopflow-worker-{index}")
+        )
+        children[index].start()
+    log.info("%d worker processes started", processes)
+    while not stop.wait(0.5):
+        for index, child in enumerate(children):
+            if child.is_alive():
+                continue
+            log.warning(
+                "worker %d exited with %s; restarting in %.0f s", index, child.exitcode, pauses[index]
+            )
+            if stop.wait(pauses[index]):
+                break
+            pauses[index] = min(pauses[index] * 2, 60.0)
+            children[index] = ctx.Process(target=run_worker, args=(settings, False), name=child.name)
+            children[index].start()
+    for child in children:
+        if child.is_alive() and child.pid is not None:
+            os.kill(child.pid, signal.SIGTERM)
+    for child in children:
+        child.join(timeout=30)
+        if child.is_alive():
+            child.kill()
+    return 0
+
+
+def run_worker(settings: Settings, migrate: bool = True) -> int:
+    from shopflow.api.app import link_secret
+
+    engine = db.create_engine(settings.database_url)
+    if migrate:
+        db.upgrade(engine)
     worker = build_worker(
         settings, engine=engine, clock=SystemClock(), link_secret=link_secret(settings, engine)
     )
@@ -107,7 +181,8 @@ def _serve(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _worker(args: argparse.Namespace, settings: Settings) -> int:
-    return run_worker(settings)
+    processes = check_worker_settings(settings, args.processes)
+    return run_workers(settings, processes)
 
 
 def register(sub: Any) -> None:
@@ -117,4 +192,9 @@ def register(sub: Any) -> None:
     p.add_argument("--no-worker", action="store_true", help="serve HTTP only; run `shopflow worker` apart")
     p.set_defaults(handler=_serve)
     p = sub.add_parser("worker", help="run the worker loop (events, flow steps, delivery) in the foreground")
+    p.add_argument(
+        "--processes",
+        type=int,
+        help="worker processes to run (default: SHOPFLOW_WORKER_PROCESSES or 1; one per core for volume)",
+    )
     p.set_defaults(handler=_worker)

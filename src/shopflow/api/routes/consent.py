@@ -261,7 +261,7 @@ def _preferences_form(
         for f, label in _FREQUENCY_LABELS.items()
     )
     paused = (
-        f"<p>Emails are paused until {html.escape(prefs.paused_until.date().isoformat())}.</p>"
+        f"<p>Messages are paused until {html.escape(prefs.paused_until.date().isoformat())}.</p>"
         if prefs.paused_until and prefs.paused_until > now
         else ""
     )
@@ -272,7 +272,7 @@ def _preferences_form(
         f"<fieldset><legend>Topics</legend>{topics}</fieldset>"
         f"<fieldset><legend>How often</legend>{freqs}</fieldset>"
         '<p><button type="submit" name="action" value="save">Save preferences</button> '
-        '<button type="submit" name="action" value="pause">Pause emails for 30 days</button></p>'
+        '<button type="submit" name="action" value="pause">Pause messages (email, SMS, push) for 30 days</button></p>'
         "</form>"
         f'<form method="post" action="{action}"><h2>Unsubscribe</h2>'
         '<p><label for="reason">Would you tell us why? (optional)</label><br>'
@@ -383,6 +383,8 @@ async def preferences_save(token: str, request: Request) -> Response:
                 unsubscribe_reason=before.unsubscribe_reason,
                 now=now,
             )
-            notice = "Emails are paused for 30 days." if action == "pause" else "Your preferences are saved."
+            notice = (
+                "Messages are paused for 30 days." if action == "pause" else "Your preferences are saved."
+            )
         prefs, status = _current(conn, ws_id, pid)
     return _page("Email preferences", _preferences_form(token, prefs, status, now=now, notice=notice))

@@ -30,6 +30,10 @@ def _summary(row: sa.Row[Any]) -> dict[str, Any]:
     return {
         "id": int(row.id),
         "email": row.email,
+        # Address hygiene, set at intake: valid | invalid_syntax | reserved_domain | fake (None: no
+        # address); the guards refuse mail or marketing by it.
+        "email_status": row.email_status,
+        "email_role": None if row.email_role is None else bool(row.email_role),
         "phone": row.phone,
         "external_id": row.external_id,
         "first_name": row.first_name,

@@ -5,12 +5,23 @@ from __future__ import annotations
 import smtplib
 import ssl
 import threading
+import time
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from urllib.parse import parse_qs, unquote, urlsplit
 
+from shopflow.domain import ratelimit as bucket_rules
+from shopflow.messaging import ratelimit
 from shopflow.messaging.channels.base import OnResult, OutgoingEmail, SendResult
+
+# A batch waits at most this long for rate-limit tokens; the rest of it goes back to the queue as a
+# temporary failure. Well under delivery's STALE_CLAIM (5 min), after which another worker would
+# take the still-claimed messages for a dead worker's and send them twice.
+MAX_BATCH_WAIT = 60.0
+# RFC 5321 421 "service not available" (Gmail: "4.7.0 Try again later, closing connection") and
+# 454 (Amazon SES: "Throttling failure: Maximum sending rate exceeded"): the server wants us slower.
+THROTTLE_CODES = frozenset({421, 454})
 
 
 @dataclass(frozen=True)
@@ -23,10 +34,17 @@ class SmtpConfig:
     password: str | None
     connections: int = 2
     timeout: float = 30.0
+    # Emails per second to this host:port across every worker (`?rate=50&burst=5`); 0: unlimited.
+    rate: bucket_rules.Rate = bucket_rules.UNLIMITED
+
+    @property
+    def rate_key(self) -> str:
+        return ratelimit.bucket_key("smtp", self.host, str(self.port))
 
 
 def parse_url(url: str) -> SmtpConfig:
-    """`smtp://[user:pass@]host[:port][?starttls=true&connections=2]` or `smtps://...` (implicit TLS)."""
+    """`smtp://[user:pass@]host[:port][?starttls=true&connections=2&rate=50&burst=5]` or `smtps://...`
+    (implicit TLS)."""
     parts = urlsplit(url)
     if parts.scheme not in ("smtp", "smtps"):
         raise ValueError(f"SHOPFLOW_SMTP_URL: expected smtp:// or smtps://, got {url!r}")
@@ -37,6 +55,12 @@ def parse_url(url: str) -> SmtpConfig:
     raw_connections = query.get("connections", ["2"])[-1]
     if not raw_connections.isdigit() or not 1 <= int(raw_connections) <= 32:
         raise ValueError(f"SHOPFLOW_SMTP_URL: connections: expected 1 to 32, got {raw_connections!r}")
+    rate = bucket_rules.parse(
+        query.get("rate", ["0"])[-1],
+        query.get("burst", [""])[-1],
+        name="SHOPFLOW_SMTP_URL: ",
+        unit="emails",
+    )
     try:
         port = parts.port or (465 if parts.scheme == "smtps" else 25)
     except ValueError:
@@ -49,6 +73,7 @@ def parse_url(url: str) -> SmtpConfig:
         username=unquote(parts.username) if parts.username else None,
         password=unquote(parts.password) if parts.password else None,
         connections=int(raw_connections),
+        rate=rate,
     )
 
 
@@ -59,9 +84,20 @@ class _Session:
         self._channel = channel
         self._smtp: smtplib.SMTP | None = None
 
-    def send(self, batch: Sequence[OutgoingEmail], on_result: OnResult | None = None) -> list[SendResult]:
+    def send(
+        self, batch: Sequence[OutgoingEmail], on_result: OnResult | None = None, deadline: float | None = None
+    ) -> list[SendResult]:
         results: list[SendResult] = []
+        limiter = self._channel.limiter
         for index, email in enumerate(batch):
+            if limiter is not None and not limiter.acquire(deadline):
+                # The provider's rate leaves no room for the rest of this batch now: back to the queue.
+                cfg = self._channel.config
+                error = f"SMTP {cfg.host}:{cfg.port} rate limit ({cfg.rate.per_second:g}/s): sent later"
+                results.extend(
+                    SendResult(e.message_id, ok=False, temporary=True, error=error) for e in batch[index:]
+                )
+                break
             try:
                 result = self._send_one(email)
             except (OSError, smtplib.SMTPException) as exc:
@@ -73,6 +109,8 @@ class _Session:
                 )
                 break
             results.append(result)
+            if limiter is not None and _throttled(result):
+                limiter.throttled()
             if on_result is not None:
                 # Before the next email: at most one accepted-but-unrecorded email per session.
                 on_result(result)
@@ -122,13 +160,21 @@ class SmtpChannel:
     """
 
     def __init__(
-        self, url: str, *, connections: int | None = None, ssl_context: ssl.SSLContext | None = None
+        self,
+        url: str,
+        *,
+        connections: int | None = None,
+        ssl_context: ssl.SSLContext | None = None,
+        buckets: ratelimit.Buckets | None = None,
     ) -> None:
+        """`buckets`: where the `?rate=` bucket lives; DatabaseBuckets shares it between processes
+        (workers/process.py), None keeps it in this channel."""
         self.config = parse_url(url)
         count = connections if connections is not None else self.config.connections
         if not 1 <= count <= 32:
             raise ValueError(f"connections: expected 1 to 32, got {count}")
         self._ssl = ssl_context or ssl.create_default_context()
+        self.limiter = ratelimit.limiter(buckets, self.config.rate_key, self.config.rate)
         self._sessions = [_Session(self) for _ in range(count)]
         self._pool: ThreadPoolExecutor | None = None
         self._lock = threading.Lock()
@@ -164,16 +210,17 @@ class SmtpChannel:
         return self.send(batch, on_result=on_result)
 
     def send(self, batch: Sequence[OutgoingEmail], on_result: OnResult | None = None) -> list[SendResult]:
+        deadline = time.monotonic() + MAX_BATCH_WAIT if self.limiter is not None else None
         # Small batches are not worth a second connection.
         used = min(len(self._sessions), max(1, len(batch) // 8))
         if used == 1:
-            return self._sessions[0].send(batch, on_result)
+            return self._sessions[0].send(batch, on_result, deadline)
         if self._pool is None:
             self._pool = ThreadPoolExecutor(max_workers=len(self._sessions), thread_name_prefix="smtp")
         size = -(-len(batch) // used)
         chunks = [batch[i * size : (i + 1) * size] for i in range(used)]
         futures = [
-            self._pool.submit(session.send, chunk, on_result)
+            self._pool.submit(session.send, chunk, on_result, deadline)
             for session, chunk in zip(self._sessions, chunks, strict=False)
         ]
         return [result for future in futures for result in future.result()]
@@ -181,9 +228,16 @@ class SmtpChannel:
     def close(self) -> None:
         for session in self._sessions:
             session.close()
+        if self.limiter is not None:
+            self.limiter.close()
         if self._pool is not None:
             self._pool.shutdown(wait=True)
             self._pool = None
+
+
+def _throttled(result: SendResult) -> bool:
+    code = (result.error or "").removeprefix("SMTP ")[:3]
+    return not result.ok and code.isdigit() and int(code) in THROTTLE_CODES
 
 
 def _refused(email: OutgoingEmail, code: int, text: bytes | str) -> SendResult:

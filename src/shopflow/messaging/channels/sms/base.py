@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -9,7 +10,13 @@ from typing import Any, Protocol
 
 import httpx
 
+from shopflow.domain import ratelimit as bucket_rules
+from shopflow.messaging import ratelimit
 from shopflow.messaging.channels.base import SendResult
+
+# As for SMTP: a batch waits at most this long for rate-limit tokens, well under delivery's
+# STALE_CLAIM; the rest goes back to the queue as a temporary failure.
+MAX_BATCH_WAIT = 60.0
 
 
 class SmsConfigError(ValueError):
@@ -58,22 +65,31 @@ class ConcurrentSender:
     """Sends a batch over a few parallel HTTP requests (an SMS API answers in ~100-300 ms, so one
     at a time caps a worker at a few messages a second). Results keep the batch's order."""
 
-    def __init__(self, concurrency: int) -> None:
+    def __init__(self, concurrency: int, limiter: ratelimit.Limiter | None = None) -> None:
         if not 1 <= concurrency <= 16:
             raise SmsConfigError(f"sms.concurrency: expected 1 to 16, got {concurrency}")
         self.concurrency = concurrency
+        self.limiter = limiter
         self._pool: ThreadPoolExecutor | None = None
 
     def run(
         self, batch: Sequence[OutgoingSms], send_one: Callable[[OutgoingSms], SendResult], *, provider: str
     ) -> list[SendResult]:
         down: list[str] = []  # set once: the provider cannot be reached, stop trying this batch
+        limiter = self.limiter
+        deadline = time.monotonic() + MAX_BATCH_WAIT
 
         def guarded(sms: OutgoingSms) -> SendResult:
             if down:
                 return SendResult(sms.message_id, ok=False, temporary=True, error=down[0])
+            if limiter is not None and not limiter.acquire(deadline):
+                error = f"{provider} rate limit ({limiter.rate.per_second:g}/s): sent later"
+                return SendResult(sms.message_id, ok=False, temporary=True, error=error)
             try:
-                return send_one(sms)
+                result = send_one(sms)
+                if limiter is not None and not result.ok and (result.error or "").startswith("HTTP 429"):
+                    limiter.throttled()  # Too Many Requests: every worker pauses, not just this batch
+                return result
             except httpx.HTTPError as exc:
                 error = f"{provider} unreachable: {type(exc).__name__}: {exc}"
                 down.append(error)
@@ -89,6 +105,8 @@ class ConcurrentSender:
         if self._pool is not None:
             self._pool.shutdown(wait=True)
             self._pool = None
+        if self.limiter is not None:
+            self.limiter.close()
 
 
 def concurrency(config: Mapping[str, Any]) -> int:
@@ -96,3 +114,11 @@ def concurrency(config: Mapping[str, Any]) -> int:
     if isinstance(value, bool) or not isinstance(value, int):
         raise SmsConfigError(f"sms.concurrency: expected a whole number from 1 to 16, got {value!r}")
     return value
+
+
+def send_rate(config: Mapping[str, Any]) -> bucket_rules.Rate:
+    """`sms.rate` (messages per second, 0 or unset: unlimited) and `sms.burst`."""
+    try:
+        return bucket_rules.parse(config.get("rate", 0), config.get("burst"), name="sms.", unit="messages")
+    except ValueError as exc:
+        raise SmsConfigError(str(exc)) from None

@@ -3,22 +3,26 @@
 Settings (workspace `sms`): provider=http, url, headers (e.g. {"Authorization": "Bearer ..."}),
 body (a JSON template whose strings may hold {to}, {from}, {body}, {message_id}, {status_callback};
 default {"to": "{to}", "from": "{from}", "text": "{body}"}), id_field (dotted path of the provider's
-id in the JSON answer, default "id").
+id in the JSON answer, default "id"), rate and burst (a limit kept per gateway URL, without its query).
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from typing import Any
+from urllib.parse import urlsplit
 
 import httpx
 
+from shopflow.domain import ratelimit as bucket_rules
+from shopflow.messaging import ratelimit
 from shopflow.messaging.channels.base import SendResult
 from shopflow.messaging.channels.sms.base import (
     ConcurrentSender,
     OutgoingSms,
     SmsConfigError,
     http_outcome,
+    send_rate,
     setting,
 )
 from shopflow.messaging.channels.sms.base import concurrency as sms_concurrency
@@ -62,6 +66,8 @@ class HttpSmsChannel:
         id_field: str = "id",
         timeout: float = 15.0,
         concurrency: int = 4,
+        rate: bucket_rules.Rate = bucket_rules.UNLIMITED,
+        buckets: ratelimit.Buckets | None = None,
     ) -> None:
         if not url.startswith(("http://", "https://")):
             raise SmsConfigError(f"sms.url: expected an http:// or https:// URL, got {url!r}")
@@ -70,7 +76,10 @@ class HttpSmsChannel:
         self.body = DEFAULT_BODY if body is None else body
         self.id_field = id_field
         self._client = httpx.Client(headers=dict(headers or {}), timeout=timeout)
-        self._sender = ConcurrentSender(concurrency)
+        # The query may carry an API key: the bucket (a database row) is named without it.
+        parts = urlsplit(url)
+        key = ratelimit.bucket_key("sms", "http", f"{parts.hostname}:{parts.port or ''}{parts.path}")
+        self._sender = ConcurrentSender(concurrency, ratelimit.limiter(buckets, key, rate))
 
     def __repr__(self) -> str:  # headers carry credentials: never shown
         return f"HttpSmsChannel(url={self.url!r})"
@@ -102,7 +111,7 @@ class HttpSmsChannel:
         self._client.close()
 
 
-def from_settings(config: Mapping[str, Any]) -> HttpSmsChannel:
+def from_settings(config: Mapping[str, Any], buckets: ratelimit.Buckets | None = None) -> HttpSmsChannel:
     headers = config.get("headers") or {}
     if not isinstance(headers, Mapping) or not all(
         isinstance(k, str) and isinstance(v, str) for k, v in headers.items()
@@ -118,4 +127,6 @@ def from_settings(config: Mapping[str, Any]) -> HttpSmsChannel:
         body=body,
         id_field=setting(config, "id_field", required=False) or "id",
         concurrency=sms_concurrency(config),
+        rate=send_rate(config),
+        buckets=buckets,
     )

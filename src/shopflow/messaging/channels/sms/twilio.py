@@ -2,7 +2,11 @@
 
 POST {base}/2010-04-01/Accounts/{AccountSid}/Messages.json with To, From (or MessagingServiceSid),
 Body and StatusCallback; the answer is JSON with the message's `sid`. Settings (workspace `sms`):
-provider=twilio, account_sid, auth_token, from or messaging_service_sid, base_url (tests).
+provider=twilio, account_sid, auth_token, from or messaging_service_sid, base_url (tests), rate, burst.
+
+Twilio queues what it cannot send at once (a US long code sends 1 message/s; toll-free, short codes
+and messaging services more) rather than refusing it, so `sms.rate` is off unless set; it is kept per
+account and sender, which is how Twilio counts.
 """
 
 from __future__ import annotations
@@ -16,12 +20,15 @@ from urllib.parse import urlsplit, urlunsplit
 
 import httpx
 
+from shopflow.domain import ratelimit as bucket_rules
+from shopflow.messaging import ratelimit
 from shopflow.messaging.channels.base import SendResult
 from shopflow.messaging.channels.sms.base import (
     ConcurrentSender,
     OutgoingSms,
     SmsConfigError,
     http_outcome,
+    send_rate,
     setting,
 )
 from shopflow.messaging.channels.sms.base import concurrency as sms_concurrency
@@ -41,6 +48,8 @@ class TwilioChannel:
         base_url: str = DEFAULT_BASE_URL,
         timeout: float = 15.0,
         concurrency: int = 4,
+        rate: bucket_rules.Rate = bucket_rules.UNLIMITED,
+        buckets: ratelimit.Buckets | None = None,
     ) -> None:
         if not sender and not messaging_service_sid:
             raise SmsConfigError("sms.from: required (or sms.messaging_service_sid) for provider 'twilio'")
@@ -49,7 +58,8 @@ class TwilioChannel:
         self.messaging_service_sid = messaging_service_sid
         self.url = f"{base_url.rstrip('/')}/{API_VERSION}/Accounts/{account_sid}/Messages.json"
         self._client = httpx.Client(auth=(account_sid, auth_token), timeout=timeout)
-        self._sender = ConcurrentSender(concurrency)
+        key = ratelimit.bucket_key("sms", "twilio", account_sid, messaging_service_sid or sender)
+        self._sender = ConcurrentSender(concurrency, ratelimit.limiter(buckets, key, rate))
 
     def __repr__(self) -> str:  # never show the token
         return f"TwilioChannel(account_sid={self.account_sid!r}, url={self.url!r})"
@@ -87,7 +97,7 @@ def _result(message_id: int, response: httpx.Response) -> SendResult:
     return http_outcome(message_id, response.status_code, detail, str(sid) if sid else None)
 
 
-def from_settings(config: Mapping[str, Any]) -> TwilioChannel:
+def from_settings(config: Mapping[str, Any], buckets: ratelimit.Buckets | None = None) -> TwilioChannel:
     return TwilioChannel(
         account_sid=setting(config, "account_sid"),
         auth_token=setting(config, "auth_token"),
@@ -95,6 +105,8 @@ def from_settings(config: Mapping[str, Any]) -> TwilioChannel:
         messaging_service_sid=setting(config, "messaging_service_sid", required=False),
         base_url=setting(config, "base_url", required=False) or DEFAULT_BASE_URL,
         concurrency=sms_concurrency(config),
+        rate=send_rate(config),
+        buckets=buckets,
     )
 
 

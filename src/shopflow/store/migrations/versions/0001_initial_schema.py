@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises:
-Create Date: 2026-11-26 22:51:13.270673
+Create Date: 2026-11-26 23:34:40.056107
 """
 
 from __future__ import annotations
@@ -26,6 +26,13 @@ def upgrade() -> None:
         sa.Column("key", sa.String(length=64), nullable=False),
         sa.Column("value", sa.Text(), nullable=False),
         sa.PrimaryKeyConstraint("key", name=op.f("pk_instance_settings")),
+    )
+    op.create_table(
+        "rate_limits",
+        sa.Column("key", sa.String(length=200), nullable=False),
+        sa.Column("tokens", sa.Float(), nullable=False),
+        sa.Column("updated_at", shopflow.store.types.UTCDateTime(timezone=True), nullable=False),
+        sa.PrimaryKeyConstraint("key", name=op.f("pk_rate_limits")),
     )
     op.create_table(
         "workspaces",
@@ -493,6 +500,8 @@ def upgrade() -> None:
         ),
         sa.Column("workspace_id", sa.String(length=32), nullable=False),
         sa.Column("email", sa.String(length=320), nullable=True),
+        sa.Column("email_status", sa.String(length=16), nullable=True),
+        sa.Column("email_role", sa.Boolean(), nullable=True),
         sa.Column("phone", sa.String(length=32), nullable=True),
         sa.Column("external_id", sa.String(length=200), nullable=True),
         sa.Column("first_name", sa.String(length=200), nullable=True),
@@ -580,6 +589,27 @@ def upgrade() -> None:
             ["workspace_id"], ["workspaces.id"], name=op.f("fk_sender_domains_workspace_id_workspaces")
         ),
         sa.PrimaryKeyConstraint("workspace_id", "domain", name=op.f("pk_sender_domains")),
+    )
+    op.create_table(
+        "short_links",
+        sa.Column(
+            "id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), autoincrement=True, nullable=False
+        ),
+        sa.Column("workspace_id", sa.String(length=32), nullable=False),
+        sa.Column("code", sa.String(length=22), nullable=False),
+        sa.Column("message_id", sa.BigInteger(), nullable=False),
+        sa.Column("profile_id", sa.BigInteger(), nullable=False),
+        sa.Column("flow_id", sa.BigInteger(), nullable=True),
+        sa.Column("channel", sa.String(length=16), nullable=False),
+        sa.Column("url", sa.Text(), nullable=False),
+        sa.Column("url_hash", sa.String(length=64), nullable=False),
+        sa.Column("created_at", shopflow.store.types.UTCDateTime(timezone=True), nullable=False),
+        sa.ForeignKeyConstraint(
+            ["workspace_id"], ["workspaces.id"], name=op.f("fk_short_links_workspace_id_workspaces")
+        ),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_short_links")),
+        sa.UniqueConstraint("code", name=op.f("uq_short_links_code")),
+        sa.UniqueConstraint("message_id", "url_hash", name=op.f("uq_short_links_message_id_url_hash")),
     )
     op.create_table(
         "staff_alerts",
@@ -825,6 +855,7 @@ def downgrade() -> None:
         batch_op.drop_index("ix_staff_alerts_notify")
 
     op.drop_table("staff_alerts")
+    op.drop_table("short_links")
     op.drop_table("sender_domains")
     with op.batch_alter_table("run_log", schema=None) as batch_op:
         batch_op.drop_index(batch_op.f("ix_run_log_run_id"))
@@ -910,5 +941,6 @@ def downgrade() -> None:
     op.drop_table("attributions")
     op.drop_table("alerts")
     op.drop_table("workspaces")
+    op.drop_table("rate_limits")
     op.drop_table("instance_settings")
     # ### end Alembic commands ###
