@@ -53,6 +53,14 @@ def children(pid: int) -> list[int]:
     return sorted(found)
 
 
+def alive(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return False
+    return state != "Z"
+
+
 def wait_for(condition: object, what: str, timeout: float = 30) -> None:
     deadline = time.monotonic() + timeout
     while not callable(condition) or not condition():
@@ -116,6 +124,16 @@ def test_two_worker_processes_share_the_queue(engine: Engine, database_url: str,
             assert first[1] in children(supervisor.pid)
             supervisor.send_signal(signal.SIGTERM)
             assert supervisor.wait(30) == 0, log.read_text()
+
+            # A supervisor killed outright leaves no orphan sending on its own.
+            supervisor = subprocess.Popen(
+                worker_command("worker", "--processes", "2"), env=env, cwd=tmp_path, stdout=out, stderr=out
+            )
+            wait_for(lambda: len(children(supervisor.pid)) == 2, "two worker processes again")
+            orphans = children(supervisor.pid)
+            supervisor.kill()
+            supervisor.wait(10)
+            wait_for(lambda: not any(alive(pid) for pid in orphans), "the orphaned workers to stop", 15)
         finally:
             if supervisor.poll() is None:
                 supervisor.kill()
@@ -123,8 +141,7 @@ def test_two_worker_processes_share_the_queue(engine: Engine, database_url: str,
         received = collections.Counter(str(m["Message-ID"]) for m in sink.messages())
     assert len(received) == PROFILES
     assert set(received.values()) == {1}, "an email went out twice without any crash"
-    for pid in first:
-        assert not Path(f"/proc/{pid}").exists() or "Z" in Path(f"/proc/{pid}/stat").read_text().split()[2]
+    assert not any(alive(pid) for pid in first)
 
 
 @pytest.mark.parametrize(

@@ -10,6 +10,7 @@ import multiprocessing.process
 import os
 import signal
 import threading
+import time
 from collections.abc import Awaitable, Callable, Mapping
 from datetime import timedelta
 from typing import Any
@@ -127,7 +128,9 @@ def run_workers(settings: Settings, processes: int) -> int:
     pauses = [1.0] * processes
     for index in range(processes):
         children.append(
-            ctx.Process(target=run_worker, args=(settings, False), name=f"shopflow-worker-{index}")
+            ctx.Process(
+                target=run_supervised_worker, args=(settings, os.getpid()), name=f"shopflow-worker-{index}"
+            )
         )
         children[index].start()
     log.info("%d worker processes started", processes)
@@ -141,7 +144,9 @@ def run_workers(settings: Settings, processes: int) -> int:
             if stop.wait(pauses[index]):
                 break
             pauses[index] = min(pauses[index] * 2, 60.0)
-            children[index] = ctx.Process(target=run_worker, args=(settings, False), name=child.name)
+            children[index] = ctx.Process(
+                target=run_supervised_worker, args=(settings, os.getpid()), name=child.name
+            )
             children[index].start()
     for child in children:
         if child.is_alive() and child.pid is not None:
@@ -151,6 +156,20 @@ def run_workers(settings: Settings, processes: int) -> int:
         if child.is_alive():
             child.kill()
     return 0
+
+
+def run_supervised_worker(settings: Settings, supervisor_pid: int) -> int:
+    """A worker process under `run_workers`: it stops when its supervisor is gone, even after a
+    SIGKILL that gave the supervisor no chance to stop it (an orphan would keep sending)."""
+
+    def watch() -> None:
+        while os.getppid() == supervisor_pid:
+            time.sleep(1.0)
+        log.warning("supervisor %d is gone; stopping", supervisor_pid)
+        os.kill(os.getpid(), signal.SIGTERM)
+
+    threading.Thread(target=watch, name="shopflow-supervisor-watch", daemon=True).start()
+    return run_worker(settings, migrate=False)
 
 
 def run_worker(settings: Settings, migrate: bool = True) -> int:
