@@ -97,9 +97,14 @@ def test_bucket_rows_reserve_owe_and_give_back(engine: Engine) -> None:
     with db.transaction(engine) as conn:
         store.give_back(conn, key="smtp:a:25", rate=rate, tokens=3, now=1000.2)
     assert tokens(engine, "smtp:a:25") == pytest.approx(-297.0)
-    # A writer whose clock is behind the stamp refills nothing and keeps the later stamp.
+    # A writer whose clock is behind the stamp refills nothing and keeps the later stamp...
     behind = reserve("smtp:b:25", 1, 999.0)
     assert (behind.tokens, behind.wait) == pytest.approx((1, 1.1 + 0.1))
+    # ...but tokens still in a bucket are usable at once, whatever the writer's clock says.
+    assert reserve("smtp:c:25", 2, 1000.0) == Grant(2, 0.0)
+    assert reserve("smtp:c:25", 1, 999.0) == Grant(1, 0.0)
+    owing = reserve("smtp:c:25", 4, 999.0)  # 1 left, 3 owed: 0.3 s of refill plus 1 s behind
+    assert (owing.tokens, owing.wait) == pytest.approx((4, 0.3 + 1.0))
 
 
 def test_two_processes_sharing_a_bucket_never_exceed_the_rate(engine: Engine) -> None:
@@ -183,6 +188,17 @@ def test_unlimited_smtp_takes_no_token_and_writes_no_row(engine: Engine, sink: S
         channel.close()
     with db.reading(engine) as conn:
         assert conn.execute(sa.select(sa.func.count()).select_from(tables.rate_limits)).scalar_one() == 0
+
+
+def test_a_stale_time_shorter_than_a_paced_batch_is_refused(
+    engine: Engine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("SHOPFLOW_DELIVERY_STALE_SECONDS", "20")
+    settings = Settings(database_url=str(engine.url), smtp_url="smtp://127.0.0.1:2525?rate=5")
+    with pytest.raises(ValueError, match="SHOPFLOW_DELIVERY_STALE_SECONDS: expected at least 70"):
+        process.build_worker(settings, engine=engine, clock=SimulatedClock(testing.T0), link_secret=b"k")
+    unlimited = Settings(database_url=str(engine.url), smtp_url="smtp://127.0.0.1:2525")
+    process.build_worker(unlimited, engine=engine, clock=SimulatedClock(testing.T0), link_secret=b"k")
 
 
 def test_worker_shares_the_smtp_bucket_through_the_database(engine: Engine) -> None:

@@ -216,10 +216,12 @@ def test_twilio_errors_fail_or_retry(engine: Engine, clock: SimulatedClock, fake
     assert failed["status"] == "failed"
     assert failed["error"] == "HTTP 400 Twilio 21211 The 'To' number is not a valid phone number."
     assert failed["cost"] == Decimal("0")
-    retried = row(engine, busy)
-    assert retried["status"] == "queued"
-    assert retried["send_after"] == clock.now() + timedelta(minutes=1)
-    assert retried["error"] == "HTTP 429 Twilio 20429 Too Many Requests"
+    # 429 Too Many Requests is the provider pacing us: back to the queue, not a failed attempt.
+    throttled = row(engine, busy)
+    assert throttled["status"] == "queued"
+    assert throttled["send_after"] == clock.now() + timedelta(seconds=60)
+    assert throttled["skip_reason"] == "provider_throttled"
+    assert throttled["attempts"] == 0
 
 
 def test_long_unicode_body_counts_ucs2_segments(engine: Engine, clock: SimulatedClock) -> None:

@@ -108,7 +108,9 @@ def reserve(
     current = refill(bucket, rate, now)
     after = current.tokens - want
     debt = max(0.0, -after - _EPSILON)
-    wait = debt / rate.per_second + (current.stamp - now)
+    # Tokens in hand are usable at once, whatever this process's clock says. Owed tokens are paid
+    # by the refill, counted from the bucket's stamp: a clock behind the stamp waits the difference.
+    wait = debt / rate.per_second + (current.stamp - now) if debt > 0 else 0.0
     if wait > max_wait:
         return current, Grant(0, wait)
     return Bucket(after, current.stamp), Grant(want, wait)

@@ -22,7 +22,15 @@ from sqlalchemy.engine import Connection, Engine
 
 from shopflow.domain.clock import Clock
 from shopflow.messaging import consent_links, dkim, guards, links, mime, personalise, templates
-from shopflow.messaging.channels.base import Channel, OutgoingEmail, SendResult, StreamingChannel
+from shopflow.messaging.channels.base import (
+    PROVIDER_RATE_LIMIT,
+    PROVIDER_THROTTLED,
+    Channel,
+    OutgoingEmail,
+    PacedChannel,
+    SendResult,
+    StreamingChannel,
+)
 from shopflow.store import consent, db, guard_facts, messages, workspaces
 
 # A 'sending' row older than this belongs to a worker that died between claim and result.
@@ -33,6 +41,9 @@ MAX_ATTEMPTS = 10
 # Results are committed as the SMTP server answers, in groups of this many or this old (_ResultGroups).
 RECORD_GROUP = 16
 RECORD_GROUP_MS = 10.0
+# A message the provider's rate had no room for goes back to the queue for this long; one the
+# provider throttled (SMTP 421/454, HTTP 429) for longer. Neither counts as an attempt.
+DEFERRED_AGAIN = {PROVIDER_RATE_LIMIT: timedelta(seconds=2), PROVIDER_THROTTLED: timedelta(seconds=60)}
 
 
 @dataclass(frozen=True)
@@ -68,6 +79,8 @@ def deliver_due(
     (_ResultGroups; SHOPFLOW_DELIVERY_RECORD_GROUP for `shopflow worker`).
     """
     now = clock.now()
+    if isinstance(channel, PacedChannel):
+        limit = channel.claim_limit(limit)  # a rate-limited provider: claim what it can take soon
     with db.transaction(engine) as conn:
         claimed = messages.claim_due(conn, now=now, limit=limit, stale_before=now - stale_claim)
     if not claimed:
@@ -148,7 +161,8 @@ def deliver_due(
         groups = _ResultGroups(
             engine, to_send, claimed, now=now, group_size=record_group, group_ms=record_group_ms
         )
-        results = channel.send_each([p.email for p in to_send], groups)
+        with groups:
+            results = channel.send_each([p.email for p in to_send], groups)
         recorded = groups.recorded
     else:
         results = channel.send([p.email for p in to_send]) if to_send else []
@@ -158,6 +172,7 @@ def deliver_due(
         claimed,
         now=now,
         failed=failed,
+        deferred=deferred,
     )
 
     with db.transaction(engine) as conn:
@@ -179,9 +194,10 @@ class _ResultGroups:
     events with a crash possible between them. The deterministic Message-ID (header_message_id)
     lets receivers drop such a replay.
 
-    A group is committed when it holds `group_size` results or `group_ms` have passed since the
-    last commit, so at most about one group (plus the email in flight on each connection) can be
-    sent twice after a crash. One commit per email cost ~0.2 ms (SQLite) to ~0.5 ms (PostgreSQL)
+    A group is committed when it holds `group_size` results or its oldest result has waited
+    `group_ms` (a timer thread sees to that even when no further result comes, e.g. while the
+    provider's rate limit holds the sessions), so after a crash at most about two groups (one
+    committing, one filling) plus the email in flight on each connection can be sent twice. One commit per email cost ~0.2 ms (SQLite) to ~0.5 ms (PostgreSQL)
     of a ~1 ms email; a group of 16 makes that noise. group_size=1 restores one commit per email.
     Whatever is still buffered when the batch ends goes into the batch's closing transaction.
     """
@@ -203,29 +219,61 @@ class _ResultGroups:
         self._group_size = max(1, group_size)
         self._group_seconds = max(0.0, group_ms) / 1000
         self._buffer: list[SendResult] = []
-        self._last_commit = time.monotonic()
+        self._oldest = 0.0  # when the first result now in the buffer arrived (monotonic)
         self._lock = threading.Lock()
         self._commit_lock = threading.Lock()
+        self._done = threading.Event()
+        self._timer: threading.Thread | None = None
         self.recorded: set[int] = set()
+
+    def __enter__(self) -> _ResultGroups:
+        if self._group_size > 1:
+            self._timer = threading.Thread(target=self._tick, name="shopflow-results", daemon=True)
+            self._timer.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._done.set()
+        if self._timer is not None:
+            self._timer.join()
 
     def __call__(self, result: SendResult) -> None:
         """Called from the channel's session threads, once per email, as its result arrives."""
         with self._lock:
+            if not self._buffer:
+                self._oldest = time.monotonic()
             self._buffer.append(result)
-            due = (
-                len(self._buffer) >= self._group_size
-                or time.monotonic() - self._last_commit >= self._group_seconds
-            )
-            if not due:
-                return
-            group, self._buffer = self._buffer, []
-            self._last_commit = time.monotonic()
-        self._commit(group)
+            group = self._take()
+        if group:
+            self._commit(group)
+
+    def _take(self) -> list[SendResult]:
+        """The buffer, when it is due (full, or its oldest result waited group_ms); else []."""
+        if not self._buffer:
+            return []
+        old = time.monotonic() - self._oldest >= self._group_seconds
+        if len(self._buffer) < self._group_size and not old:
+            return []
+        group, self._buffer = self._buffer, []
+        return group
+
+    def _tick(self) -> None:
+        while not self._done.wait(self._group_seconds):
+            with self._lock:
+                group = self._take()
+            if group:
+                self._commit(group)
 
     def _commit(self, group: list[SendResult]) -> None:
         failed: list[dict[str, Any]] = []
+        deferred: list[dict[str, Any]] = []
         sent, retry = _outcomes(
-            [self._by_id[r.message_id] for r in group], group, self._claimed, now=self._now, failed=failed
+            [self._by_id[r.message_id] for r in group],
+            group,
+            self._claimed,
+            now=self._now,
+            failed=failed,
+            deferred=deferred,
         )
         # One commit at a time: two session threads committing at once would only queue on the
         # database's lock (SQLite) or add a round trip each (PostgreSQL).
@@ -235,6 +283,7 @@ class _ResultGroups:
             messages.mark_sent(conn, sent)
             messages.mark_failed(conn, failed)
             messages.mark_retry(conn, retry)
+            guard_facts.mark_deferred(conn, deferred)
         with self._lock:
             self.recorded.update(r.message_id for r in group)
 
@@ -285,7 +334,10 @@ def _outcomes(
     *,
     now: datetime,
     failed: list[dict[str, Any]],
+    deferred: list[dict[str, Any]],
 ) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """(sent, retry) rows for the results; failures go to `failed`, and messages the provider's
+    rate deferred to `deferred` (back to the queue, the attempt given back)."""
     attempts = {m.id: m.attempts for m in claimed}
     by_id = {p.email.message_id: p for p in prepared}
     answered: set[int] = set()
@@ -304,6 +356,9 @@ def _outcomes(
                     "provider_message_id": result.provider_message_id,
                 }
             )
+        elif result.deferred in DEFERRED_AGAIN:
+            after = now + DEFERRED_AGAIN[result.deferred]
+            deferred.append({"id": result.message_id, "send_after": after, "reason": result.deferred})
         elif result.temporary and attempts[result.message_id] < MAX_ATTEMPTS:
             delay = retry_delay(attempts[result.message_id])
             retry.append({"id": result.message_id, "send_after": now + delay, "error": result.error})

@@ -143,6 +143,10 @@ class Outcome:
                     "provider_message_id": result.provider_message_id,
                 }
             )
+        elif result.deferred in delivery.DEFERRED_AGAIN:
+            # The provider's rate (ours or its 429): back to the queue, not a failed attempt.
+            after = now + delivery.DEFERRED_AGAIN[result.deferred]
+            self.deferred.append({"id": result.message_id, "send_after": after, "reason": result.deferred})
         elif result.temporary and attempts < delivery.MAX_ATTEMPTS:
             after = now + delivery.retry_delay(attempts)
             self.retry.append({"id": result.message_id, "send_after": after, "error": result.error})

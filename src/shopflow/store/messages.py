@@ -109,19 +109,25 @@ def claim_due(
     """Mark up to `limit` due messages 'sending' (attempts + 1) and return them.
 
     Due: queued with send_after <= now, or 'sending' with a claim older than `stale_before` (its
-    worker crashed between claim and result). PostgreSQL workers skip each other's locked rows.
+    worker crashed between claim and result). Transactional messages come before marketing ones
+    (DESIGN.md principle 8: a receipt never waits behind a bulk send). PostgreSQL workers skip each
+    other's locked rows.
     """
     m = tables.messages
     ids: list[int] = []
+    queued = (m.c.status == QUEUED, m.c.send_after <= now)
     for where, order in (
         ((m.c.status == SENDING, m.c.claimed_at <= stale_before), m.c.claimed_at),
-        ((m.c.status == QUEUED, m.c.send_after <= now), m.c.send_after),
+        ((*queued, m.c.transactional == sa.true()), m.c.send_after),
+        (queued, m.c.send_after),
     ):
         if len(ids) >= limit:
             break
         query = (
             sa.select(m.c.id).where(*where, m.c.channel == channel).order_by(order).limit(limit - len(ids))
         )
+        if ids:
+            query = query.where(m.c.id.not_in(ids))  # our own locks do not skip our own rows
         if not db.is_sqlite(conn):
             query = query.with_for_update(skip_locked=True)
         ids.extend(int(i) for i in conn.execute(query).scalars())

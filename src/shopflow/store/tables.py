@@ -506,6 +506,15 @@ messages = sa.Table(
         postgresql_where=sa.text("status = 'queued'"),
         sqlite_where=sa.text("status = 'queued'"),
     ),
+    # Transactional messages are claimed first (a receipt never waits behind a bulk send): this
+    # index holds only them, so finding them costs nothing however long the marketing queue is.
+    sa.Index(
+        "ix_messages_due_transactional",
+        "channel",
+        "send_after",
+        postgresql_where=sa.text("status = 'queued' AND transactional = true"),
+        sqlite_where=sa.text("status = 'queued' AND transactional = 1"),
+    ),
     sa.Index(
         "ix_messages_claimed",
         "claimed_at",

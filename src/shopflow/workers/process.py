@@ -21,6 +21,7 @@ from shopflow.api import deps
 from shopflow.config import Settings
 from shopflow.domain.clock import Clock, SystemClock
 from shopflow.messaging import delivery, ratelimit
+from shopflow.messaging.channels.email import smtp
 from shopflow.messaging.channels.email.smtp import SmtpChannel
 from shopflow.store import db
 from shopflow.workers.embedded import Worker, start_thread
@@ -45,14 +46,24 @@ def delivery_stale(environ: Mapping[str, str]) -> timedelta:
 
 
 def build_worker(settings: Settings, *, engine: Engine, clock: Clock, link_secret: bytes) -> Worker:
+    # The SMTP URL's ?rate= is shared with every other worker process through the database.
+    channel = SmtpChannel(settings.smtp_url, buckets=ratelimit.DatabaseBuckets(engine))
+    stale = delivery_stale(os.environ)
+    # A rate-limited batch may hold its claim while it waits for tokens and the server answers;
+    # a shorter stale time would let another worker take it for a dead worker's and send it twice.
+    held = timedelta(seconds=smtp.MAX_BATCH_WAIT + 2 * channel.config.timeout)
+    if channel.limiter is not None and stale < held:
+        raise ValueError(
+            f"SHOPFLOW_DELIVERY_STALE_SECONDS: expected at least {held.total_seconds():.0f} with an SMTP "
+            f"rate limit (a batch may wait that long), got {stale.total_seconds():g}"
+        )
     return Worker(
         engine=engine,
         clock=clock,
-        # The SMTP URL's ?rate= is shared with every other worker process through the database.
-        channel=SmtpChannel(settings.smtp_url, buckets=ratelimit.DatabaseBuckets(engine)),
+        channel=channel,
         link_secret=link_secret,
         public_url=settings.public_url,
-        delivery_stale=delivery_stale(os.environ),
+        delivery_stale=stale,
         delivery_record_group=settings.delivery_record_group,
     )
 
@@ -86,6 +97,8 @@ def serve(settings: Settings, *, host: str, port: int, with_worker: bool) -> int
 
 
 MAX_PROCESSES = 64
+# A worker that ran this long before exiting was not crash-looping: its restart pause starts over.
+STEADY_SECONDS = 300.0
 
 
 def check_worker_settings(settings: Settings, processes: int | None = None) -> int:
@@ -125,29 +138,36 @@ def run_workers(settings: Settings, processes: int) -> int:
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: stop.set())
     children: list[multiprocessing.process.BaseProcess] = []
+    started: list[float] = []
     pauses = [1.0] * processes
-    for index in range(processes):
-        children.append(
-            ctx.Process(
-                target=run_supervised_worker, args=(settings, os.getpid()), name=f"shopflow-worker-{index}"
-            )
+
+    def start(index: int) -> None:
+        child = ctx.Process(
+            target=run_supervised_worker, args=(settings, os.getpid()), name=f"shopflow-worker-{index}"
         )
-        children[index].start()
+        child.start()
+        if index < len(children):
+            children[index], started[index] = child, time.monotonic()
+        else:
+            children.append(child)
+            started.append(time.monotonic())
+
+    for index in range(processes):
+        start(index)
     log.info("%d worker processes started", processes)
     while not stop.wait(0.5):
         for index, child in enumerate(children):
             if child.is_alive():
                 continue
+            if time.monotonic() - started[index] > STEADY_SECONDS:
+                pauses[index] = 1.0  # it had been running fine: a new failure, not a crash loop
             log.warning(
                 "worker %d exited with %s; restarting in %.0f s", index, child.exitcode, pauses[index]
             )
             if stop.wait(pauses[index]):
                 break
             pauses[index] = min(pauses[index] * 2, 60.0)
-            children[index] = ctx.Process(
-                target=run_supervised_worker, args=(settings, os.getpid()), name=child.name
-            )
-            children[index].start()
+            start(index)
     for child in children:
         if child.is_alive() and child.pid is not None:
             os.kill(child.pid, signal.SIGTERM)

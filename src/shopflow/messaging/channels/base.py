@@ -26,6 +26,14 @@ class SendResult:
     # A failure the provider says may succeed later (SMTP 4xx, a dropped connection): retry with backoff.
     temporary: bool = False
     error: str | None = None
+    # Not a delivery attempt: back to the queue soon, the attempt not counted (DESIGN.md principle 8).
+    # PROVIDER_RATE_LIMIT: not sent, the provider's rate had no room left for this batch;
+    # PROVIDER_THROTTLED: the provider answered "slow down" (SMTP 421/454, HTTP 429).
+    deferred: str | None = None
+
+
+PROVIDER_RATE_LIMIT = "provider_rate_limit"
+PROVIDER_THROTTLED = "provider_throttled"
 
 
 class Channel(Protocol):
@@ -37,6 +45,13 @@ class Channel(Protocol):
 
 
 OnResult = Callable[[SendResult], None]
+
+
+@runtime_checkable
+class PacedChannel(Protocol):
+    """A channel with a provider rate limit: delivery claims no more than it can send soon."""
+
+    def claim_limit(self, wanted: int) -> int: ...
 
 
 @runtime_checkable

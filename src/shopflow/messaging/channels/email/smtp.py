@@ -13,12 +13,19 @@ from urllib.parse import parse_qs, unquote, urlsplit
 
 from shopflow.domain import ratelimit as bucket_rules
 from shopflow.messaging import ratelimit
-from shopflow.messaging.channels.base import OnResult, OutgoingEmail, SendResult
+from shopflow.messaging.channels.base import (
+    PROVIDER_RATE_LIMIT,
+    PROVIDER_THROTTLED,
+    OnResult,
+    OutgoingEmail,
+    SendResult,
+)
 
-# A batch waits at most this long for rate-limit tokens; the rest of it goes back to the queue as a
-# temporary failure. Well under delivery's STALE_CLAIM (5 min), after which another worker would
-# take the still-claimed messages for a dead worker's and send them twice.
-MAX_BATCH_WAIT = 60.0
+# A batch waits at most this long for rate-limit tokens; the rest of it goes back to the queue
+# (deferred, not a failed attempt). Short, so a stopping worker is not held up and other work in the
+# worker's pass is not starved, and far under delivery's STALE_CLAIM (5 min), after which another
+# worker would take the still-claimed messages for a dead worker's and send them twice.
+MAX_BATCH_WAIT = 10.0
 # RFC 5321 421 "service not available" (Gmail: "4.7.0 Try again later, closing connection") and
 # 454 (Amazon SES: "Throttling failure: Maximum sending rate exceeded"): the server wants us slower.
 THROTTLE_CODES = frozenset({421, 454})
@@ -95,7 +102,10 @@ class _Session:
                 cfg = self._channel.config
                 error = f"SMTP {cfg.host}:{cfg.port} rate limit ({cfg.rate.per_second:g}/s): sent later"
                 results.extend(
-                    SendResult(e.message_id, ok=False, temporary=True, error=error) for e in batch[index:]
+                    SendResult(
+                        e.message_id, ok=False, temporary=True, error=error, deferred=PROVIDER_RATE_LIMIT
+                    )
+                    for e in batch[index:]
                 )
                 break
             try:
@@ -209,6 +219,15 @@ class SmtpChannel:
         """`send`, calling `on_result` (from a session thread) as soon as each email has its result."""
         return self.send(batch, on_result=on_result)
 
+    def claim_limit(self, wanted: int) -> int:
+        """How many emails a batch should claim: no more than the rate lets out in MAX_BATCH_WAIT,
+        so a slow provider does not hold claimed messages (and the worker) for long."""
+        if self.limiter is None:
+            return wanted
+        return max(
+            1, min(wanted, int(self.limiter.rate.per_second * MAX_BATCH_WAIT) + self.limiter.rate.burst)
+        )
+
     def send(self, batch: Sequence[OutgoingEmail], on_result: OnResult | None = None) -> list[SendResult]:
         deadline = time.monotonic() + MAX_BATCH_WAIT if self.limiter is not None else None
         # Small batches are not worth a second connection.
@@ -236,13 +255,16 @@ class SmtpChannel:
 
 
 def _throttled(result: SendResult) -> bool:
-    code = (result.error or "").removeprefix("SMTP ")[:3]
-    return not result.ok and code.isdigit() and int(code) in THROTTLE_CODES
+    return result.deferred == PROVIDER_THROTTLED
 
 
 def _refused(email: OutgoingEmail, code: int, text: bytes | str) -> SendResult:
     message = text.decode("utf-8", "replace") if isinstance(text, bytes) else str(text)
     # RFC 5321 §4.2.1: 4yz is a transient failure, 5yz permanent.
     return SendResult(
-        email.message_id, ok=False, temporary=400 <= code < 500, error=f"SMTP {code} {message}".strip()
+        email.message_id,
+        ok=False,
+        temporary=400 <= code < 500,
+        error=f"SMTP {code} {message}".strip(),
+        deferred=PROVIDER_THROTTLED if code in THROTTLE_CODES else None,
     )

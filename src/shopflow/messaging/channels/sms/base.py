@@ -12,11 +12,11 @@ import httpx
 
 from shopflow.domain import ratelimit as bucket_rules
 from shopflow.messaging import ratelimit
-from shopflow.messaging.channels.base import SendResult
+from shopflow.messaging.channels.base import PROVIDER_RATE_LIMIT, PROVIDER_THROTTLED, SendResult
 
 # As for SMTP: a batch waits at most this long for rate-limit tokens, well under delivery's
-# STALE_CLAIM; the rest goes back to the queue as a temporary failure.
-MAX_BATCH_WAIT = 60.0
+# STALE_CLAIM; the rest goes back to the queue, deferred (not a failed attempt).
+MAX_BATCH_WAIT = 10.0
 
 
 class SmsConfigError(ValueError):
@@ -58,7 +58,14 @@ def http_outcome(message_id: int, status: int, detail: str, provider_id: str | N
     if 200 <= status < 300:
         return SendResult(message_id, ok=True, provider_message_id=provider_id)
     temporary = status == 429 or status >= 500
-    return SendResult(message_id, ok=False, temporary=temporary, error=f"HTTP {status} {detail}".strip())
+    return SendResult(
+        message_id,
+        ok=False,
+        temporary=temporary,
+        error=f"HTTP {status} {detail}".strip(),
+        # 429 Too Many Requests: the provider asks us to slow down; not a failed attempt.
+        deferred=PROVIDER_THROTTLED if status == 429 else None,
+    )
 
 
 class ConcurrentSender:
@@ -84,10 +91,12 @@ class ConcurrentSender:
                 return SendResult(sms.message_id, ok=False, temporary=True, error=down[0])
             if limiter is not None and not limiter.acquire(deadline):
                 error = f"{provider} rate limit ({limiter.rate.per_second:g}/s): sent later"
-                return SendResult(sms.message_id, ok=False, temporary=True, error=error)
+                return SendResult(
+                    sms.message_id, ok=False, temporary=True, error=error, deferred=PROVIDER_RATE_LIMIT
+                )
             try:
                 result = send_one(sms)
-                if limiter is not None and not result.ok and (result.error or "").startswith("HTTP 429"):
+                if limiter is not None and result.deferred == PROVIDER_THROTTLED:
                     limiter.throttled()  # Too Many Requests: every worker pauses, not just this batch
                 return result
             except httpx.HTTPError as exc:

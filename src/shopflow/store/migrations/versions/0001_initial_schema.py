@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises:
-Create Date: 2026-11-26 23:34:40.056107
+Create Date: 2026-11-27 00:08:01.564352
 """
 
 from __future__ import annotations
@@ -357,6 +357,13 @@ def upgrade() -> None:
             unique=False,
             postgresql_where=sa.text("status = 'queued'"),
             sqlite_where=sa.text("status = 'queued'"),
+        )
+        batch_op.create_index(
+            "ix_messages_due_transactional",
+            ["channel", "send_after"],
+            unique=False,
+            postgresql_where=sa.text("status = 'queued' AND transactional = true"),
+            sqlite_where=sa.text("status = 'queued' AND transactional = 1"),
         )
         batch_op.create_index("ix_messages_flow", ["flow_id", "status"], unique=False)
         batch_op.create_index(
@@ -893,6 +900,11 @@ def downgrade() -> None:
         batch_op.drop_index("ix_messages_provider_id")
         batch_op.drop_index("ix_messages_profile")
         batch_op.drop_index("ix_messages_flow")
+        batch_op.drop_index(
+            "ix_messages_due_transactional",
+            postgresql_where=sa.text("status = 'queued' AND transactional = true"),
+            sqlite_where=sa.text("status = 'queued' AND transactional = 1"),
+        )
         batch_op.drop_index(
             "ix_messages_due",
             postgresql_where=sa.text("status = 'queued'"),
