@@ -1,22 +1,22 @@
 """Email delivery throughput: personalised, rendered, DKIM-signed, accepted by SMTP in another process.
 
     .venv/bin/python bench/email_delivery.py [--dialect sqlite|postgresql|both] [--messages 5000] [--runs 3]
-        [--processes 1] [--threads 2] [--connections 2] [--algorithm rsa-sha256|ed25519-sha256]
-        [--record group|each|batch] [--server discard|sink]
+        [--processes 1] [--connections 2] [--algorithm rsa-sha256|ed25519-sha256]
+        [--record group|each|batch] [--server discard|smtp-sink|sink]
 
 Each run: a fresh database with one workspace (a sender domain with a DKIM key, past its warm-up),
 N subscribed profiles and N queued cart-reminder emails (three products each). The timed part is
-the delivery workers draining the queue: `--processes` worker processes, each running `--threads`
-loops of `delivery.deliver_due(limit=200)` (claim, guards, render (Liquid), tracking links, MIME,
-DKIM signature, SMTP, record the result) until it is empty. The SMTP server is a separate process
+the workers draining the queue: `--processes` worker processes, each the real `shopflow worker`
+loop (`workers.process.build_worker`, `Worker.tick` until a pass finds nothing): claim 200, guards,
+render (Liquid), tracking links, MIME, DKIM signature, SMTP, record the results. The SMTP server is a separate process
 on loopback: `bench/smtp_discard.py` (aiosmtpd on uvloop, keeps a count; default), Postfix's
 `smtp-sink` (C; `bench/get_smtp_sink.sh` unpacks it from Debian's postfix package into bench/.tools)
 or `shopflow sink` (a file per message). The receiver shares the machine's cores with the sender:
 aiosmtpd spends ~0.5 ms of CPU per email, smtp-sink ~0.06 ms (a production MTA or an ESP's edge
 runs elsewhere). The CPU per email of the workers and of the server is printed too.
-Emails/s = N / elapsed; all N must end 'sent'. `--record group` (delivery's default) commits results in groups of 16 or every 10 ms as the server accepts them; `each` commits every
-email's result on its own; `batch` hides the channel's `send_each`, so results are committed once
-per batch of 200.
+Emails/s = N / elapsed; all N must end 'sent'. `--record group` (the default,
+SHOPFLOW_DELIVERY_RECORD_GROUP=16) commits results in groups of 16 or every 10 ms as the server
+accepts them; `each` commits every email's result on its own (=1); `batch` once per batch (=1000).
 Also printed, single-threaded (= per core): rendering alone with the compiled-template cache,
 render + links + MIME + DKIM (`delivery.prepare`), and DKIM signing alone.
 """
@@ -31,9 +31,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
-import threading
 import time
-from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import timedelta
 from decimal import Decimal
@@ -43,13 +41,13 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from bench import common
 from shopflow import testing
+from shopflow.config import Settings
 from shopflow.domain.clock import SimulatedClock
 from shopflow.domain.events import CanonicalEvent, ConsentChange, Identity
 from shopflow.ingest import pipeline
 from shopflow.messaging import delivery, dkim, templates
-from shopflow.messaging.channels.base import OutgoingEmail, SendResult
-from shopflow.messaging.channels.email.smtp import SmtpChannel
 from shopflow.store import db, messages, senders, workspaces
+from shopflow.workers import process
 
 DOMAIN = "mail.bench.example"
 TEMPLATE = "cart-reminder-1h"
@@ -184,51 +182,30 @@ def smtp_sink_binary() -> tuple[Path, Path | None]:
     raise SystemExit("--server smtp-sink: not found; run bench/get_smtp_sink.sh (or apt-get install postfix)")
 
 
-class _BatchRecorded:
-    """The SMTP channel without `send_each`: delivery then records a whole batch's results in one
-    transaction instead of one per email (what `--record batch` measures)."""
-
-    def __init__(self, inner: SmtpChannel) -> None:
-        self.inner = inner
-
-    def send(self, batch: Sequence[OutgoingEmail]) -> list[SendResult]:
-        return self.inner.send(batch)
-
-    def close(self) -> None:
-        self.inner.close()
+RECORD_GROUPS = {"group": delivery.RECORD_GROUP, "each": 1, "batch": 1000}  # 1000 > a batch of 200
 
 
-def _worker_loop(url: str, port: int, connections: int, threads: int, record: str) -> None:
-    """One delivery worker process (as `shopflow worker` would be): its own engine and channels."""
+def _worker_loop(url: str, port: int, connections: int, record: str) -> None:
+    """One worker process, exactly as `shopflow worker` builds it (workers/process.build_worker):
+    every pass runs every stage (events, flow steps, email, SMS, push, webhooks, alerts), and email
+    goes through the SMTP channel with the database-shared rate buckets. Only the clock is fixed
+    and the daily maintenance (list hygiene) is left out of the timing."""
+    settings = Settings(
+        database_url=url,
+        smtp_url=f"smtp://127.0.0.1:{port}?connections={connections}",
+        public_url=PUBLIC,
+        delivery_record_group=RECORD_GROUPS[record],
+    )
     engine = db.create_engine(url)
     clock = SimulatedClock(testing.T0)
-    lib = templates.default_library()
-
-    def loop() -> None:
-        smtp = SmtpChannel(f"smtp://127.0.0.1:{port}?connections={connections}")
-        channel: SmtpChannel | _BatchRecorded = smtp if record != "batch" else _BatchRecorded(smtp)
-        try:
-            while delivery.deliver_due(
-                engine,
-                clock=clock,
-                channel=channel,
-                link_secret=SECRET,
-                public_url=PUBLIC,
-                limit=BATCH,
-                library=lib,
-                record_group=1 if record == "each" else delivery.RECORD_GROUP,
-            ):
-                pass
-        finally:
-            channel.close()
-
-    # Several loops per process: while one renders and signs (holding the GIL), another waits on SMTP.
-    running = [threading.Thread(target=loop) for _ in range(threads)]
-    for thread in running:
-        thread.start()
-    for thread in running:
-        thread.join()
-    engine.dispose()
+    worker = process.build_worker(settings, engine=engine, clock=clock, link_secret=SECRET)
+    worker.maintain()  # once, before the queue is timed
+    try:
+        while worker.tick().total():
+            pass
+    finally:
+        worker.channel.close()
+        engine.dispose()
 
 
 def delivery_run(
@@ -238,12 +215,11 @@ def delivery_run(
     *,
     connections: int,
     processes: int,
-    threads: int,
     algorithm: str,
     record: str = "group",
     server_pid: int | None = None,
 ) -> Run:
-    """`processes` worker processes x `threads` delivery loops drain N queued emails."""
+    """`processes` worker processes drain N queued emails."""
     clock = SimulatedClock(testing.T0)
     with common.database(dialect) as url:
         engine, ws_id = setup(url, count, clock, algorithm)
@@ -251,10 +227,10 @@ def delivery_run(
         ctx = multiprocessing.get_context("fork")
         children_before = _children_cpu()
         server_before = _process_cpu(server_pid)
+        database_before = _postgres_cpu()
         started = time.perf_counter()
         workers = [
-            ctx.Process(target=_worker_loop, args=(url, port, connections, threads, record))
-            for _ in range(processes)
+            ctx.Process(target=_worker_loop, args=(url, port, connections, record)) for _ in range(processes)
         ]
         for worker in workers:
             worker.start()
@@ -263,12 +239,15 @@ def delivery_run(
         elapsed = time.perf_counter() - started
         workers_cpu = _children_cpu() - children_before
         server_cpu = _process_cpu(server_pid) - server_before
+        database_cpu = _postgres_cpu() - database_before
         with db.reading(engine) as conn:
             counts = messages.count_by_status(conn, workspace_id=ws_id)
         engine.dispose()
     if counts != {messages.SENT: count}:
         raise RuntimeError(f"{dialect}: expected {count} sent, got {counts}")
-    return Run(count / elapsed, 1000 * workers_cpu / count, 1000 * server_cpu / count)
+    return Run(
+        count / elapsed, 1000 * workers_cpu / count, 1000 * server_cpu / count, 1000 * database_cpu / count
+    )
 
 
 @dataclass(frozen=True)
@@ -276,6 +255,7 @@ class Run:
     rate: float  # emails/s, wall clock
     worker_cpu_ms: float  # CPU per email in the delivery worker processes
     server_cpu_ms: float  # CPU per email in the SMTP server process
+    database_cpu_ms: float  # CPU per email in PostgreSQL's processes (0 for SQLite: in the workers)
 
 
 def _children_cpu() -> float:
@@ -283,15 +263,32 @@ def _children_cpu() -> float:
     return usage.ru_utime + usage.ru_stime
 
 
-def _process_cpu(pid: int | None) -> float:
-    """A running process's CPU seconds (user + system) from /proc; 0 where that cannot be read."""
+def _postgres_cpu() -> float:
+    """CPU seconds of PostgreSQL on this machine (the bench's database server): every live
+    `postgres` process, plus what ended backends used (counted in their parent's cutime/cstime)."""
+    total = 0.0
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            if (entry / "comm").read_text().strip() == "postgres":
+                total += _process_cpu(int(entry.name), children=True)
+        except OSError:
+            continue
+    return total
+
+
+def _process_cpu(pid: int | None, *, children: bool = False) -> float:
+    """A running process's CPU seconds (user + system, and its waited-for children's with
+    `children`) from /proc; 0 where that cannot be read."""
     if pid is None:
         return 0.0
     try:
         fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     except OSError:
         return 0.0
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    ticks = int(fields[11]) + int(fields[12]) + (int(fields[13]) + int(fields[14]) if children else 0)
+    return ticks / os.sysconf("SC_CLK_TCK")
 
 
 def per_core(count: int) -> dict[str, float]:
@@ -357,7 +354,6 @@ def main() -> None:
     parser.add_argument("--messages", type=int, default=5000, help="emails per run (default 5000)")
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--processes", type=int, default=1, help="delivery worker processes (default 1)")
-    parser.add_argument("--threads", type=int, default=2, help="delivery loops per process (default 2)")
     parser.add_argument("--connections", type=int, default=2, help="SMTP connections per loop (default 2)")
     parser.add_argument(
         "--server",
@@ -371,8 +367,8 @@ def main() -> None:
         "--record",
         choices=["group", "each", "batch"],
         default="group",
-        help="group: results committed in groups of 16 / every 10 ms as they arrive (delivery's default); "
-        "each: every result on its own; batch: once per batch",
+        help="group: results committed in groups of 16 / every 10 ms as they arrive (the default); "
+        "each: every result on its own; batch: once per batch of 200",
     )
     parser.add_argument("--skip-per-core", action="store_true")
     args = parser.parse_args()
@@ -403,7 +399,6 @@ def main() -> None:
                         port,
                         connections=args.connections,
                         processes=args.processes,
-                        threads=args.threads,
                         algorithm=args.algorithm,
                         record=args.record,
                         server_pid=proc.pid,
@@ -414,10 +409,11 @@ def main() -> None:
                 print(
                     f"{dialect}: {common.median([r.rate for r in runs]):.0f} emails/s end to end, "
                     f"DKIM {args.algorithm}, record {args.record}, server {args.server} (runs: {shown}; "
-                    f"{args.messages} emails, {args.processes} processes x {args.threads} loops x "
+                    f"{args.messages} emails, {args.processes} worker processes x "
                     f"{args.connections} SMTP connections); CPU per email: workers "
                     f"{common.median([r.worker_cpu_ms for r in runs]):.2f} ms, SMTP server "
-                    f"{common.median([r.server_cpu_ms for r in runs]):.2f} ms"
+                    f"{common.median([r.server_cpu_ms for r in runs]):.2f} ms, PostgreSQL "
+                    f"{common.median([r.database_cpu_ms for r in runs]):.2f} ms"
                 )
         finally:
             proc.terminate()

@@ -81,6 +81,33 @@ def start_worker(
         )
 
 
+def start_live_flow(engine: Engine, ws: str, flow: dict[str, object], profiles: int, *, now: datetime) -> int:
+    """Save `flow` live and send its trigger event for `profiles` new people; the flow's id."""
+    trigger = flow["trigger"]
+    assert isinstance(trigger, dict)
+    with db.transaction(engine) as conn:
+        flow_id, _ = store_flows.save_flow(
+            conn, workspace_id=ws, definition=load_flow(flow), now=now, status="live"
+        )
+        pipeline.accept(
+            conn,
+            workspace_id=ws,
+            events=[
+                CanonicalEvent(
+                    message_id=f"{flow['id']}-{i}",
+                    source="test",
+                    identity=Identity(email=f"c{i}@example.org"),
+                    time=now,
+                    name=str(trigger["event"]),
+                    properties={},
+                )
+                for i in range(profiles)
+            ],
+            now=now,
+        )
+    return flow_id
+
+
 def waiting_runs(engine: Engine) -> int:
     r = tables.flow_runs
     with db.reading(engine) as conn:
@@ -117,26 +144,7 @@ def test_kill_9_mid_flow_loses_nothing(
 ) -> None:
     ws = testing.make_workspace(engine).workspace.id
     now = datetime.now(UTC)
-    with db.transaction(engine) as conn:
-        flow_id, _ = store_flows.save_flow(
-            conn, workspace_id=ws, definition=load_flow(FLOW), now=now, status="live"
-        )
-        pipeline.accept(
-            conn,
-            workspace_id=ws,
-            events=[
-                CanonicalEvent(
-                    message_id=f"crash-{i}",
-                    source="test",
-                    identity=Identity(email=f"c{i}@example.org"),
-                    time=now,
-                    name="Crash Test",
-                    properties={},
-                )
-                for i in range(PROFILES)
-            ],
-            now=now,
-        )
+    flow_id = start_live_flow(engine, ws, FLOW, PROFILES, now=now)
     log = tmp_path / "worker.log"
     with Sink() as sink:
         worker = start_worker(database_url, sink.port, tmp_path, log, record_group=record_group)

@@ -16,13 +16,8 @@ import pytest
 from sqlalchemy.engine import Engine
 
 from shopflow import cli, testing
-from shopflow.domain.events import CanonicalEvent, Identity
-from shopflow.domain.flows import load_flow
-from shopflow.ingest import pipeline
 from shopflow.messaging.sink import Sink
-from shopflow.store import db
-from shopflow.store import flows as store_flows
-from tests.acceptance.test_worker_crash import state, unsent
+from tests.acceptance.test_worker_crash import start_live_flow, state, unsent
 
 PROFILES = 150
 FLOW = {
@@ -81,24 +76,7 @@ def worker_command(*args: str) -> list[str]:
 def test_two_worker_processes_share_the_queue(engine: Engine, database_url: str, tmp_path: Path) -> None:
     ws = testing.make_workspace(engine).workspace.id
     now = datetime.now(UTC)
-    with db.transaction(engine) as conn:
-        store_flows.save_flow(conn, workspace_id=ws, definition=load_flow(FLOW), now=now, status="live")
-        pipeline.accept(
-            conn,
-            workspace_id=ws,
-            events=[
-                CanonicalEvent(
-                    message_id=f"proc-{i}",
-                    source="test",
-                    identity=Identity(email=f"p{i}@example.org"),
-                    time=now,
-                    name="Processes Test",
-                    properties={},
-                )
-                for i in range(PROFILES)
-            ],
-            now=now,
-        )
+    start_live_flow(engine, ws, FLOW, PROFILES, now=now)
     log = tmp_path / "worker.log"
     with Sink() as sink, log.open("ab") as out:
         env = {

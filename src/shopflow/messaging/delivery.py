@@ -13,6 +13,7 @@ import threading
 import time
 from collections import defaultdict
 from collections.abc import Mapping
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from decimal import Decimal, InvalidOperation
@@ -26,6 +27,7 @@ from shopflow.messaging.channels.base import (
     PROVIDER_RATE_LIMIT,
     PROVIDER_THROTTLED,
     Channel,
+    OnResult,
     OutgoingEmail,
     PacedChannel,
     SendResult,
@@ -101,6 +103,11 @@ def deliver_due(
     deferred: list[dict[str, Any]] = []
     failed: list[dict[str, Any]] = []
     to_send: list[Prepared] = []
+    streaming = isinstance(channel, StreamingChannel)  # results recorded as they come, in groups
+    groups = _ResultGroups(
+        engine, claimed, now=now, group_size=record_group if streaming else 1, group_ms=record_group_ms
+    )
+    sender = _Sender(channel, groups if streaming else None)
     lib = library or templates.default_library()
     products = personalise.load_batch(
         engine,
@@ -115,60 +122,58 @@ def deliver_due(
         },
         now=now,
     )
-    for msg in claimed:
-        audience = audiences[msg.workspace_id]
-        person = audience.people.get(msg.profile_id)
-        decision = gates[msg.workspace_id].decide(
-            msg, audience.facts(msg, person), profile_id=person.profile_id if person else None, reserve=False
-        )
-        if decision.defer_until is not None:
-            deferred.append({"id": msg.id, "send_after": decision.defer_until, "reason": decision.reason})
-            continue
-        if decision.reason is not None:
-            skipped.append({"id": msg.id, "skip_reason": decision.reason})
-            continue
-        assert person is not None and audience.workspace is not None
-        try:
-            extras = personalise.message_extras(
-                engine,
-                batch=products,
-                library=lib,
-                template_name=msg.template,
-                workspace_id=msg.workspace_id,
-                message_id=msg.id,
-                profile_id=person.profile_id,
-                now=now,
-            )
-            prepared = prepare(
+    # Preparing (render, DKIM) is CPU work and sending mostly waits on the SMTP server: the sender
+    # thread sends each chunk while this one prepares the next, so one process keeps its core busy.
+    with groups, sender:
+        for msg in claimed:
+            audience = audiences[msg.workspace_id]
+            person = audience.people.get(msg.profile_id)
+            decision = gates[msg.workspace_id].decide(
                 msg,
-                person=person,
-                workspace=audience.workspace,
-                now=now,
-                link_secret=link_secret,
-                public_url=public_url,
-                library=lib,
-                signers=signers,
-                extras=extras,
+                audience.facts(msg, person),
+                profile_id=person.profile_id if person else None,
+                reserve=False,
             )
-        except templates.TemplateError as exc:
-            failed.append({"id": msg.id, "error": str(exc)})
-            continue
-        to_send.append(prepared)
-        gates[msg.workspace_id].record_send(msg, profile_id=person.profile_id)
-
-    recorded: set[int] = set()
-    if to_send and isinstance(channel, StreamingChannel):
-        groups = _ResultGroups(
-            engine, to_send, claimed, now=now, group_size=record_group, group_ms=record_group_ms
-        )
-        with groups:
-            results = channel.send_each([p.email for p in to_send], groups)
-        recorded = groups.recorded
-    else:
-        results = channel.send([p.email for p in to_send]) if to_send else []
+            if decision.defer_until is not None:
+                deferred.append({"id": msg.id, "send_after": decision.defer_until, "reason": decision.reason})
+                continue
+            if decision.reason is not None:
+                skipped.append({"id": msg.id, "skip_reason": decision.reason})
+                continue
+            assert person is not None and audience.workspace is not None
+            try:
+                extras = personalise.message_extras(
+                    engine,
+                    batch=products,
+                    library=lib,
+                    template_name=msg.template,
+                    workspace_id=msg.workspace_id,
+                    message_id=msg.id,
+                    profile_id=person.profile_id,
+                    now=now,
+                )
+                prepared = prepare(
+                    msg,
+                    person=person,
+                    workspace=audience.workspace,
+                    now=now,
+                    link_secret=link_secret,
+                    public_url=public_url,
+                    library=lib,
+                    signers=signers,
+                    extras=extras,
+                )
+            except templates.TemplateError as exc:
+                failed.append({"id": msg.id, "error": str(exc)})
+                continue
+            to_send.append(prepared)
+            gates[msg.workspace_id].record_send(msg, profile_id=person.profile_id)
+            groups.expect(prepared)
+            sender.add(prepared.email)
+    # Leaving `with` waited for the last chunk and committed the last group of results.
     sent, retry = _outcomes(
-        [p for p in to_send if p.email.message_id not in recorded],
-        [r for r in results if r.message_id not in recorded],
+        [p for p in to_send if p.email.message_id not in groups.recorded],
+        [r for r in sender.results if r.message_id not in groups.recorded],
         claimed,
         now=now,
         failed=failed,
@@ -182,6 +187,55 @@ def deliver_due(
         messages.mark_failed(conn, failed)
         messages.mark_retry(conn, retry)
     return len(claimed)
+
+
+class _Sender:
+    """Sends emails in chunks on one background thread while the caller prepares the next ones.
+
+    The channel spreads each chunk over its connections; results come back in order in `results`
+    once the `with` block is left (which waits for every chunk, also when preparing failed, so no
+    email is left half-recorded). `on_result` (a streaming channel's) sees each result as it comes.
+    """
+
+    CHUNK = 20  # small enough that sending starts early, large enough to use every connection
+
+    def __init__(self, channel: Channel, on_result: OnResult | None) -> None:
+        self._channel = channel
+        self._on_result = on_result
+        self._chunk: list[OutgoingEmail] = []
+        self._futures: list[Future[list[SendResult]]] = []
+        self._pool: ThreadPoolExecutor | None = None
+        self.results: list[SendResult] = []
+
+    def __enter__(self) -> _Sender:
+        return self
+
+    def add(self, email: OutgoingEmail) -> None:
+        self._chunk.append(email)
+        if len(self._chunk) >= self.CHUNK:
+            self._submit()
+
+    def _submit(self) -> None:
+        if not self._chunk:
+            return
+        chunk, self._chunk = self._chunk, []
+        if self._pool is None:
+            self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="shopflow-send")
+        self._futures.append(self._pool.submit(self._send, chunk))
+
+    def _send(self, chunk: list[OutgoingEmail]) -> list[SendResult]:
+        if self._on_result is not None and isinstance(self._channel, StreamingChannel):
+            return self._channel.send_each(chunk, self._on_result)
+        return self._channel.send(chunk)
+
+    def __exit__(self, kind: object, *exc: object) -> None:
+        if kind is None:
+            self._submit()
+        try:
+            self.results = [result for future in self._futures for result in future.result()]
+        finally:
+            if self._pool is not None:
+                self._pool.shutdown(wait=True)
 
 
 class _ResultGroups:
@@ -199,13 +253,12 @@ class _ResultGroups:
     provider's rate limit holds the sessions), so after a crash at most about two groups (one
     committing, one filling) plus the email in flight on each connection can be sent twice. One commit per email cost ~0.2 ms (SQLite) to ~0.5 ms (PostgreSQL)
     of a ~1 ms email; a group of 16 makes that noise. group_size=1 restores one commit per email.
-    Whatever is still buffered when the batch ends goes into the batch's closing transaction.
+    Whatever is still buffered when the batch ends is committed on leaving the `with` block.
     """
 
     def __init__(
         self,
         engine: Engine,
-        prepared: list[Prepared],
         claimed: list[messages.ClaimedMessage],
         *,
         now: datetime,
@@ -213,7 +266,7 @@ class _ResultGroups:
         group_ms: float,
     ) -> None:
         self._engine = engine
-        self._by_id = {p.email.message_id: p for p in prepared}
+        self._by_id: dict[int, Prepared] = {}
         self._claimed = claimed
         self._now = now
         self._group_size = max(1, group_size)
@@ -236,6 +289,15 @@ class _ResultGroups:
         self._done.set()
         if self._timer is not None:
             self._timer.join()
+        with self._lock:
+            group, self._buffer = self._buffer, []
+        if group:
+            self._commit(group)
+
+    def expect(self, prepared: Prepared) -> None:
+        """Register an email before it is handed to the channel (its result needs its details)."""
+        with self._lock:
+            self._by_id[prepared.email.message_id] = prepared
 
     def __call__(self, result: SendResult) -> None:
         """Called from the channel's session threads, once per email, as its result arrives."""
@@ -267,8 +329,10 @@ class _ResultGroups:
     def _commit(self, group: list[SendResult]) -> None:
         failed: list[dict[str, Any]] = []
         deferred: list[dict[str, Any]] = []
+        with self._lock:
+            prepared = [self._by_id[r.message_id] for r in group]
         sent, retry = _outcomes(
-            [self._by_id[r.message_id] for r in group],
+            prepared,
             group,
             self._claimed,
             now=self._now,

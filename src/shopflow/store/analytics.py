@@ -255,6 +255,22 @@ def skips_by_reason(conn: Connection, *, workspace_id: str, flow_id: int) -> dic
     return {str(reason or "unknown"): int(n) for reason, n in rows}
 
 
+def _with_touches(names: list[str]) -> sa.Join:
+    """Messages joined to their opens/clicks (events named `names` that carry the message's id),
+    through the (workspace, profile, name, time) index of events."""
+    m, e = tables.messages, tables.events
+    return m.join(
+        e,
+        sa.and_(
+            e.c.workspace_id == m.c.workspace_id,
+            e.c.profile_id == m.c.profile_id,
+            e.c.name.in_(names),
+            # Compared as text: a hostile non-numeric message_id must not break a CAST.
+            _json_text(e.c.properties, "message_id") == sa.cast(m.c.id, sa.String),
+        ),
+    )
+
+
 def node_counts(conn: Connection, *, workspace_id: str, flow_id: int) -> dict[str, dict[str, int]]:
     """Per node: messages sent, and distinct messages opened and clicked."""
     m = tables.messages
@@ -271,21 +287,9 @@ def node_counts(conn: Connection, *, workspace_id: str, flow_id: int) -> dict[st
     )
     for node_id, n in sent:
         bucket(node_id)["sent"] = int(n)
-    # The join runs through the (workspace, profile, name, time) index of events.
     engaged = conn.execute(
         sa.select(m.c.node_id, e.c.name, sa.func.count(sa.distinct(m.c.id)))
-        .select_from(
-            m.join(
-                e,
-                sa.and_(
-                    e.c.workspace_id == m.c.workspace_id,
-                    e.c.profile_id == m.c.profile_id,
-                    e.c.name.in_(sorted(rules.TOUCH_KINDS)),
-                    # Compared as text: a hostile non-numeric message_id must not break a CAST.
-                    _json_text(e.c.properties, "message_id") == sa.cast(m.c.id, sa.String),
-                ),
-            )
-        )
+        .select_from(_with_touches(sorted(rules.TOUCH_KINDS)))
         .where(m.c.workspace_id == workspace_id, m.c.flow_id == flow_id)
         .group_by(m.c.node_id, e.c.name)
     )
@@ -299,7 +303,6 @@ def channel_counts(conn: Connection, *, workspace_id: str, flow_id: int) -> dict
     """Per channel of a flow's messages: sent, distinct messages clicked, and the conversions and
     attributed revenue (net of reversals) credited to them."""
     m = tables.messages
-    e = tables.events
     a = tables.attributions
     out: dict[str, dict[str, Any]] = {}
 
@@ -318,17 +321,7 @@ def channel_counts(conn: Connection, *, workspace_id: str, flow_id: int) -> dict
     clicks = sorted(name for name, kind in rules.TOUCH_KINDS.items() if kind == rules.CLICKED)
     clicked = conn.execute(
         sa.select(m.c.channel, sa.func.count(sa.distinct(m.c.id)))
-        .select_from(
-            m.join(
-                e,
-                sa.and_(
-                    e.c.workspace_id == m.c.workspace_id,
-                    e.c.profile_id == m.c.profile_id,
-                    e.c.name.in_(clicks),
-                    _json_text(e.c.properties, "message_id") == sa.cast(m.c.id, sa.String),
-                ),
-            )
-        )
+        .select_from(_with_touches(clicks))
         .where(m.c.workspace_id == workspace_id, m.c.flow_id == flow_id)
         .group_by(m.c.channel)
     )
