@@ -357,10 +357,10 @@ def main() -> None:
     parser.add_argument("--connections", type=int, default=2, help="SMTP connections per loop (default 2)")
     parser.add_argument(
         "--server",
-        choices=["discard", "smtp-sink", "sink"],
+        choices=["discard", "smtp-sink", "sink", "auto"],
         default="discard",
         help="discard: aiosmtpd keeping a count (default); smtp-sink: Postfix's C test server; "
-        "sink: `shopflow sink`, a file per message",
+        "sink: `shopflow sink`, a file per message; auto: smtp-sink if found, else discard",
     )
     parser.add_argument("--algorithm", choices=dkim.ALGORITHMS, default=dkim.RSA_SHA256)
     parser.add_argument(
@@ -372,6 +372,12 @@ def main() -> None:
     )
     parser.add_argument("--skip-per-core", action="store_true")
     args = parser.parse_args()
+    if args.server == "auto":
+        try:
+            smtp_sink_binary()
+            args.server = "smtp-sink"
+        except SystemExit:
+            args.server = "discard"
 
     print(f"machine: {common.machine()}")
     if not args.skip_per_core:
