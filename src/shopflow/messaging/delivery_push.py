@@ -18,7 +18,6 @@ from shopflow.messaging.channels.push.webpush import OutgoingPush, PushChannel, 
 from shopflow.messaging.delivery_sms import Audience, Outcome, group_by_workspace, load_audience
 from shopflow.store import db, messages, workspaces
 from shopflow.store import push as push_store
-from shopflow.store import sms as sms_store
 
 CHANNEL = "push"
 NO_KEYS = "no_push_keys"
@@ -130,7 +129,7 @@ def deliver_due_push(
     now = clock.now()
     stale_before = now - delivery.STALE_CLAIM
     with db.reading(engine) as conn:
-        if not sms_store.due_exists(conn, channel=CHANNEL, now=now, stale_before=stale_before):
+        if not messages.due_exists(conn, channel=CHANNEL, now=now, stale_before=stale_before):
             return 0
     with db.transaction(engine) as conn:
         claimed = messages.claim_due(conn, now=now, limit=limit, stale_before=stale_before, channel=CHANNEL)

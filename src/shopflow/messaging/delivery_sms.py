@@ -282,7 +282,7 @@ def deliver_due_sms(
     now = clock.now()
     stale_before = now - delivery.STALE_CLAIM
     with db.reading(engine) as conn:
-        if not sms_store.due_exists(conn, channel=CHANNEL, now=now, stale_before=stale_before):
+        if not messages.due_exists(conn, channel=CHANNEL, now=now, stale_before=stale_before):
             return 0
     with db.transaction(engine) as conn:
         claimed = messages.claim_due(conn, now=now, limit=limit, stale_before=stale_before, channel=CHANNEL)

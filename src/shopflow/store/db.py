@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -67,6 +67,19 @@ def one_of(conn: Connection, column: sa.ColumnElement[Any], values: Sequence[Any
     if is_sqlite(conn):
         return column.in_(list(values))
     return column == sa.any_(sa.bindparam(None, list(values), type_=postgresql.ARRAY(column.type)))
+
+
+def any_exists(conn: Connection, queries: Sequence[sa.Select[Any]]) -> bool:
+    """Whether any of `queries` finds a row: one round trip (SELECT EXISTS (...) OR ...)."""
+    return bool(conn.execute(sa.select(sa.or_(*(sa.exists(q) for q in queries)))).scalar())
+
+
+def exist_each(conn: Connection, queries: Mapping[str, Sequence[sa.Select[Any]]]) -> dict[str, bool]:
+    """For each name, whether any of its queries finds a row; all in one round trip."""
+    names = list(queries)
+    columns = [sa.or_(*(sa.exists(q) for q in queries[name])).label(name) for name in names]
+    row = conn.execute(sa.select(*columns)).one()
+    return {name: bool(row[i]) for i, name in enumerate(names)}
 
 
 def commit_without_flush(conn: Connection) -> None:

@@ -103,6 +103,24 @@ class ClaimedMessage:
     flow_key: str | None = None  # the flow definition's key, for utm_campaign
 
 
+def due_queries(*, channel: str, now: datetime, stale_before: datetime) -> list[sa.Select[Any]]:
+    """What claim_due looks for, as two probes (each one partial index): queued and due, and
+    'sending' claims gone stale."""
+    m = tables.messages
+    return [
+        sa.select(m.c.id).where(m.c.channel == channel, m.c.status == QUEUED, m.c.send_after <= now),
+        sa.select(m.c.id).where(
+            m.c.channel == channel, m.c.status == SENDING, m.c.claimed_at <= stale_before
+        ),
+    ]
+
+
+def due_exists(conn: Connection, *, channel: str, now: datetime, stale_before: datetime) -> bool:
+    """Whether any message on `channel` is due (or a stale claim): a read that lets a worker skip
+    the write transaction of a claim, which on SQLite takes the database's single write lock."""
+    return db.any_exists(conn, due_queries(channel=channel, now=now, stale_before=stale_before))
+
+
 def claim_due(
     conn: Connection, *, now: datetime, limit: int, stale_before: datetime, channel: str = "email"
 ) -> list[ClaimedMessage]:

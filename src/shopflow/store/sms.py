@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime
 from typing import Any
 
 import sqlalchemy as sa
@@ -50,22 +49,3 @@ def by_provider_id(conn: Connection, *, workspace_id: str, provider_message_id: 
         flow_id=int(row.flow_id) if row.flow_id is not None else None,
         channel=str(row.channel),
     )
-
-
-def due_exists(conn: Connection, *, channel: str, now: datetime, stale_before: datetime) -> bool:
-    """Whether any message on `channel` is due (or a stale claim): a read that lets a worker skip
-    the write transaction of a claim, which on SQLite takes the database's single write lock."""
-    m = tables.messages
-    queued = (
-        sa.select(m.c.id)
-        .where(m.c.channel == channel, m.c.status == "queued", m.c.send_after <= now)
-        .limit(1)
-    )
-    if conn.execute(queued).first() is not None:
-        return True
-    stale = (
-        sa.select(m.c.id)
-        .where(m.c.channel == channel, m.c.status == "sending", m.c.claimed_at <= stale_before)
-        .limit(1)
-    )
-    return conn.execute(stale).first() is not None

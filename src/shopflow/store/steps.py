@@ -284,6 +284,23 @@ def staff_alerts(conn: Connection, *, workspace_id: str) -> list[dict[str, Any]]
     return [dict(r._mapping) for r in rows]
 
 
+def _alert_due(now: datetime) -> sa.ColumnElement[bool]:
+    a = tables.staff_alerts
+    return sa.and_(
+        a.c.notify_status == "pending",
+        sa.or_(a.c.notify_next_at.is_(None), a.c.notify_next_at <= now),
+    )
+
+
+def alerts_due_query(*, now: datetime) -> sa.Select[Any]:
+    return sa.select(tables.staff_alerts.c.id).where(_alert_due(now))
+
+
+def alerts_to_notify_exist(conn: Connection, *, now: datetime) -> bool:
+    """Whether claim_alerts_to_notify would find one: a read, so an idle worker takes no write lock."""
+    return db.any_exists(conn, [alerts_due_query(now=now)])
+
+
 def claim_alerts_to_notify(
     conn: Connection, *, now: datetime, lease: timedelta, limit: int
 ) -> list[dict[str, Any]]:
@@ -293,10 +310,7 @@ def claim_alerts_to_notify(
     query = (
         sa.select(a.c.id, a.c.workspace_id, a.c.flow_id, a.c.node_id, a.c.profile_id, a.c.message)
         .add_columns(a.c.created_at, a.c.notify_attempts)
-        .where(
-            a.c.notify_status == "pending",
-            sa.or_(a.c.notify_next_at.is_(None), a.c.notify_next_at <= now),
-        )
+        .where(_alert_due(now))
         .order_by(a.c.id)
         .limit(limit)
     )

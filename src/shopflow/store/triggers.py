@@ -22,6 +22,12 @@ def _insert(conn: Connection, table: sa.Table) -> Any:
     return (sqlite.insert if db.is_sqlite(conn) else postgresql.insert)(table)
 
 
+def sweepable_query() -> sa.Select[Any]:
+    """Live flows whose trigger is not an event (what run_sweeps looks at)."""
+    f = tables.flows
+    return sa.select(f.c.id).where(f.c.status == "live", f.c.trigger_event.is_(None))
+
+
 def live_flows_without_event(conn: Connection) -> list[store_flows.Flow]:
     """Live flows of every workspace whose trigger is not an event (sweeps and the catalog start them)."""
     f = tables.flows

@@ -48,20 +48,27 @@ def enqueue(conn: Connection, rows: Sequence[dict[str, Any]]) -> None:
     conn.execute(insert.on_conflict_do_nothing(), values)
 
 
+def _due(now: datetime) -> sa.ColumnElement[bool]:
+    d = tables.webhook_deliveries
+    return sa.or_(
+        sa.and_(d.c.status == PENDING, d.c.next_attempt_at <= now),
+        sa.and_(d.c.status == SENDING, d.c.claimed_at <= now - STALE_CLAIM),
+    )
+
+
+def due_query(*, now: datetime) -> sa.Select[Any]:
+    return sa.select(tables.webhook_deliveries.c.id).where(_due(now))
+
+
+def due_exists(conn: Connection, *, now: datetime) -> bool:
+    """Whether claim_due would find a delivery: a read, so an idle worker takes no write lock."""
+    return db.any_exists(conn, [due_query(now=now)])
+
+
 def claim_due(conn: Connection, *, now: datetime, limit: int) -> list[Delivery]:
     """Due deliveries (and stale claims), marked `sending` with one more attempt counted."""
     d = tables.webhook_deliveries
-    query = (
-        sa.select(d)
-        .where(
-            sa.or_(
-                sa.and_(d.c.status == PENDING, d.c.next_attempt_at <= now),
-                sa.and_(d.c.status == SENDING, d.c.claimed_at <= now - STALE_CLAIM),
-            )
-        )
-        .order_by(d.c.next_attempt_at)
-        .limit(limit)
-    )
+    query = sa.select(d).where(_due(now)).order_by(d.c.next_attempt_at).limit(limit)
     if not db.is_sqlite(conn):
         query = query.with_for_update(skip_locked=True)
     rows = conn.execute(query).all()

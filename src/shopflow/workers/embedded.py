@@ -15,7 +15,7 @@ from shopflow.messaging import delivery, delivery_push, delivery_sms, hygiene
 from shopflow.messaging.channels.base import Channel
 from shopflow.messaging.channels.push.webpush import PushChannel
 from shopflow.messaging.channels.sms.base import SmsChannel
-from shopflow.store import db
+from shopflow.store import db, queues
 from shopflow.workers import events
 
 log = logging.getLogger(__name__)
@@ -66,42 +66,61 @@ class Worker:
         return True
 
     def tick(self) -> WorkerCounts:
-        """One pass over every stage, in data-flow order; returns the work done."""
+        """One pass over every stage, in data-flow order; returns the work done.
+
+        One read first asks which stages have anything to do (store.queues): an idle pass costs one
+        statement instead of a transaction per stage. A stage also runs when an earlier stage of
+        this pass did work, since that work may have made it some (events -> runs -> messages).
+        """
         done = WorkerCounts()
         self.maintain()
-        done.events = events.process_pending(self.engine, clock=self.clock, limit=self.event_batch)
-        done.swept = sweeps.run_sweeps(self.engine, clock=self.clock, limit=self.step_batch)
-        done.steps = scheduler.run_due(self.engine, clock=self.clock, limit=self.step_batch)
-        done.messages = delivery.deliver_due(
-            self.engine,
-            clock=self.clock,
-            channel=self.channel,
-            link_secret=self.link_secret,
-            public_url=self.public_url,
-            limit=self.delivery_batch,
-            stale_claim=self.delivery_stale,
-            record_group=self.delivery_record_group,
-        )
-        done.messages += delivery_sms.deliver_due_sms(
-            self.engine,
-            clock=self.clock,
-            public_url=self.public_url,
-            limit=self.delivery_batch,
-            channel=self.sms_channel,
-        )
-        done.messages += delivery_push.deliver_due_push(
-            self.engine,
-            clock=self.clock,
-            limit=self.delivery_batch,
-            channel=self.push_channel,
-            public_url=self.public_url,
-        )
+        now = self.clock.now()
+        with db.reading(self.engine) as conn:
+            due = queues.due_work(
+                conn, now=now, stale_before=now - min(self.delivery_stale, delivery.STALE_CLAIM)
+            )
+        if due.events:
+            done.events = events.process_pending(self.engine, clock=self.clock, limit=self.event_batch)
+        if due.sweeps:
+            done.swept = sweeps.run_sweeps(self.engine, clock=self.clock, limit=self.step_batch)
+        if due.runs or done.events or done.swept:
+            done.steps = scheduler.run_due(self.engine, clock=self.clock, limit=self.step_batch)
+        fresh = bool(done.events or done.swept or done.steps)
+        if due.email or fresh:
+            done.messages = delivery.deliver_due(
+                self.engine,
+                clock=self.clock,
+                channel=self.channel,
+                link_secret=self.link_secret,
+                public_url=self.public_url,
+                limit=self.delivery_batch,
+                stale_claim=self.delivery_stale,
+                record_group=self.delivery_record_group,
+            )
+        if due.sms or fresh:
+            done.messages += delivery_sms.deliver_due_sms(
+                self.engine,
+                clock=self.clock,
+                public_url=self.public_url,
+                limit=self.delivery_batch,
+                channel=self.sms_channel,
+            )
+        if due.push or fresh:
+            done.messages += delivery_push.deliver_due_push(
+                self.engine,
+                clock=self.clock,
+                limit=self.delivery_batch,
+                channel=self.push_channel,
+                public_url=self.public_url,
+            )
         # Flow webhooks (outbound deliveries too) go out after the step that queued them committed.
-        done.messages += webhooks.deliver_due(self.engine, clock=self.clock, limit=self.delivery_batch)
+        if due.webhooks or fresh:
+            done.messages += webhooks.deliver_due(self.engine, clock=self.clock, limit=self.delivery_batch)
         # Staff alerts written by `alert` steps go to the workspace's staff_email, also after commit.
-        done.messages += alerts.deliver_due(
-            self.engine, clock=self.clock, channel=self.channel, limit=self.delivery_batch
-        )
+        if due.alerts or fresh:
+            done.messages += alerts.deliver_due(
+                self.engine, clock=self.clock, channel=self.channel, limit=self.delivery_batch
+            )
         self.counts.events += done.events
         self.counts.steps += done.steps
         self.counts.messages += done.messages
