@@ -95,9 +95,6 @@ def build_email(alert: Mapping[str, Any], *, settings: Mapping[str, Any], to: st
 
 def deliver_due(engine: Engine, *, clock: Clock, channel: Channel, limit: int = 50) -> int:
     """Email up to `limit` due staff alerts; returns how many were handled."""
-    with db.reading(engine) as conn:
-        if not store_steps.alerts_to_notify_exist(conn, now=clock.now()):
-            return 0
     with db.transaction(engine) as conn:
         claimed = store_steps.claim_alerts_to_notify(conn, now=clock.now(), lease=LEASE, limit=limit)
         settings: dict[str, Mapping[str, Any]] = {}

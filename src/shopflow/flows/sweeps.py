@@ -38,15 +38,14 @@ MAX_PAGES = 20
 def run_sweeps(engine: Engine, *, clock: Clock, limit: int = 1000) -> int:
     """Refresh (hourly) and fire (when due) every live time-based flow; returns the runs created."""
     now = clock.now()
-    with db.reading(engine) as conn:  # most installs have no time-based flow: no write lock then
+    with db.transaction(engine) as conn:
         flows = [
             f
             for f in store_triggers.live_flows_without_event(conn)
             if isinstance(f.definition.trigger, DateTrigger | TimeSinceTrigger)
         ]
-    if not flows:
-        return 0
-    with db.transaction(engine) as conn:
+        if not flows:
+            return 0
         states = store_triggers.claim_sweeps(conn, flows=flows)
         tz_of: dict[str, str] = {}
 

@@ -65,9 +65,6 @@ class _Outcome:
 
 def deliver_due(engine: Engine, *, clock: Clock, limit: int = 50, client: httpx.Client | None = None) -> int:
     """Send up to `limit` due webhooks; returns how many were attempted."""
-    with db.reading(engine) as conn:
-        if not store_webhooks.due_exists(conn, now=clock.now()):
-            return 0
     with db.transaction(engine) as conn:
         claimed = store_webhooks.claim_due(conn, now=clock.now(), limit=limit)
         secrets = {}

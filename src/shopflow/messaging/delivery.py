@@ -83,10 +83,6 @@ def deliver_due(
     now = clock.now()
     if isinstance(channel, PacedChannel):
         limit = channel.claim_limit(limit)  # a rate-limited provider: claim what it can take soon
-    with db.reading(engine) as conn:
-        # An idle pass reads instead of opening a claim's write transaction (SQLite's one lock).
-        if not messages.due_exists(conn, channel="email", now=now, stale_before=now - stale_claim):
-            return 0
     with db.transaction(engine) as conn:
         claimed = messages.claim_due(conn, now=now, limit=limit, stale_before=now - stale_claim)
     if not claimed:

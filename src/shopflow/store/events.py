@@ -47,11 +47,6 @@ def pending_query() -> sa.Select[Any]:
     return sa.select(tables.pending_events.c.event_id)
 
 
-def pending_exists(conn: Connection) -> bool:
-    """Whether any event waits for the consumers: a read, so an idle worker takes no write lock."""
-    return db.any_exists(conn, [pending_query()])
-
-
 def claim_pending(conn: Connection, *, limit: int) -> list[EventRecord]:
     """Claim up to `limit` unprocessed events in id order and remove them from the queue.
 

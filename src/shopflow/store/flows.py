@@ -311,11 +311,6 @@ def due_query(*, now: datetime) -> sa.Select[Any]:
     return sa.select(r.c.id).where(r.c.status == WAITING, r.c.wake_at <= now, r.c.flow_id.in_(live))
 
 
-def due_exists(conn: Connection, *, now: datetime) -> bool:
-    """Whether claim_due would find a run: a read, so an idle worker takes no write lock."""
-    return db.any_exists(conn, [due_query(now=now)])
-
-
 def claim_due(conn: Connection, *, now: datetime, limit: int) -> list[RunRow]:
     """Waiting runs whose time has come, oldest first; locked (and skipped by others) on PostgreSQL.
 

@@ -296,11 +296,6 @@ def alerts_due_query(*, now: datetime) -> sa.Select[Any]:
     return sa.select(tables.staff_alerts.c.id).where(_alert_due(now))
 
 
-def alerts_to_notify_exist(conn: Connection, *, now: datetime) -> bool:
-    """Whether claim_alerts_to_notify would find one: a read, so an idle worker takes no write lock."""
-    return db.any_exists(conn, [alerts_due_query(now=now)])
-
-
 def claim_alerts_to_notify(
     conn: Connection, *, now: datetime, lease: timedelta, limit: int
 ) -> list[dict[str, Any]]:

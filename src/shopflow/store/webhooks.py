@@ -60,11 +60,6 @@ def due_query(*, now: datetime) -> sa.Select[Any]:
     return sa.select(tables.webhook_deliveries.c.id).where(_due(now))
 
 
-def due_exists(conn: Connection, *, now: datetime) -> bool:
-    """Whether claim_due would find a delivery: a read, so an idle worker takes no write lock."""
-    return db.any_exists(conn, [due_query(now=now)])
-
-
 def claim_due(conn: Connection, *, now: datetime, limit: int) -> list[Delivery]:
     """Due deliveries (and stale claims), marked `sending` with one more attempt counted."""
     d = tables.webhook_deliveries

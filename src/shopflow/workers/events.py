@@ -17,9 +17,6 @@ def process_pending(engine: Engine, *, clock: Clock, limit: int = 1000) -> int:
     The claim (deleting the pending rows) and everything derived from the events commit together,
     so a crash re-delivers the whole batch and the consumers' idempotency keys absorb the replay.
     """
-    with db.reading(engine) as conn:
-        if not store_events.pending_exists(conn):
-            return 0
     with db.transaction(engine) as conn:
         batch = store_events.claim_pending(conn, limit=limit)
         if not batch:
