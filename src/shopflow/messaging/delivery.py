@@ -250,9 +250,11 @@ class _ResultGroups:
 
     A group is committed when it holds `group_size` results or its oldest result has waited
     `group_ms` (a timer thread sees to that even when no further result comes, e.g. while the
-    provider's rate limit holds the sessions), so after a crash at most about two groups (one
-    committing, one filling) plus the email in flight on each connection can be sent twice. One commit per email cost ~0.2 ms (SQLite) to ~0.5 ms (PostgreSQL)
-    of a ~1 ms email; a group of 16 makes that noise. group_size=1 restores one commit per email.
+    provider's rate limit holds the sessions). A group taken for commit is held by the thread that
+    took it (the timer, or a session, which sends nothing more until its commit is done), so after
+    a crash at most one group per SMTP connection plus one for the timer, and the email in flight
+    on each connection, can be sent twice. One commit per email cost ~0.2 ms (SQLite) to ~0.5 ms
+    (PostgreSQL) of a ~1 ms email; a group of 16 makes that noise. group_size=1 restores one commit per email.
     Whatever is still buffered when the batch ends is committed on leaving the `with` block.
     """
 
