@@ -21,6 +21,7 @@ SCRIPTS = [
     # unpacked it, else the aiosmtpd receiver (which takes a third of the CPU; see PERFORMANCE.md).
     ["email_delivery.py", "--processes", "2", "--server", "auto"],
     ["unsubscribe_latency.py"],
+    ["worker_idle.py"],
 ]
 
 

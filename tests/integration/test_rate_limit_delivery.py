@@ -199,6 +199,10 @@ def test_a_stale_time_shorter_than_a_paced_batch_is_refused(
         process.build_worker(settings, engine=engine, clock=SimulatedClock(testing.T0), link_secret=b"k")
     unlimited = Settings(database_url=str(engine.url), smtp_url="smtp://127.0.0.1:2525")
     process.build_worker(unlimited, engine=engine, clock=SimulatedClock(testing.T0), link_secret=b"k")
+    # The embedded worker of `shopflow serve` is built here too, so its settings are checked here.
+    bad = Settings(database_url=str(engine.url), smtp_url="smtp://127.0.0.1:2525", delivery_record_group=0)
+    with pytest.raises(ValueError, match="SHOPFLOW_DELIVERY_RECORD_GROUP: expected 1 to 1000"):
+        process.build_worker(bad, engine=engine, clock=SimulatedClock(testing.T0), link_secret=b"k")
 
 
 def test_worker_shares_the_smtp_bucket_through_the_database(engine: Engine) -> None:

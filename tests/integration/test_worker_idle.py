@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import timedelta
 
 from sqlalchemy import event
@@ -16,7 +17,7 @@ from shopflow.testing import InMemoryEmailChannel
 from shopflow.workers.embedded import Worker
 
 
-def statements_during(engine: Engine, action: object) -> list[str]:
+def statements_during(engine: Engine, action: Callable[[], object]) -> list[str]:
     seen: list[str] = []
 
     def record(conn: object, cursor: object, statement: str, *args: object) -> None:
@@ -25,7 +26,6 @@ def statements_during(engine: Engine, action: object) -> list[str]:
 
     event.listen(engine, "before_cursor_execute", record)
     try:
-        assert callable(action)
         action()
     finally:
         event.remove(engine, "before_cursor_execute", record)

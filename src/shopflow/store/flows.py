@@ -304,11 +304,15 @@ def wake_runs(conn: Connection, *, keys: Iterable[tuple[str, int, int]], now: da
     )
 
 
-def due_query(*, now: datetime) -> sa.Select[Any]:
-    """What claim_due looks for."""
+def _due(now: datetime) -> sa.ColumnElement[bool]:
     r, f = tables.flow_runs, tables.flows
     live = sa.select(f.c.id).where(f.c.status.in_(RUNNING))
-    return sa.select(r.c.id).where(r.c.status == WAITING, r.c.wake_at <= now, r.c.flow_id.in_(live))
+    return sa.and_(r.c.status == WAITING, r.c.wake_at <= now, r.c.flow_id.in_(live))
+
+
+def due_query(*, now: datetime) -> sa.Select[Any]:
+    """What claim_due looks for."""
+    return sa.select(tables.flow_runs.c.id).where(_due(now))
 
 
 def claim_due(conn: Connection, *, now: datetime, limit: int) -> list[RunRow]:
@@ -317,14 +321,8 @@ def claim_due(conn: Connection, *, now: datetime, limit: int) -> list[RunRow]:
     Only runs of running (live or manual) flows: pausing a flow (or taking it back to draft) holds
     its runs where they are, and they carry on, at once if their time has passed, when it runs again.
     """
-    r, f = tables.flow_runs, tables.flows
-    live = sa.select(f.c.id).where(f.c.status.in_(RUNNING))
-    query = (
-        sa.select(r)
-        .where(r.c.status == WAITING, r.c.wake_at <= now, r.c.flow_id.in_(live))
-        .order_by(r.c.wake_at)
-        .limit(limit)
-    )
+    r = tables.flow_runs
+    query = sa.select(r).where(_due(now)).order_by(r.c.wake_at).limit(limit)
     if not db.is_sqlite(conn):
         query = query.with_for_update(skip_locked=True, of=r)
     return [_run(row) for row in conn.execute(query)]

@@ -108,11 +108,19 @@ def due_queries(*, channel: str, now: datetime, stale_before: datetime) -> list[
     'sending' claims gone stale."""
     m = tables.messages
     return [
-        sa.select(m.c.id).where(m.c.channel == channel, m.c.status == QUEUED, m.c.send_after <= now),
-        sa.select(m.c.id).where(
-            m.c.channel == channel, m.c.status == SENDING, m.c.claimed_at <= stale_before
-        ),
+        sa.select(m.c.id).where(m.c.channel == channel, *_queued_due(now)),
+        sa.select(m.c.id).where(m.c.channel == channel, *_stale(stale_before)),
     ]
+
+
+def _queued_due(now: datetime) -> tuple[sa.ColumnElement[bool], ...]:
+    m = tables.messages
+    return (m.c.status == QUEUED, m.c.send_after <= now)  # ix_messages_due
+
+
+def _stale(stale_before: datetime) -> tuple[sa.ColumnElement[bool], ...]:
+    m = tables.messages
+    return (m.c.status == SENDING, m.c.claimed_at <= stale_before)  # ix_messages_claimed
 
 
 def due_exists(conn: Connection, *, channel: str, now: datetime, stale_before: datetime) -> bool:
@@ -133,9 +141,9 @@ def claim_due(
     """
     m = tables.messages
     ids: list[int] = []
-    queued = (m.c.status == QUEUED, m.c.send_after <= now)
+    queued = _queued_due(now)
     for where, order in (
-        ((m.c.status == SENDING, m.c.claimed_at <= stale_before), m.c.claimed_at),
+        (_stale(stale_before), m.c.claimed_at),
         ((*queued, m.c.transactional == sa.true()), m.c.send_after),
         (queued, m.c.send_after),
     ):

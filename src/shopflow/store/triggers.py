@@ -25,18 +25,13 @@ def _insert(conn: Connection, table: sa.Table) -> Any:
 def sweepable_query() -> sa.Select[Any]:
     """Live flows whose trigger is not an event (what run_sweeps looks at)."""
     f = tables.flows
-    return sa.select(f.c.id).where(f.c.status == "live", f.c.trigger_event.is_(None))
+    return sa.select(f.c.id).where(f.c.status == "live", f.c.trigger_event.is_(None)).order_by(f.c.id)
 
 
 def live_flows_without_event(conn: Connection) -> list[store_flows.Flow]:
     """Live flows of every workspace whose trigger is not an event (sweeps and the catalog start them)."""
     f = tables.flows
-    ids = [
-        int(i)
-        for i in conn.execute(
-            sa.select(f.c.id).where(f.c.status == "live", f.c.trigger_event.is_(None)).order_by(f.c.id)
-        ).scalars()
-    ]
+    ids = [int(i) for i in conn.execute(sweepable_query()).scalars()]
     if not ids:
         return []
     workspaces = {

@@ -46,6 +46,7 @@ def delivery_stale(environ: Mapping[str, str]) -> timedelta:
 
 
 def build_worker(settings: Settings, *, engine: Engine, clock: Clock, link_secret: bytes) -> Worker:
+    check_record_group(settings)  # `shopflow serve`'s embedded worker is built here as well
     # The SMTP URL's ?rate= is shared with every other worker process through the database.
     channel = SmtpChannel(settings.smtp_url, buckets=ratelimit.DatabaseBuckets(engine))
     stale = delivery_stale(os.environ)
@@ -107,12 +108,16 @@ def check_worker_settings(settings: Settings, processes: int | None = None) -> i
     name = "--processes" if processes is not None else "SHOPFLOW_WORKER_PROCESSES"
     if not 1 <= count <= MAX_PROCESSES:
         raise ValueError(f"{name}: expected 1 to {MAX_PROCESSES} worker processes, got {count}")
+    check_record_group(settings)  # here too: refused before any process starts
+    return count
+
+
+def check_record_group(settings: Settings) -> None:
     if not 1 <= settings.delivery_record_group <= 1000:
         raise ValueError(
             "SHOPFLOW_DELIVERY_RECORD_GROUP: expected 1 to 1000 results per commit, "
             f"got {settings.delivery_record_group}"
         )
-    return count
 
 
 def run_workers(settings: Settings, processes: int) -> int:
