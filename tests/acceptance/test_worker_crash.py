@@ -149,7 +149,7 @@ def test_kill_9_mid_flow_loses_nothing(
     with Sink() as sink:
         worker = start_worker(database_url, sink.port, tmp_path, log, record_group=record_group)
         try:
-            deadline = time.monotonic() + 30
+            deadline = time.monotonic() + 120  # a bound on a hang, not a speed
             # Kill mid-flow: some emails arrived, and most of the flow is still ahead.
             while sink.count() < PROFILES // 2:
                 assert time.monotonic() < deadline, state(engine, log)
@@ -161,7 +161,7 @@ def test_kill_9_mid_flow_loses_nothing(
             assert at_kill < PROFILES * len(NODES)
 
             worker = start_worker(database_url, sink.port, tmp_path, log, record_group=record_group)
-            deadline = time.monotonic() + 30
+            deadline = time.monotonic() + 120  # a bound on a hang, not a speed
             while waiting_runs(engine) != 0 or unsent(engine) != 0:
                 assert time.monotonic() < deadline, state(engine, log)
                 assert worker.poll() is None, log.read_text()

