@@ -45,7 +45,9 @@ from shopflow.config import Settings
 from shopflow.domain.clock import SimulatedClock
 from shopflow.domain.events import CanonicalEvent, ConsentChange, Identity
 from shopflow.ingest import pipeline
-from shopflow.messaging import delivery, dkim, templates
+from shopflow.messaging import delivery
+from shopflow.messaging.deliverability import dkim
+from shopflow.messaging.templates import email as templates
 from shopflow.store import db, messages, senders, workspaces
 from shopflow.workers import process
 

@@ -23,7 +23,8 @@ from shopflow.config import Settings
 from shopflow.domain.clock import SystemClock
 from shopflow.domain.events import CanonicalEvent, ConsentChange, Identity
 from shopflow.ingest import pipeline
-from shopflow.messaging import delivery, links
+from shopflow.messaging import delivery
+from shopflow.messaging.tracking import links
 from shopflow.store import db, messages
 
 SECRET = "bench-unsubscribe-secret"

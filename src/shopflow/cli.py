@@ -128,18 +128,11 @@ def build_parser() -> argparse.ArgumentParser:
 def _registrars() -> list[Callable[[Any], None]]:
     from shopflow.flows import commands as flow_commands
     from shopflow.flows import step_commands
-    from shopflow.messaging import (
-        coupon_commands,
-        hygiene,
-        outbox,
-        privacy,
-        push_commands,
-        sink,
-        sms_commands,
-        template_preview,
-    )
-    from shopflow.messaging import inbound as inbound_smtp
-    from shopflow.messaging import senders as sender_commands
+    from shopflow.messaging import coupon_commands, outbox, privacy, push_commands, sink, sms_commands
+    from shopflow.messaging.deliverability import hygiene
+    from shopflow.messaging.deliverability import senders as sender_commands
+    from shopflow.messaging.inbound import smtp as inbound_smtp
+    from shopflow.messaging.templates import preview as template_preview
     from shopflow.simulation import demo
     from shopflow.workers import process
 

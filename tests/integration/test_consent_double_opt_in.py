@@ -13,7 +13,8 @@ from sqlalchemy.engine import Engine
 from shopflow.api.app import create_app
 from shopflow.config import Settings
 from shopflow.domain.clock import SimulatedClock
-from shopflow.messaging import consent_links, links
+from shopflow.messaging.consent import consent_links
+from shopflow.messaging.tracking import links
 from shopflow.store import consent, db, tables, workspaces
 from shopflow.testing import InMemoryEmailChannel
 from tests.integration.guards_support import deliver, person, row

@@ -17,9 +17,9 @@ from shopflow.domain.clock import SimulatedClock
 from shopflow.domain.events import CanonicalEvent, ConsentChange, Identity
 from shopflow.ingest import pipeline
 from shopflow.messaging import delivery
-from shopflow.messaging import dkim as sf_dkim
-from shopflow.messaging import senders as sender_commands
 from shopflow.messaging.channels.email.smtp import SmtpChannel
+from shopflow.messaging.deliverability import dkim as sf_dkim
+from shopflow.messaging.deliverability import senders as sender_commands
 from shopflow.messaging.sink import Sink
 from shopflow.store import db, messages, senders, workspaces
 

@@ -27,9 +27,10 @@ from shopflow.api.routes import feedback as feedback_routes
 from shopflow.domain.clock import SimulatedClock
 from shopflow.domain.events import CanonicalEvent, ConsentChange, Identity
 from shopflow.ingest import pipeline
-from shopflow.messaging import delivery, feedback, reports
+from shopflow.messaging import delivery
 from shopflow.messaging.channels.email.smtp import SmtpChannel
-from shopflow.messaging.inbound import InboundServer
+from shopflow.messaging.inbound import bounces, feedback
+from shopflow.messaging.inbound.smtp import InboundServer
 from shopflow.messaging.sink import Sink
 from shopflow.store import consent, db, messages, suppressions, tables, workspaces
 
@@ -261,9 +262,9 @@ def test_complaint_by_smtp_suppresses_and_unsubscribes(shop: Shop, inbound: Inbo
 
 def test_three_soft_bounces_in_a_row_suppress_and_a_delivery_resets(shop: Shop) -> None:
     def soft(sent: Sent) -> feedback.Outcome:
-        [item] = reports.parse_email_report(shop.fixture("dsn_soft_mailbox_full.eml", sent))
+        [item] = bounces.parse_email_report(shop.fixture("dsn_soft_mailbox_full.eml", sent))
         # Each report is dated by the clock it arrives on, so the run is in order.
-        item = reports.Feedback(
+        item = bounces.Feedback(
             **{**item.__dict__, "occurred_at": shop.clock.now(), "feedback_id": f"dsn-{sent.message_id}"}
         )
         [outcome] = feedback.apply_all(shop.engine, [item], now=shop.clock.now(), link_secret=SECRET)
@@ -275,10 +276,10 @@ def test_three_soft_bounces_in_a_row_suppress_and_a_delivery_resets(shop: Shop) 
     assert soft(second).suppressed is None
     assert soft(second).status == "duplicate"  # the same message bouncing twice counts once
     # A delivery report in between: the run starts again.
-    [delivered] = reports.parse_ses(
+    [delivered] = bounces.parse_ses(
         json.loads(json.loads((FIXTURES / "ses_delivery.json").read_text())["Message"])
     )
-    delivered = reports.Feedback(
+    delivered = bounces.Feedback(
         **{
             **delivered.__dict__,
             "occurred_at": shop.clock.now(),

@@ -14,7 +14,7 @@ from shopflow.domain.clock import SimulatedClock
 from shopflow.domain.events import CanonicalEvent, Identity
 from shopflow.ingest import hygiene as address_hygiene
 from shopflow.ingest import pipeline
-from shopflow.messaging import hygiene as hygiene_job
+from shopflow.messaging.deliverability import hygiene as hygiene_job
 from shopflow.store import db, hygiene, profiles
 from tests.integration.guards_support import history, person, workspace
 
@@ -76,7 +76,7 @@ def test_alerts_fire_above_the_thresholds_once(
     report(
         engine, ws.id, pid, "Marked Email as Spam", at=clock.now() - timedelta(hours=2), n=1
     )  # 1 % > 0.1 %
-    with caplog.at_level(logging.WARNING, logger="shopflow.messaging.hygiene"):
+    with caplog.at_level(logging.WARNING, logger="shopflow.messaging.deliverability.hygiene"):
         alerts = hygiene_job.check_alerts(engine, workspace_id=ws.id, clock=clock)
     assert alerts == [hygiene_job.Alert("complaint_rate", 0.01, 0.001, True)]
     assert "complaint_rate 1.00 % over the last day is above 0.10 %" in caplog.text

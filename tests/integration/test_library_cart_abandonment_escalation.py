@@ -104,7 +104,7 @@ def test_the_first_sms_is_delivered_with_the_opt_out(engine: Engine, clock: Simu
         sms_channel=sms,
     )
     worker.run_until_idle()
-    # The link is a short tracked link (messaging.short_links) with a random code.
+    # The link is a short tracked link (messaging.tracking.short_links) with a random code.
     assert [(s.to, re.sub(r"/s/[0-9A-Za-z]{9}\b", "/s/CODE", s.body)) for s in sms.sent] == [
         (
             "+33612345678",

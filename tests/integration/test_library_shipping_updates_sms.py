@@ -8,7 +8,7 @@ from typing import Any
 from sqlalchemy.engine import Engine
 
 from shopflow.domain.clock import SimulatedClock
-from shopflow.messaging import text_templates
+from shopflow.messaging.templates import text as text_templates
 from tests.integration.library_growth_support import D, H, Shop
 
 FLOWS = ("shipping-updates-sms", "shipping-out-for-delivery-sms", "shipping-delivered-sms")

@@ -14,9 +14,10 @@ from shopflow import testing
 from shopflow.domain.clock import SimulatedClock
 from shopflow.domain.events import CanonicalEvent, ConsentChange, Identity
 from shopflow.ingest import pipeline
-from shopflow.messaging import delivery, templates
+from shopflow.messaging import delivery
 from shopflow.messaging.channels.email.smtp import SmtpChannel
 from shopflow.messaging.sink import Sink
+from shopflow.messaging.templates import email as templates
 from shopflow.store import consent, db, messages, tables, workspaces
 
 SECRET = b"test-link-secret"

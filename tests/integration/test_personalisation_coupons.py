@@ -12,7 +12,8 @@ from sqlalchemy.engine import Engine
 from shopflow import cli, testing
 from shopflow.domain import coupons as rules
 from shopflow.domain.clock import SimulatedClock
-from shopflow.messaging import delivery, templates
+from shopflow.messaging import delivery
+from shopflow.messaging.templates import email as templates
 from shopflow.store import coupons, db, messages
 from tests.integration.test_messaging_delivery import person, queue
 

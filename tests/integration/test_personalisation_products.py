@@ -15,7 +15,9 @@ from shopflow import testing
 from shopflow.domain.clock import SimulatedClock
 from shopflow.domain.events import CanonicalEvent, Identity
 from shopflow.ingest import pipeline
-from shopflow.messaging import delivery, personalise, templates
+from shopflow.messaging import delivery
+from shopflow.messaging.templates import email as templates
+from shopflow.messaging.templates import personalise
 from shopflow.store import catalog, db
 from tests.integration.test_messaging_delivery import person, queue
 

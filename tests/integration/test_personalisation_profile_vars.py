@@ -11,7 +11,8 @@ from shopflow import testing
 from shopflow.domain.clock import SimulatedClock
 from shopflow.domain.events import PLACED_ORDER, CanonicalEvent, Identity
 from shopflow.ingest import pipeline
-from shopflow.messaging import delivery, templates
+from shopflow.messaging import delivery
+from shopflow.messaging.templates import email as templates
 from shopflow.store import db, messages, workspaces
 
 TEMPLATE = templates.compile_template(

@@ -16,7 +16,8 @@ from shopflow.domain import flows as domain_flows
 from shopflow.domain.clock import SimulatedClock
 from shopflow.domain.events import CanonicalEvent, ConsentChange, Identity
 from shopflow.ingest import pipeline
-from shopflow.messaging import consent_links, delivery
+from shopflow.messaging import delivery
+from shopflow.messaging.consent import consent_links
 from shopflow.store import consent, db, messages, preferences, workspaces
 from shopflow.store import flows as store_flows
 from shopflow.store import push as push_store

@@ -119,7 +119,7 @@ def deliver(engine: Engine, clock: SimulatedClock, **kwargs: Any) -> int:
     return delivery_sms.deliver_due_sms(engine, clock=clock, public_url="https://sf.example", **kwargs)
 
 
-# The checkout link becomes a short tracked link (messaging.short_links); codes are random.
+# The checkout link becomes a short tracked link (messaging.tracking.short_links); codes are random.
 EXPECTED_BODY = (
     "Mugs & Co: Ana, your cart is waiting (Blue Mug). Complete your order: https://sf.example/s/CODE\n"
     "Reply STOP to opt out"

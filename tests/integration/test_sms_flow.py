@@ -105,7 +105,7 @@ def test_a_live_flow_sends_an_sms_and_a_push(engine: Engine, clock: SimulatedClo
     )
     worker.run_until_idle()
 
-    # Links become short tracked links (messaging.short_links); the codes are random.
+    # Links become short tracked links (messaging.tracking.short_links); the codes are random.
     assert [(s.to, re.sub(r"/s/[0-9A-Za-z]{9}\b", "/s/CODE", s.body)) for s in sms.sent] == [
         (
             "+33612345678",

@@ -17,7 +17,8 @@ from shopflow.config import Settings
 from shopflow.domain.clock import SimulatedClock
 from shopflow.domain.events import CanonicalEvent, ConsentChange, Identity
 from shopflow.ingest import pipeline
-from shopflow.messaging import delivery, links
+from shopflow.messaging import delivery
+from shopflow.messaging.tracking import links
 from shopflow.store import consent, db, events, messages, tables
 
 SECRET = "test-link-secret"

@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 import dkim
 import pytest
 
-from shopflow.messaging import dkim as sf_dkim
+from shopflow.messaging.deliverability import dkim as sf_dkim
 
 
 def test_records_and_bad_keys() -> None:

@@ -9,8 +9,8 @@ from typing import Any
 
 import pytest
 
-from shopflow.messaging import reports
-from shopflow.messaging.reports import Feedback, ReportError
+from shopflow.messaging.inbound import bounces
+from shopflow.messaging.inbound.bounces import Feedback, ReportError
 
 FIXTURES = Path(__file__).resolve().parent.parent / "fixtures" / "feedback"
 OUR_ID = "<shopflow.ws_0123456789abcdef.42@mail.shop.example>"
@@ -26,7 +26,7 @@ def sns_message(name: str) -> Any:
 
 
 def test_postfix_hard_bounce() -> None:
-    assert reports.parse_email_report(eml("dsn_hard_postfix.eml")) == [
+    assert bounces.parse_email_report(eml("dsn_hard_postfix.eml")) == [
         Feedback(
             kind="bounce",
             source="dsn",
@@ -40,11 +40,11 @@ def test_postfix_hard_bounce() -> None:
             list_unsubscribe=UNSUB,
         )
     ]
-    assert reports.our_message(OUR_ID) == ("ws_0123456789abcdef", 42)
+    assert bounces.our_message(OUR_ID) == ("ws_0123456789abcdef", 42)
 
 
 def test_exim_soft_bounce_with_attached_message() -> None:
-    [fb] = reports.parse_email_report(eml("dsn_soft_mailbox_full.eml"))
+    [fb] = bounces.parse_email_report(eml("dsn_soft_mailbox_full.eml"))
     assert (fb.kind, fb.bounce_type, fb.status, fb.recipient) == (
         "bounce",
         "soft",
@@ -56,11 +56,11 @@ def test_exim_soft_bounce_with_attached_message() -> None:
 
 
 def test_delayed_notice_is_not_an_outcome() -> None:
-    assert reports.parse_email_report(eml("dsn_delayed.eml")) == []
+    assert bounces.parse_email_report(eml("dsn_delayed.eml")) == []
 
 
 def test_arf_abuse_report_is_a_complaint() -> None:
-    [fb] = reports.parse_email_report(eml("arf_abuse_yahoo.eml"))
+    [fb] = bounces.parse_email_report(eml("arf_abuse_yahoo.eml"))
     assert fb == Feedback(
         kind="complaint",
         source="arf",
@@ -71,7 +71,7 @@ def test_arf_abuse_report_is_a_complaint() -> None:
         original_message_id=OUR_ID,
     )
     not_spam = eml("arf_abuse_yahoo.eml").replace(b"Feedback-Type: abuse", b"Feedback-Type: not-spam")
-    assert reports.parse_email_report(not_spam) == []
+    assert bounces.parse_email_report(not_spam) == []
 
 
 @pytest.mark.parametrize(
@@ -108,23 +108,23 @@ def test_arf_abuse_report_is_a_complaint() -> None:
 )
 def test_malformed_dsn_names_the_problem(mutate: Any, error: str) -> None:
     with pytest.raises(ReportError) as exc:
-        reports.parse_email_report(mutate(eml("dsn_hard_postfix.eml")))
+        bounces.parse_email_report(mutate(eml("dsn_hard_postfix.eml")))
     assert str(exc.value) == error
 
 
 def test_arf_without_feedback_type_or_recipient() -> None:
     raw = eml("arf_abuse_yahoo.eml")
     with pytest.raises(ReportError, match=r"missing Feedback-Type field \(RFC 5965 §3.1\)"):
-        reports.parse_email_report(raw.replace(b"Feedback-Type: abuse\r\n", b""))
+        bounces.parse_email_report(raw.replace(b"Feedback-Type: abuse\r\n", b""))
     no_rcpt = raw.replace(b"Original-Rcpt-To: <ana@example.org>\r\n", b"").replace(
         b"To: ana@example.org\r\n", b""
     )
     with pytest.raises(ReportError, match="no Original-Rcpt-To field and no original To header"):
-        reports.parse_email_report(no_rcpt)
+        bounces.parse_email_report(no_rcpt)
 
 
 def test_ses_notifications() -> None:
-    [bounce] = reports.parse_ses(sns_message("ses_bounce.json"))
+    [bounce] = bounces.parse_ses(sns_message("ses_bounce.json"))
     assert (bounce.kind, bounce.bounce_type, bounce.status, bounce.recipient) == (
         "bounce",
         "hard",
@@ -135,10 +135,10 @@ def test_ses_notifications() -> None:
     assert bounce.occurred_at == datetime(2026, 1, 5, 9, 5, 12, tzinfo=UTC)
     transient = sns_message("ses_bounce.json")
     transient["bounce"]["bounceType"] = "Transient"
-    assert reports.parse_ses(transient)[0].bounce_type == "soft"
-    [complaint] = reports.parse_ses(sns_message("ses_complaint.json"))
+    assert bounces.parse_ses(transient)[0].bounce_type == "soft"
+    [complaint] = bounces.parse_ses(sns_message("ses_complaint.json"))
     assert (complaint.kind, complaint.complaint_type) == ("complaint", "abuse")
-    [delivered] = reports.parse_ses(sns_message("ses_delivery.json"))
+    [delivered] = bounces.parse_ses(sns_message("ses_delivery.json"))
     assert (delivered.kind, delivered.recipient) == ("delivery", "ana@example.org")
 
 
@@ -162,7 +162,7 @@ def test_ses_notifications() -> None:
 )
 def test_malformed_ses_names_the_field(change: dict[str, Any], error: str) -> None:
     with pytest.raises(ReportError) as exc:
-        reports.parse_ses({**sns_message("ses_bounce.json"), **change})
+        bounces.parse_ses({**sns_message("ses_bounce.json"), **change})
     assert str(exc.value) == error
 
 
@@ -172,17 +172,17 @@ def load(name: str) -> dict[str, Any]:
 
 
 def test_postmark_records() -> None:
-    [hard] = reports.parse_postmark(load("postmark_bounce.json"))
+    [hard] = bounces.parse_postmark(load("postmark_bounce.json"))
     assert (hard.kind, hard.bounce_type, hard.original_message_id) == ("bounce", "hard", OUR_ID)
     assert hard.occurred_at == datetime(2026, 1, 5, 9, 5, 12, 907025, tzinfo=UTC)
-    [soft] = reports.parse_postmark(load("postmark_soft_bounce.json"))
+    [soft] = bounces.parse_postmark(load("postmark_soft_bounce.json"))
     assert (soft.bounce_type, soft.original_message_id) == ("soft", None)
-    [spam] = reports.parse_postmark(load("postmark_spam_complaint.json"))
+    [spam] = bounces.parse_postmark(load("postmark_spam_complaint.json"))
     assert spam.kind == "complaint"
-    [delivered] = reports.parse_postmark(load("postmark_delivery.json"))
+    [delivered] = bounces.parse_postmark(load("postmark_delivery.json"))
     assert (delivered.kind, delivered.recipient) == ("delivery", "ana@example.org")
-    assert reports.parse_postmark({**load("postmark_bounce.json"), "Type": "AutoResponder"}) == []
+    assert bounces.parse_postmark({**load("postmark_bounce.json"), "Type": "AutoResponder"}) == []
     with pytest.raises(ReportError, match="RecordType: expected a string such as 'Bounce', got None"):
-        reports.parse_postmark({})
+        bounces.parse_postmark({})
     with pytest.raises(ReportError, match="Email: expected str, got NoneType"):
-        reports.parse_postmark({**load("postmark_bounce.json"), "Email": None})
+        bounces.parse_postmark({**load("postmark_bounce.json"), "Email": None})

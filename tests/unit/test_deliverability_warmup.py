@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 import pytest
 
 from shopflow.domain import warmup
-from shopflow.messaging import sns
+from shopflow.messaging.inbound import sns
 
 
 def test_ramp_starts_small_doubles_through_week_one_and_ends_after_30_days() -> None:

@@ -6,7 +6,7 @@ from dkim.canonicalization import Relaxed
 from hypothesis import given
 from hypothesis import strategies as st
 
-from shopflow.messaging.dkim import relaxed_body
+from shopflow.messaging.deliverability.dkim import relaxed_body
 
 # Bodies built from the pieces that matter: whitespace runs, line ends, empty lines, text.
 _PIECES = st.sampled_from(

@@ -8,7 +8,8 @@ import pytest
 
 from shopflow.domain import nodes
 from shopflow.flows import library
-from shopflow.messaging import templates, text_templates
+from shopflow.messaging.templates import email as templates
+from shopflow.messaging.templates import text as text_templates
 
 FLOWS = [
     "back-in-stock", "birthday", "browse-abandonment", "cart-abandonment-escalation", "re-engagement-sunset",

@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from shopflow.messaging import templates
+from shopflow.messaging.templates import email as templates
 
 MARKETING = [
     *(f"post-purchase-{n}" for n in range(2, 8)),

@@ -2,8 +2,9 @@ from __future__ import annotations
 
 import pytest
 
-from shopflow.messaging import guards, links
+from shopflow.messaging import guards
 from shopflow.messaging.channels.email import smtp
+from shopflow.messaging.tracking import links
 
 SECRET = b"k" * 32
 CLAIMS = links.LinkClaims(links.OPEN, "ws_1", 42, 7, 3)

@@ -3,7 +3,7 @@ from __future__ import annotations
 import email.policy
 from email.parser import BytesParser
 
-from shopflow.messaging import mime
+from shopflow.messaging.channels.email import mime
 
 
 def parse(raw: bytes) -> email.message.EmailMessage:

@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from shopflow.messaging import templates
+from shopflow.messaging.templates import email as templates
 
 SEEDS = [
     "cart-reminder-1h",

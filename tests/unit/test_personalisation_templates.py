@@ -11,7 +11,9 @@ import mjml  # type: ignore[import-untyped]
 import pytest
 from liquid.exceptions import FilterArgumentError
 
-from shopflow.messaging import filters, links, templates
+from shopflow.messaging.templates import email as templates
+from shopflow.messaging.templates import filters
+from shopflow.messaging.tracking import links
 
 SEND = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
 
@@ -181,7 +183,7 @@ def test_utm_added_without_overriding_existing() -> None:
 
 
 def test_coupon_pools_are_found_only_at_top_level() -> None:
-    from shopflow.messaging import personalise
+    from shopflow.messaging.templates import personalise
 
     t = templates.compile_template(
         "t", {"subject": "{{ coupon.SPRING }}", "html": "{{ event.coupon.code }} {{ coupon.VIP_2 }}"}

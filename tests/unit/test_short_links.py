@@ -9,7 +9,7 @@ import pytest
 
 from shopflow.domain import attribution as rules
 from shopflow.domain import link_previews
-from shopflow.messaging import short_links
+from shopflow.messaging.tracking import short_links
 from shopflow.store import messages
 
 

@@ -9,8 +9,8 @@ import pytest
 
 from shopflow.messaging.channels.sms import http as sms_http
 from shopflow.messaging.channels.sms import twilio
-from shopflow.messaging.templates import TemplateError
-from shopflow.messaging.text_templates import TextLibrary
+from shopflow.messaging.templates.email import TemplateError
+from shopflow.messaging.templates.text import TextLibrary
 
 # From Twilio's request-validation documentation and its SDKs' tests.
 URL = "https://mycompany.com/myapp.php?foo=1&bar=2"

@@ -23,13 +23,13 @@ IDENTIFIED = "Identified"
 RECEIVED_EMAIL = "Received Email"
 OPENED_EMAIL = "Opened Email"
 CLICKED_EMAIL = "Clicked Email"
-# Short tracked links of SMS and push (messaging.short_links): their own metrics, so email
+# Short tracked links of SMS and push (messaging.tracking.short_links): their own metrics, so email
 # engagement (sunset, hygiene) never counts a text message.
 CLICKED_SMS = "Clicked SMS"
 CLICKED_PUSH = "Clicked Push"
 UNSUBSCRIBED = "Unsubscribed"
 SUBSCRIBED = "Subscribed"
-# Reports about delivery (messaging.feedback): things that happened to mail, not activity.
+# Reports about delivery (messaging.inbound.feedback): things that happened to mail, not activity.
 BOUNCED_EMAIL = "Bounced Email"
 MARKED_EMAIL_AS_SPAM = "Marked Email as Spam"
 DELIVERED_EMAIL = "Delivered Email"

@@ -22,7 +22,7 @@ from typing import Any
 from sqlalchemy.engine import Connection, Engine
 
 from shopflow.domain.clock import Clock
-from shopflow.messaging import consent_links, dkim, guards, links, mime, personalise, templates
+from shopflow.messaging import guards
 from shopflow.messaging.channels.base import (
     PROVIDER_RATE_LIMIT,
     PROVIDER_THROTTLED,
@@ -33,6 +33,12 @@ from shopflow.messaging.channels.base import (
     SendResult,
     StreamingChannel,
 )
+from shopflow.messaging.channels.email import mime
+from shopflow.messaging.consent import consent_links
+from shopflow.messaging.deliverability import dkim
+from shopflow.messaging.templates import email as templates
+from shopflow.messaging.templates import personalise
+from shopflow.messaging.tracking import links
 from shopflow.store import consent, db, guard_facts, messages, workspaces
 
 # A 'sending' row older than this belongs to a worker that died between claim and result.
@@ -596,7 +602,7 @@ def prepare(
 ) -> Prepared:
     """Render one message into a MIME email with tracking, unsubscribe link and headers.
 
-    `extras`: lazily loaded variables (messaging.personalise: coupon, recommendations, browsed)."""
+    `extras`: lazily loaded variables (messaging.templates.personalise: coupon, recommendations, browsed)."""
     assert person.email is not None
     settings = workspace.settings
     from_email = str(settings.get("from_email") or "store@example.com")

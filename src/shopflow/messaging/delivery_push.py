@@ -13,9 +13,12 @@ from typing import Any
 from sqlalchemy.engine import Engine
 
 from shopflow.domain.clock import Clock
-from shopflow.messaging import delivery, short_links, templates, text_templates
+from shopflow.messaging import delivery
 from shopflow.messaging.channels.push.webpush import OutgoingPush, PushChannel, PushResult, WebPushChannel
 from shopflow.messaging.delivery_sms import Audience, Outcome, group_by_workspace, load_audience
+from shopflow.messaging.templates import email as templates
+from shopflow.messaging.templates import text as text_templates
+from shopflow.messaging.tracking import short_links
 from shopflow.store import db, messages, workspaces
 from shopflow.store import push as push_store
 

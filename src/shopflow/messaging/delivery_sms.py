@@ -2,7 +2,7 @@
 send, record.
 
 Short transactions as email (claim, read facts, record results), plus one that issues the batch's
-short tracked links (messaging.short_links) and commits before anything is sent. The provider is
+short tracked links (messaging.tracking.short_links) and commits before anything is sent. The provider is
 the one each workspace's `sms` settings name (messaging/channels/registry.py), unless a channel is
 given (tests, the in-memory twin).
 """
@@ -23,10 +23,13 @@ from shopflow.domain import sms as sms_rules
 from shopflow.domain.clock import Clock
 from shopflow.domain.events import CanonicalEvent, ConsentChange, Identity
 from shopflow.ingest import pipeline
-from shopflow.messaging import delivery, guards, ratelimit, short_links, templates, text_templates
+from shopflow.messaging import delivery, guards, ratelimit
 from shopflow.messaging.channels import registry
 from shopflow.messaging.channels.base import SendResult
 from shopflow.messaging.channels.sms.base import OutgoingSms, SmsChannel, SmsConfigError
+from shopflow.messaging.templates import email as templates
+from shopflow.messaging.templates import text as text_templates
+from shopflow.messaging.tracking import short_links
 from shopflow.store import consent, db, guard_facts, messages, workspaces
 from shopflow.store import sms as sms_store
 

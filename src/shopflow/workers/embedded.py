@@ -11,10 +11,11 @@ from sqlalchemy.engine import Engine
 
 from shopflow.domain.clock import Clock
 from shopflow.flows import alerts, scheduler, sweeps, webhooks
-from shopflow.messaging import delivery, delivery_push, delivery_sms, hygiene
+from shopflow.messaging import delivery, delivery_push, delivery_sms
 from shopflow.messaging.channels.base import Channel
 from shopflow.messaging.channels.push.webpush import PushChannel
 from shopflow.messaging.channels.sms.base import SmsChannel
+from shopflow.messaging.deliverability import hygiene
 from shopflow.store import db, queues
 from shopflow.workers import events
 

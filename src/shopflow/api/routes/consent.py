@@ -24,7 +24,8 @@ from shopflow.api import deps
 from shopflow.domain import events as ev
 from shopflow.domain.events import CanonicalEvent, ConsentChange, Identity
 from shopflow.ingest import pipeline
-from shopflow.messaging import consent_links, links, subscriptions
+from shopflow.messaging.consent import consent_links, subscriptions
+from shopflow.messaging.tracking import links
 from shopflow.store import consent, db, messages, preferences, workspaces
 
 router = APIRouter(tags=["consent"])

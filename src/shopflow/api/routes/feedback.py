@@ -16,7 +16,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 
 from shopflow.api import deps
-from shopflow.messaging import feedback, reports, sns
+from shopflow.messaging.inbound import bounces, feedback, sns
 from shopflow.store import db, workspaces
 
 router = APIRouter(tags=["feedback"])
@@ -85,8 +85,8 @@ async def ses_webhook(request: Request) -> JSONResponse:
     except ValueError as exc:
         return _error(400, f"Message: expected the JSON object of an SES notification ({exc})")
     try:
-        items = reports.parse_ses(notification)
-    except reports.ReportError as exc:
+        items = bounces.parse_ses(notification)
+    except bounces.ReportError as exc:
         return _error(400, str(exc))
     outcomes = await asyncio.to_thread(
         feedback.apply_all,
@@ -143,8 +143,8 @@ async def postmark_webhook(workspace_id: str, request: Request) -> JSONResponse:
     if isinstance(payload, JSONResponse):
         return payload
     try:
-        items = reports.parse_postmark(payload)
-    except reports.ReportError as exc:
+        items = bounces.parse_postmark(payload)
+    except bounces.ReportError as exc:
         return _error(400, str(exc))
     outcomes = await asyncio.to_thread(
         feedback.apply_all,

@@ -1,4 +1,4 @@
-"""GET /s/{code}: the short tracked links of SMS and push messages (messaging.short_links).
+"""GET /s/{code}: the short tracked links of SMS and push messages (messaging.tracking.short_links).
 
 A code that is not 6 to 22 base62 characters is refused before anything is read; a well-formed one
 costs one read through the unique index on code. A click becomes a Clicked SMS / Clicked Push event
@@ -17,7 +17,7 @@ from shopflow.domain import events as ev
 from shopflow.domain import link_previews
 from shopflow.domain.events import CanonicalEvent, Identity
 from shopflow.ingest import pipeline
-from shopflow.messaging import short_links
+from shopflow.messaging.tracking import short_links
 from shopflow.store import db
 from shopflow.store import short_links as store
 

@@ -9,7 +9,8 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse
 
 from shopflow.api import deps
-from shopflow.messaging import template_preview, templates
+from shopflow.messaging.templates import email as templates
+from shopflow.messaging.templates import preview as template_preview
 from shopflow.store import workspaces
 
 router = APIRouter(prefix="/api/v1/templates", tags=["templates"])

@@ -1,6 +1,6 @@
 """Open pixel, click redirect and unsubscribe (RFC 8058 one-click). Each becomes an event via ingest.
 
-Tokens are signed (messaging.links); a bad one is refused before anything is read or stored.
+Tokens are signed (messaging.tracking.links); a bad one is refused before anything is read or stored.
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ from shopflow.domain import events as ev
 from shopflow.domain import machine_opens
 from shopflow.domain.events import CanonicalEvent, ConsentChange, Identity
 from shopflow.ingest import pipeline
-from shopflow.messaging import links
+from shopflow.messaging.tracking import links
 from shopflow.store import db, messages
 
 router = APIRouter(tags=["tracking"], include_in_schema=False)

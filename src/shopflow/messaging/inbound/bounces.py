@@ -2,7 +2,7 @@
 
 Sources: RFC 3464 delivery status notifications and RFC 5965 (ARF) feedback reports received by
 email, and the JSON webhooks of Amazon SES (via SNS) and Postmark. Parsing is pure; applying the
-rules (suppress, unsubscribe, record events) is messaging.feedback.
+rules (suppress, unsubscribe, record events) is messaging.inbound.feedback.
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """Signed links for double opt-in confirmation and the preference center (no login needed).
 
-Same shape as messaging.links (`<payload>.<signature>`, urlsafe base64, HMAC-SHA256 truncated to
+Same shape as messaging.tracking.links (`<payload>.<signature>`, urlsafe base64, HMAC-SHA256 truncated to
 128 bits) but signed under its own domain-separation prefix, so a tracking token can never pass
 for a consent token or the other way round. A confirmation link expires; a preferences link, which
 sits in the footer of every email a person keeps, does not.
@@ -13,7 +13,7 @@ import hmac
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
-from shopflow.messaging import links
+from shopflow.messaging.tracking import links
 
 CONFIRM = "s"
 PREFERENCES = "p"

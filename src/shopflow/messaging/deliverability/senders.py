@@ -19,7 +19,7 @@ from sqlalchemy.engine import Connection
 from shopflow import config
 from shopflow.domain import warmup
 from shopflow.domain.clock import SystemClock
-from shopflow.messaging import dkim
+from shopflow.messaging.deliverability import dkim
 from shopflow.store import db, senders, workspaces
 
 # Workspace settings this command may change; each is read at send time.

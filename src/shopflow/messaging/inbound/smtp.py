@@ -21,7 +21,8 @@ from aiosmtpd.smtp import SMTP, Envelope, Session
 from sqlalchemy.engine import Engine
 
 from shopflow.domain.clock import Clock, SystemClock
-from shopflow.messaging import feedback, links, reports
+from shopflow.messaging.inbound import bounces, feedback
+from shopflow.messaging.tracking import links
 from shopflow.store import db, workspaces
 
 log = logging.getLogger(__name__)
@@ -70,8 +71,8 @@ class InboundServer:
                 self.on_report(raw, [outcome], None)
             return f"250 2.0.0 Unsubscribe {outcome.status}"
         try:
-            items = reports.parse_email_report(raw)
-        except reports.ReportError as exc:
+            items = bounces.parse_email_report(raw)
+        except bounces.ReportError as exc:
             log.info("inbound message is not a usable report: %s", exc)
             if self.on_report is not None:
                 self.on_report(raw, [], str(exc))
@@ -96,7 +97,7 @@ class InboundServer:
                 probe.bind((self.host, 0))
                 self.port = int(probe.getsockname()[1])
         controller = Controller(
-            _Handler(self), hostname=self.host, port=self.port, data_size_limit=reports.MAX_REPORT_BYTES
+            _Handler(self), hostname=self.host, port=self.port, data_size_limit=bounces.MAX_REPORT_BYTES
         )
         controller.start()
         self._controller = controller

@@ -22,8 +22,12 @@ from sqlalchemy.engine import Engine
 
 from shopflow import config
 from shopflow.domain.clock import SystemClock
-from shopflow.messaging import consent_links, delivery, links, personalise, templates
+from shopflow.messaging import delivery
 from shopflow.messaging.channels.email.smtp import SmtpChannel
+from shopflow.messaging.consent import consent_links
+from shopflow.messaging.templates import email as templates
+from shopflow.messaging.templates import personalise
+from shopflow.messaging.tracking import links
 from shopflow.store import db, messages, workspaces
 
 PREVIEW_MESSAGE_ID = 0

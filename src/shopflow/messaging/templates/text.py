@@ -18,8 +18,8 @@ import yaml
 from liquid import BoundTemplate, Environment, StrictDefaultUndefined
 from liquid.exceptions import LiquidError
 
-from shopflow.messaging import templates
-from shopflow.messaging.templates import TemplateError
+from shopflow.messaging.templates import email as templates
+from shopflow.messaging.templates.email import TemplateError
 
 _PARTS = {"sms": (("body",), ()), "push": (("title", "body"), ("url", "icon"))}
 

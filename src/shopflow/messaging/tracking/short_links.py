@@ -1,6 +1,6 @@
 """Short tracked links for SMS and push: every http(s) URL becomes `{public_url}/s/{code}`.
 
-Email can afford a signed click URL (messaging.links); an SMS pays per 153-character segment and a
+Email can afford a signed click URL (messaging.tracking.links); an SMS pays per 153-character segment and a
 push payload has 4 KB, so these channels store the target and send a short random code instead. The
 code is 9 base62 characters (62**9 > 2**53), drawn from `secrets`, so nobody can enumerate links.
 Clicks come back through api/routes/short_links.py.
@@ -17,7 +17,7 @@ from urllib.parse import urlsplit
 
 from sqlalchemy.engine import Connection
 
-from shopflow.messaging import links
+from shopflow.messaging.tracking import links
 from shopflow.store import messages
 from shopflow.store import short_links as store
 

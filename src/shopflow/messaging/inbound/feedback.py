@@ -1,4 +1,4 @@
-"""Apply bounce, complaint and delivery reports (messaging.reports.Feedback) to the store.
+"""Apply bounce, complaint and delivery reports (messaging.inbound.bounces.Feedback) to the store.
 
 Rules (DESIGN.md defaults): a hard bounce suppresses at once; 3 soft bounces in a row suppress,
 and a delivery in between (a delivery report, an open or a click) resets the count; a complaint
@@ -19,8 +19,9 @@ from sqlalchemy.engine import Connection, Engine
 from shopflow.domain import events as ev
 from shopflow.domain.events import CanonicalEvent, ConsentChange, Identity
 from shopflow.ingest import pipeline
-from shopflow.messaging import links, reports
-from shopflow.messaging.reports import Feedback
+from shopflow.messaging.inbound import bounces
+from shopflow.messaging.inbound.bounces import Feedback
+from shopflow.messaging.tracking import links
 from shopflow.store import db, suppressions, workspaces
 
 BOUNCED_EMAIL = ev.BOUNCED_EMAIL
@@ -79,7 +80,7 @@ def _resolve(
                 continue
             if workspace_id is None or claims.workspace_id == workspace_id:
                 return _Ref(claims.workspace_id, claims.profile_id, claims.message_id, claims.flow_id)
-    ours = reports.our_message(fb.original_message_id)
+    ours = bounces.our_message(fb.original_message_id)
     if ours is not None and (workspace_id is None or ours[0] == workspace_id):
         sent = suppressions.email_message(conn, workspace_id=ours[0], message_id=ours[1])
         if sent is not None and _same(sent.to_address, fb.recipient):
@@ -102,7 +103,7 @@ def _soft_streak(conn: Connection, ref: _Ref, limit: int) -> int:
     )
     streak = 0
     for name, props in recent:
-        if name != BOUNCED_EMAIL or props.get("type") != reports.SOFT:
+        if name != BOUNCED_EMAIL or props.get("type") != bounces.SOFT:
             break
         streak += 1
     return streak
@@ -116,7 +117,7 @@ def _event(fb: Feedback, ref: _Ref, *, name: str, when: datetime, key: str, **ex
         **extra,
     }
     consent: tuple[ConsentChange, ...] = ()
-    if fb.kind == reports.COMPLAINT:
+    if fb.kind == bounces.COMPLAINT:
         details = {"feedback_id": fb.feedback_id, "message_id": ref.message_id, "type": fb.complaint_type}
         consent = (ConsentChange(channel="email", status="unsubscribed", occurred_at=when, source="complaint",
                                  details=details),)  # fmt: skip
@@ -153,16 +154,16 @@ def apply(
         return Outcome(UNMATCHED)
     when = fb.occurred_at or now
     about = f"{ref.message_id}" if ref.message_id is not None else fb.feedback_id
-    if fb.kind == reports.DELIVERY:
+    if fb.kind == bounces.DELIVERY:
         # Written only when it resets a run of soft bounces; otherwise there is nothing to change.
         if _soft_streak(conn, ref, 1) == 0:
             return Outcome(UNCHANGED, ref.workspace_id, ref.profile_id, ref.message_id)
         event = _event(fb, ref, name=DELIVERED_EMAIL, when=when, key=f"email-delivered:{about}")
-    elif fb.kind == reports.BOUNCE:
+    elif fb.kind == bounces.BOUNCE:
         # One bounce per message however many reports arrive about it (a soft bounce counts once).
         event = _event(fb, ref, name=BOUNCED_EMAIL, when=when, key=f"email-bounce:{about}:{fb.bounce_type}",
                        type=fb.bounce_type, status=fb.status, diagnostic=(fb.diagnostic or "")[:500] or None)  # fmt: skip
-    elif fb.kind == reports.COMPLAINT:
+    elif fb.kind == bounces.COMPLAINT:
         event = _event(fb, ref, name=MARKED_AS_SPAM, when=when, key=f"email-complaint:{about}",
                        type=fb.complaint_type)  # fmt: skip
     else:
@@ -176,11 +177,11 @@ def apply(
         return Outcome(DUPLICATE, ref.workspace_id, profile_id, ref.message_id)
     ref = _Ref(ref.workspace_id, profile_id, ref.message_id, ref.flow_id)
     reason: str | None = None
-    if fb.kind == reports.COMPLAINT:
+    if fb.kind == bounces.COMPLAINT:
         reason = suppressions.COMPLAINT
-    elif fb.kind == reports.BOUNCE and fb.bounce_type == reports.HARD:
+    elif fb.kind == bounces.BOUNCE and fb.bounce_type == bounces.HARD:
         reason = suppressions.HARD_BOUNCE
-    elif fb.kind == reports.BOUNCE:
+    elif fb.kind == bounces.BOUNCE:
         ws = workspaces.get(conn, ref.workspace_id)
         limit = int((ws.settings if ws else {}).get("soft_bounce_limit") or SOFT_BOUNCE_LIMIT)
         if _soft_streak(conn, ref, limit) >= limit:

@@ -18,7 +18,7 @@ from sqlalchemy.engine import Connection
 from shopflow.domain import events as ev
 from shopflow.domain.events import CanonicalEvent, ConsentChange, Identity
 from shopflow.ingest import pipeline
-from shopflow.messaging import consent_links
+from shopflow.messaging.consent import consent_links
 from shopflow.store import consent, messages
 
 SUBSCRIPTION_REQUESTED = "Subscription Requested"

@@ -14,7 +14,7 @@ from typing import Any
 
 from sqlalchemy.engine import Connection, Engine
 
-from shopflow.messaging import templates
+from shopflow.messaging.templates import email as templates
 from shopflow.store import coupons, db, recommendations
 
 FAVOURITE_WINDOW = timedelta(days=90)

@@ -22,9 +22,9 @@ import yaml
 from liquid import BoundTemplate, Environment, StrictDefaultUndefined
 from liquid.exceptions import LiquidError
 
-from shopflow.messaging import filters
+from shopflow.messaging.templates import filters
 
-TEMPLATES_DIR = Path(__file__).resolve().parent.parent / "flows" / "library" / "templates"
+TEMPLATES_DIR = Path(__file__).resolve().parents[2] / "flows" / "library" / "templates"
 
 
 class TemplateError(ValueError):
