@@ -15,7 +15,8 @@ from pathlib import Path
 import pytest
 from sqlalchemy.engine import Engine
 
-from shopflow import cli, testing
+from shopflow import testing
+from shopflow.cli import main as cli
 from shopflow.messaging.sink import Sink
 from tests.acceptance.test_worker_crash import start_live_flow, state, unsent
 
@@ -67,7 +68,7 @@ def worker_command(*args: str) -> list[str]:
     return [
         sys.executable,
         "-c",
-        "import sys; from shopflow import cli; sys.exit(cli.main(sys.argv[1:]))",
+        "import sys; from shopflow.cli import main; sys.exit(main.main(sys.argv[1:]))",
         *args,
     ]
 

@@ -4,7 +4,7 @@ import json
 
 import pytest
 
-from shopflow import cli
+from shopflow.cli import main as cli
 from shopflow.store import db, workspaces
 
 

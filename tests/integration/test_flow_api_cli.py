@@ -10,8 +10,9 @@ import httpx
 import pytest
 from sqlalchemy.engine import Engine
 
-from shopflow import cli, config, testing
+from shopflow import config, testing
 from shopflow.api.app import create_app
+from shopflow.cli import main as cli
 from shopflow.domain.clock import SimulatedClock
 from shopflow.flows import library
 from shopflow.store import db

@@ -9,7 +9,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from sqlalchemy.engine import Engine
 
-from shopflow import cli
+from shopflow.cli import main as cli
 from shopflow.domain.clock import SimulatedClock
 from shopflow.domain.events import CanonicalEvent, Identity
 from shopflow.ingest import hygiene as address_hygiene

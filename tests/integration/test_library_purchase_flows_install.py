@@ -7,7 +7,8 @@ import json
 
 import pytest
 
-from shopflow import cli, testing
+from shopflow import testing
+from shopflow.cli import main as cli
 from shopflow.domain.flows import load_flow
 from shopflow.flows import library
 from shopflow.store import db, steps

@@ -11,8 +11,9 @@ import pytest
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
-from shopflow import cli, config, testing
+from shopflow import config, testing
 from shopflow.api.app import create_app
+from shopflow.cli import main as cli
 from shopflow.domain.clock import SimulatedClock
 from shopflow.store import db, tables
 from shopflow.store import flows as store_flows

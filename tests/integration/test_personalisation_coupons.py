@@ -9,7 +9,8 @@ from pathlib import Path
 import pytest
 from sqlalchemy.engine import Engine
 
-from shopflow import cli, testing
+from shopflow import testing
+from shopflow.cli import main as cli
 from shopflow.domain import coupons as rules
 from shopflow.domain.clock import SimulatedClock
 from shopflow.messaging import delivery

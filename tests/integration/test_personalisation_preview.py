@@ -11,8 +11,9 @@ import httpx
 import pytest
 from sqlalchemy.engine import Engine
 
-from shopflow import cli, testing
+from shopflow import testing
 from shopflow.api.app import create_app
+from shopflow.cli import main as cli
 from shopflow.config import Settings
 from shopflow.domain.clock import SimulatedClock
 from shopflow.messaging.sink import Sink

@@ -13,8 +13,8 @@ import pytest
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
-from shopflow import cli
 from shopflow.api.app import create_app
+from shopflow.cli import main as cli
 from shopflow.config import Settings
 from shopflow.domain import events as ev
 from shopflow.domain.clock import SimulatedClock

@@ -16,8 +16,9 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from sqlalchemy.engine import Engine
 
-from shopflow import cli, testing
+from shopflow import testing
 from shopflow.api.app import create_app
+from shopflow.cli import main as cli
 from shopflow.config import Settings
 from shopflow.domain.clock import SimulatedClock
 from shopflow.messaging import delivery_push, push_commands

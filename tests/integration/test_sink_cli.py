@@ -11,7 +11,8 @@ from pathlib import Path
 import pytest
 from sqlalchemy.engine import Engine
 
-from shopflow import cli, testing
+from shopflow import testing
+from shopflow.cli import main as cli
 from shopflow.domain.clock import SimulatedClock
 from shopflow.messaging.sink import Sink
 from shopflow.store import db, messages

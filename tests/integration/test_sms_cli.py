@@ -8,7 +8,8 @@ import json
 import pytest
 from sqlalchemy.engine import Engine
 
-from shopflow import cli, testing
+from shopflow import testing
+from shopflow.cli import main as cli
 from shopflow.store import db, workspaces
 
 

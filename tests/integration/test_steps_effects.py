@@ -12,7 +12,8 @@ import pytest
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
-from shopflow import cli, testing
+from shopflow import testing
+from shopflow.cli import main as cli
 from shopflow.domain.clock import SimulatedClock
 from shopflow.domain.events import CanonicalEvent, ConsentChange, Identity
 from shopflow.domain.flows import FlowDefinitionError, load_flow

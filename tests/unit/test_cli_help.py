@@ -6,7 +6,7 @@ import argparse
 
 import pytest
 
-from shopflow import cli
+from shopflow.cli import main as cli
 
 
 def _paths(parser: argparse.ArgumentParser, prefix: tuple[str, ...] = ()) -> list[tuple[str, ...]]:

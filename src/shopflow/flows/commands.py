@@ -8,7 +8,8 @@ import json
 from pathlib import Path
 from typing import Any
 
-from shopflow import cli, config
+from shopflow import config
+from shopflow.cli import common
 from shopflow.domain.clock import SystemClock
 from shopflow.domain.flows import FlowDefinitionError, load_flow
 from shopflow.flows import library, lifecycle, simulate
@@ -97,7 +98,7 @@ def _register_lifecycle(p_flows: Any) -> None:
 
 
 def _status(args: argparse.Namespace, settings: config.Settings) -> int:
-    engine = cli._engine(settings)
+    engine = common.engine(settings)
     with db.transaction(engine) as conn:
         flow = lifecycle.resolve(conn, workspace_id=args.workspace, ref=args.flow)
         old, new = lifecycle.change_status(
@@ -108,7 +109,7 @@ def _status(args: argparse.Namespace, settings: config.Settings) -> int:
 
 
 def _approve(args: argparse.Namespace, settings: config.Settings) -> int:
-    engine = cli._engine(settings)
+    engine = common.engine(settings)
     with db.transaction(engine) as conn:
         flow = lifecycle.resolve(conn, workspace_id=args.workspace, ref=args.flow)
         ids = lifecycle.approve(
@@ -123,7 +124,7 @@ def _approve(args: argparse.Namespace, settings: config.Settings) -> int:
 
 
 def _reject(args: argparse.Namespace, settings: config.Settings) -> int:
-    engine = cli._engine(settings)
+    engine = common.engine(settings)
     with db.transaction(engine) as conn:
         flow = lifecycle.resolve(conn, workspace_id=args.workspace, ref=args.flow)
         ids = lifecycle.reject(
@@ -134,7 +135,7 @@ def _reject(args: argparse.Namespace, settings: config.Settings) -> int:
 
 
 def _pending(args: argparse.Namespace, settings: config.Settings) -> int:
-    engine = cli._engine(settings)
+    engine = common.engine(settings)
     with db.reading(engine) as conn:
         flow = lifecycle.resolve(conn, workspace_id=args.workspace, ref=args.flow)
         rows = store_flows.pending_messages(conn, workspace_id=args.workspace, flow_id=flow.id)
@@ -148,7 +149,7 @@ def _pending(args: argparse.Namespace, settings: config.Settings) -> int:
 
 
 def _migrate_runs(args: argparse.Namespace, settings: config.Settings) -> int:
-    engine = cli._engine(settings)
+    engine = common.engine(settings)
     with db.transaction(engine) as conn:
         flow = lifecycle.resolve(conn, workspace_id=args.workspace, ref=args.flow)
         result = lifecycle.migrate_runs(
@@ -177,7 +178,7 @@ def _simulate(args: argparse.Namespace, settings: config.Settings) -> int:
         except json.JSONDecodeError as exc:
             raise ValueError(f"--event: not valid JSON: {exc}") from None
         event = simulate.parse_event(raw)
-    engine = cli._engine(settings)
+    engine = common.engine(settings)
     with db.reading(engine) as conn:
         flow = lifecycle.resolve(conn, workspace_id=args.workspace, ref=args.flow)
         result = simulate.simulate(
@@ -193,7 +194,7 @@ def _simulate(args: argparse.Namespace, settings: config.Settings) -> int:
 
 
 def _report(args: argparse.Namespace, settings: config.Settings) -> int:
-    engine = cli._engine(settings)
+    engine = common.engine(settings)
     with db.reading(engine) as conn:
         flow = lifecycle.resolve(conn, workspace_id=args.workspace, ref=args.flow)
         report = lifecycle.node_report(conn, workspace_id=args.workspace, flow_id=flow.id)

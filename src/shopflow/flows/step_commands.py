@@ -10,7 +10,8 @@ import re
 import sys
 from typing import Any
 
-from shopflow import cli, config
+from shopflow import config
+from shopflow.cli import common
 from shopflow.domain.clock import SystemClock
 from shopflow.store import db, workspaces
 from shopflow.store import steps as store_steps
@@ -64,7 +65,7 @@ def _create_list(args: argparse.Namespace, settings: config.Settings) -> int:
             file=sys.stderr,
         )
         return 2
-    engine = cli._engine(settings)
+    engine = common.engine(settings)
     with db.transaction(engine) as conn:
         if not _workspace_or_error(conn, args.workspace):
             return 2
@@ -80,7 +81,7 @@ def _create_list(args: argparse.Namespace, settings: config.Settings) -> int:
 
 
 def _show_lists(args: argparse.Namespace, settings: config.Settings) -> int:
-    engine = cli._engine(settings)
+    engine = common.engine(settings)
     with db.reading(engine) as conn:
         if not _workspace_or_error(conn, args.workspace):
             return 2
@@ -94,7 +95,7 @@ def _show_lists(args: argparse.Namespace, settings: config.Settings) -> int:
 
 
 def _export(args: argparse.Namespace, settings: config.Settings) -> int:
-    engine = cli._engine(settings)
+    engine = common.engine(settings)
     with db.reading(engine) as conn:
         if not _workspace_or_error(conn, args.workspace):
             return 2

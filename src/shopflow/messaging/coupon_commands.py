@@ -43,9 +43,9 @@ def register(sub: Any) -> None:
 
 
 def _store(settings: config.Settings, workspace_id: str, pool: str, codes: list[str]) -> dict[str, Any]:
-    from shopflow import cli
+    from shopflow.cli import common
 
-    engine = cli._engine(settings)
+    engine = common.engine(settings)
     now = SystemClock().now()
     with db.transaction(engine) as conn:
         if workspaces.get(conn, workspace_id) is None:
@@ -85,9 +85,9 @@ def _generate(args: argparse.Namespace, settings: config.Settings) -> int:
 
 
 def _show(args: argparse.Namespace, settings: config.Settings) -> int:
-    from shopflow import cli
+    from shopflow.cli import common
 
-    engine = cli._engine(settings)
+    engine = common.engine(settings)
     with db.reading(engine) as conn:
         counts = coupons.counts(conn, workspace_id=args.workspace, name=args.pool)
     if counts is None:

@@ -40,9 +40,9 @@ def _iso(value: datetime | None) -> str | None:
 
 
 def _list(args: argparse.Namespace, settings: config.Settings) -> int:
-    from shopflow import cli
+    from shopflow.cli import common
 
-    engine = cli._engine(settings)
+    engine = common.engine(settings)
     with db.reading(engine) as conn:
         rows = messages.list_messages(conn, workspace_id=args.workspace, status=args.status, limit=args.limit)
     if args.json:

@@ -35,9 +35,9 @@ def register(sub: Any) -> None:
 
 
 def _export(args: argparse.Namespace, settings: config.Settings) -> int:
-    from shopflow import cli
+    from shopflow.cli import common
 
-    engine = cli._engine(settings)
+    engine = common.engine(settings)
     with db.transaction(engine) as conn:
         subject = privacy.find(conn, workspace_id=args.workspace, email=args.email, profile_id=args.profile)
         data = privacy.export(conn, subject=subject)
@@ -49,9 +49,9 @@ def _export(args: argparse.Namespace, settings: config.Settings) -> int:
 
 
 def _erase(args: argparse.Namespace, settings: config.Settings) -> int:
-    from shopflow import cli
+    from shopflow.cli import common
 
-    engine = cli._engine(settings)
+    engine = common.engine(settings)
     if not args.yes:
         answer = input(f"Erase {args.email or f'profile {args.profile}'} from {args.workspace}? [y/N] ")
         if answer.strip().lower() not in ("y", "yes"):

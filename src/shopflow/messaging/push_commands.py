@@ -38,9 +38,9 @@ def ensure_keys(
 
 
 def _keys(args: argparse.Namespace, settings: Settings) -> int:
-    from shopflow import cli
+    from shopflow.cli import common
 
-    engine = cli._engine(settings)
+    engine = common.engine(settings)
     with db.transaction(engine) as conn:
         public, created = ensure_keys(
             conn, workspace_id=args.workspace, subject=args.subject, rotate=args.rotate

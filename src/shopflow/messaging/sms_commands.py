@@ -97,7 +97,7 @@ def configure(conn: Connection, *, workspace_id: str, changes: Mapping[str, Any]
 
 
 def _configure(args: argparse.Namespace, settings: Settings) -> int:
-    from shopflow import cli
+    from shopflow.cli import common
 
     changes = parse_assignments(args.settings)
     if args.auth_token_stdin:
@@ -105,7 +105,7 @@ def _configure(args: argparse.Namespace, settings: Settings) -> int:
         if not token:
             raise ValueError("auth_token: expected the token on standard input, got an empty line")
         changes["auth_token"] = token
-    engine = cli._engine(settings)
+    engine = common.engine(settings)
     with db.transaction(engine) as conn:
         config = configure(conn, workspace_id=args.workspace, changes=changes)
     print(json.dumps(masked(config), indent=2))
@@ -113,9 +113,9 @@ def _configure(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _show(args: argparse.Namespace, settings: Settings) -> int:
-    from shopflow import cli
+    from shopflow.cli import common
 
-    engine = cli._engine(settings)
+    engine = common.engine(settings)
     with db.reading(engine) as conn:
         ws = workspaces.get(conn, args.workspace)
     if ws is None:

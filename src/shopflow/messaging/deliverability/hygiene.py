@@ -141,17 +141,17 @@ def register(sub: Any) -> None:
 
 
 def _sunset_cmd(args: argparse.Namespace, settings: config.Settings) -> int:
-    from shopflow import cli
+    from shopflow.cli import common
 
-    result = sunset(cli._engine(settings), workspace_id=args.workspace, clock=SystemClock())
+    result = sunset(common.engine(settings), workspace_id=args.workspace, clock=SystemClock())
     print(json.dumps({"marked": len(result.marked), "cleared": len(result.cleared)}))
     return 0
 
 
 def _alerts_check(args: argparse.Namespace, settings: config.Settings) -> int:
-    from shopflow import cli
+    from shopflow.cli import common
 
-    alerts = check_alerts(cli._engine(settings), workspace_id=args.workspace, clock=SystemClock())
+    alerts = check_alerts(common.engine(settings), workspace_id=args.workspace, clock=SystemClock())
     for a in alerts:
         print(
             f"{a.kind}: {a.value * 100:.2f} % > {a.threshold * 100:.2f} %{'' if a.new else ' (already raised)'}"
@@ -166,9 +166,9 @@ def _iso(value: datetime) -> str:
 
 
 def _alerts_list(args: argparse.Namespace, settings: config.Settings) -> int:
-    from shopflow import cli
+    from shopflow.cli import common
 
-    with db.reading(cli._engine(settings)) as conn:
+    with db.reading(common.engine(settings)) as conn:
         rows = hygiene.list_alerts(conn, workspace_id=args.workspace)
     if args.json:
         out = [{**r, **{k: _iso(r[k]) for k in ("window_start", "window_end", "created_at")}} for r in rows]

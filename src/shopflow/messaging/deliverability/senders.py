@@ -171,9 +171,9 @@ def _print_records(records: list[DnsRecord]) -> None:
 
 
 def _add_domain(args: argparse.Namespace, settings: config.Settings) -> int:
-    from shopflow import cli
+    from shopflow.cli import common
 
-    engine = cli._engine(settings)
+    engine = common.engine(settings)
     now = SystemClock().now()
     selector = args.selector or default_selector(now)
     pem = dkim.generate_private_key(args.algorithm)
@@ -208,9 +208,9 @@ def _add_domain(args: argparse.Namespace, settings: config.Settings) -> int:
 
 
 def _list(args: argparse.Namespace, settings: config.Settings) -> int:
-    from shopflow import cli
+    from shopflow.cli import common
 
-    engine = cli._engine(settings)
+    engine = common.engine(settings)
     now = SystemClock().now()
     with db.reading(engine) as conn:
         rows = senders.list_domains(conn, workspace_id=args.workspace)
@@ -248,9 +248,9 @@ def _list(args: argparse.Namespace, settings: config.Settings) -> int:
 
 
 def _records(args: argparse.Namespace, settings: config.Settings) -> int:
-    from shopflow import cli
+    from shopflow.cli import common
 
-    engine = cli._engine(settings)
+    engine = common.engine(settings)
     with db.reading(engine) as conn:
         sender = senders.get(conn, workspace_id=args.workspace, domain=args.domain)
     if sender is None:
@@ -274,10 +274,10 @@ def parse_changes(items: list[str]) -> dict[str, str]:
 
 
 def _settings(args: argparse.Namespace, settings: config.Settings) -> int:
-    from shopflow import cli
+    from shopflow.cli import common
 
     changes = parse_changes(args.changes)
-    engine = cli._engine(settings)
+    engine = common.engine(settings)
     with db.transaction(engine) as conn:
         if changes:
             current = workspaces.update_settings(conn, workspace_id=args.workspace, changes=changes)
@@ -294,9 +294,9 @@ def _settings(args: argparse.Namespace, settings: config.Settings) -> int:
 
 
 def _verify(args: argparse.Namespace, settings: config.Settings) -> int:
-    from shopflow import cli
+    from shopflow.cli import common
 
-    engine = cli._engine(settings)
+    engine = common.engine(settings)
     with db.transaction(engine) as conn:
         checks = verify_domain(conn, workspace_id=args.workspace, domain=args.domain, lookup=dns_txt)
     for c in checks:

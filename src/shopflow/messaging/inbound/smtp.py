@@ -126,9 +126,9 @@ def register(sub: Any) -> None:
 
 
 def _run(args: Any, settings: Any) -> int:
-    from shopflow import cli
+    from shopflow.cli import common
 
-    engine = cli._engine(settings)
+    engine = common.engine(settings)
     if settings.secret_key:
         secret = settings.secret_key.encode()
     else:

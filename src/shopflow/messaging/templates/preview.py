@@ -245,10 +245,10 @@ def _event_arg(raw: str | None) -> dict[str, Any]:
 
 
 def _setup(settings: config.Settings) -> tuple[Engine, bytes]:
-    from shopflow import cli
     from shopflow.api.app import link_secret
+    from shopflow.cli import common
 
-    engine = cli._engine(settings)
+    engine = common.engine(settings)
     return engine, link_secret(settings, engine)
 
 

@@ -10,16 +10,11 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from shopflow import config
+from shopflow.cli import common
 from shopflow.domain.clock import SystemClock
 from shopflow.store import db, workspaces
 
-Handler = Callable[[argparse.Namespace, config.Settings], int]
-
-
-def _engine(settings: config.Settings) -> Any:
-    engine = db.create_engine(settings.database_url)
-    db.upgrade(engine)
-    return engine
+Handler = common.Handler
 
 
 # --- db -------------------------------------------------------------------------------------
@@ -35,7 +30,7 @@ def _db_upgrade(args: argparse.Namespace, settings: config.Settings) -> int:
 def _db_revision(args: argparse.Namespace, settings: config.Settings) -> int:
     from shopflow.store import schema_tools
 
-    engine = _engine(settings)
+    engine = common.engine(settings)
     schema_tools.new_revision(engine, args.message)
     return 0
 
@@ -44,7 +39,7 @@ def _db_revision(args: argparse.Namespace, settings: config.Settings) -> int:
 
 
 def _workspaces_create(args: argparse.Namespace, settings: config.Settings) -> int:
-    engine = _engine(settings)
+    engine = common.engine(settings)
     with db.transaction(engine) as conn:
         created = workspaces.create_workspace(
             conn, name=args.name, now=SystemClock().now(), shopify_secret=args.shopify_secret
@@ -66,7 +61,7 @@ def _workspaces_create(args: argparse.Namespace, settings: config.Settings) -> i
 
 
 def _workspaces_list(args: argparse.Namespace, settings: config.Settings) -> int:
-    engine = _engine(settings)
+    engine = common.engine(settings)
     with db.reading(engine) as conn:
         rows = workspaces.list_all(conn)
     if args.json:
@@ -78,7 +73,7 @@ def _workspaces_list(args: argparse.Namespace, settings: config.Settings) -> int
 
 
 def _workspaces_set_secret(args: argparse.Namespace, settings: config.Settings) -> int:
-    engine = _engine(settings)
+    engine = common.engine(settings)
     with db.transaction(engine) as conn:
         workspaces.set_webhook_secret(conn, workspace_id=args.workspace_id, secret=args.secret)
     print(f"webhook signing secret of {args.workspace_id} changed")
