@@ -26,11 +26,9 @@ RETRY_AFTER_SECONDS = "5"
 Lifecycle = Callable[[deps.AppContext], Any]
 
 
-def link_secret(settings: Settings, engine: Engine) -> bytes:
-    if settings.secret_key:
-        return settings.secret_key.encode()
+def _link_secret(settings: Settings, engine: Engine) -> bytes:
     with db.transaction(engine) as conn:
-        return workspaces.instance_secret(conn).encode()
+        return workspaces.link_secret(conn, configured=settings.secret_key)
 
 
 def create_app(
@@ -45,7 +43,7 @@ def create_app(
         settings=settings,
         engine=engine,
         clock=clock or SystemClock(),
-        link_secret=link_secret(settings, engine),
+        link_secret=_link_secret(settings, engine),
     )
     hooks = [_ingest_writer, *(lifecycles or [])]
 

@@ -133,6 +133,12 @@ def instance_secret(conn: Connection) -> str:
     return value
 
 
+def link_secret(conn: Connection, *, configured: str) -> bytes:
+    """The key that signs tracking, unsubscribe and preference links: SHOPFLOW_SECRET_KEY when set,
+    else the instance's stored key (created on first use)."""
+    return configured.encode() if configured else instance_secret(conn).encode()
+
+
 def constant_time_equal(a: str | bytes, b: str | bytes) -> bool:
     a_bytes = a.encode() if isinstance(a, str) else a
     b_bytes = b.encode() if isinstance(b, str) else b

@@ -23,7 +23,7 @@ from shopflow.domain.clock import Clock, SystemClock
 from shopflow.messaging import delivery, ratelimit
 from shopflow.messaging.channels.email import smtp
 from shopflow.messaging.channels.email.smtp import SmtpChannel
-from shopflow.store import db
+from shopflow.store import db, workspaces
 from shopflow.workers.embedded import Worker, start_thread
 
 log = logging.getLogger(__name__)
@@ -132,11 +132,9 @@ def run_workers(settings: Settings, processes: int) -> int:
         return run_worker(settings)
     # Migrate and create the instance's link secret once, here: N processes doing it at the same
     # moment would race (SQLite refuses a second writer; two secrets would be drawn).
-    from shopflow.api.app import link_secret
-
     engine = db.create_engine(settings.database_url)
     db.upgrade(engine)
-    link_secret(settings, engine)
+    _link_secret(settings, engine)
     engine.dispose()
     ctx = multiprocessing.get_context("spawn")  # a clean interpreter: no engine or thread crosses
     stop = threading.Event()
@@ -197,14 +195,17 @@ def run_supervised_worker(settings: Settings, supervisor_pid: int) -> int:
     return run_worker(settings, migrate=False)
 
 
-def run_worker(settings: Settings, migrate: bool = True) -> int:
-    from shopflow.api.app import link_secret
+def _link_secret(settings: Settings, engine: Engine) -> bytes:
+    with db.transaction(engine) as conn:
+        return workspaces.link_secret(conn, configured=settings.secret_key)
 
+
+def run_worker(settings: Settings, migrate: bool = True) -> int:
     engine = db.create_engine(settings.database_url)
     if migrate:
         db.upgrade(engine)
     worker = build_worker(
-        settings, engine=engine, clock=SystemClock(), link_secret=link_secret(settings, engine)
+        settings, engine=engine, clock=SystemClock(), link_secret=_link_secret(settings, engine)
     )
     stop = threading.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):

@@ -245,11 +245,11 @@ def _event_arg(raw: str | None) -> dict[str, Any]:
 
 
 def _setup(settings: config.Settings) -> tuple[Engine, bytes]:
-    from shopflow.api.app import link_secret
     from shopflow.cli import common
 
     engine = common.engine(settings)
-    return engine, link_secret(settings, engine)
+    with db.transaction(engine) as conn:
+        return engine, workspaces.link_secret(conn, configured=settings.secret_key)
 
 
 def _preview_cmd(args: argparse.Namespace, settings: config.Settings) -> int:
