@@ -15,10 +15,10 @@ from shopflow import config, workspaces
 from shopflow.cli import common
 from shopflow.cli import db as db_area
 from shopflow.cli import demo as demo_area
+from shopflow.cli import flow_steps as flow_steps_area
+from shopflow.cli import flows as flows_area
 from shopflow.cli import serve as serve_area
 from shopflow.cli import workspaces as workspaces_area
-from shopflow.flows import commands as flow_commands
-from shopflow.flows import step_commands
 from shopflow.messaging import coupon_commands, outbox, privacy, push_commands, sink, sms_commands
 from shopflow.messaging.deliverability import hygiene
 from shopflow.messaging.deliverability import senders as sender_commands
@@ -32,8 +32,8 @@ Handler = common.Handler
 AREAS: list[Callable[[Any], None]] = [
     db_area.register,
     workspaces_area.register,
-    flow_commands.register,
-    step_commands.register,
+    flows_area.register,
+    flow_steps_area.register,
     serve_area.register,
     demo_area.register,
     sink.register,
