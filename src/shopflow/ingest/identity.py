@@ -1,23 +1,25 @@
 """Identity resolution: which profile each event belongs to, creating and merging profiles.
 
-Resolution runs over a whole batch at once (a few queries, however many events): it reads every
-identifier the batch mentions, links events and profiles with a union-find in memory, and lets the
-pipeline write the outcome in bulk.
+Pure: resolution runs over a whole batch at once. The writer (ingest/pipeline.py) loads every
+identifier the batch mentions (`wanted`), `link` ties events and profiles together with a union-find
+in memory, and the planner (ingest/plan.py) turns the outcome into bulk writes.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 import phonenumbers
-from sqlalchemy.engine import Connection
 
 from shopflow.domain.events import Identity
-from shopflow.store import profiles
 
 DEFAULT_REGION = "US"
+
+# What one event brings to resolution: its identity, its (kind, value) identifiers, an alias's
+# previous id.
+Linkable = tuple[Identity, list[tuple[str, str]], str | None]
 
 
 def normalise_email(value: Any) -> str | None:
@@ -97,29 +99,29 @@ class Resolution:
             self.parent[max(ra, rb)] = min(ra, rb)
 
 
-def resolve(
-    conn: Connection,
-    *,
-    workspace_id: str,
-    identities: Sequence[tuple[Identity, list[tuple[str, str]], str | None]],
-) -> Resolution:
-    """Link each event (identity, identifiers, alias previous id) to a profile node.
-
-    Reads the store (identifiers, merged profiles) but writes nothing.
-    """
-    wanted: set[tuple[str, str]] = set()
+def wanted(identities: Sequence[Linkable]) -> tuple[set[tuple[str, str]], set[int]]:
+    """The identifiers to look up and the profile ids named explicitly, for `link`."""
+    pairs: set[tuple[str, str]] = set()
     hinted: set[int] = set()
-    for identity, pairs, previous in identities:
-        wanted.update(pairs)
+    for identity, found, previous in identities:
+        pairs.update(found)
         if previous:
-            wanted.update({("anonymous_id", previous), ("external_id", previous)})
+            pairs.update({("anonymous_id", previous), ("external_id", previous)})
         if identity.profile_id:
             hinted.add(int(identity.profile_id))
-    known = profiles.lookup_identifiers(conn, workspace_id=workspace_id, pairs=wanted)
-    # Identifiers are re-pointed on merge, but follow merged_into anyway: it costs one query.
-    live = profiles.survivors(conn, workspace_id=workspace_id, profile_ids=set(known.values()) | hinted)
-    known = {pair: live.get(pid, pid) for pair, pid in known.items()}
+    return pairs, hinted
 
+
+def link(
+    identities: Sequence[Linkable], *, known: Mapping[tuple[str, str], int], live: Mapping[int, int]
+) -> Resolution:
+    """Link each event to a profile node, given what the store knows.
+
+    `known` maps the stored identifiers among `wanted`'s pairs to their profiles; `live` maps those
+    profiles and the hinted ids to the profiles they live on (merges followed). LookupError for a
+    profile id that is not in the workspace.
+    """
+    known = {pair: live.get(pid, pid) for pair, pid in known.items()}
     res = Resolution(nodes=[])
     next_new = -1
     for identity, pairs, previous in identities:
