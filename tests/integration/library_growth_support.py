@@ -13,9 +13,9 @@ from shopflow import testing
 from shopflow.domain.clock import SimulatedClock
 from shopflow.domain.events import CanonicalEvent, ConsentChange, Identity
 from shopflow.flows import install as flow_install
-from shopflow.flows import scheduler, sweeps, triggers
+from shopflow.flows import catalog_triggers, scheduler, sweeps, triggers
 from shopflow.ingest import pipeline
-from shopflow.store import db, tables
+from shopflow.store import catalog, db, tables
 from shopflow.store import events as store_events
 from shopflow.store import flows as store_flows
 
@@ -72,11 +72,14 @@ class Shop:
         self.tick()
 
     def tick(self) -> None:
-        """One worker round: time-based triggers, event triggers, then every due step."""
+        """One worker round: time-based triggers, event and catalog triggers, then every due step."""
         sweeps.run_sweeps(self.engine, clock=self.clock)
         with db.transaction(self.engine) as conn:
             batch = store_events.claim_pending(conn, limit=1000)
             triggers.on_events(conn, events=batch, now=self.clock.now())
+            catalog_triggers.on_queued_changes(
+                conn, queued=catalog.claim_changes(conn, limit=1000), now=self.clock.now()
+            )
         scheduler.run_all_due(self.engine, clock=self.clock)
 
     def at(self, delta: timedelta) -> None:

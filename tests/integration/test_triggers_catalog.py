@@ -25,6 +25,7 @@ from shopflow.ingest.sources import shopify
 from shopflow.store import catalog, db, tables, workspaces
 from shopflow.store import flows as store_flows
 from shopflow.store import triggers as store_triggers
+from shopflow.workers import events as event_worker
 
 SECRET = "shpss_trigger_secret"
 NODES = [
@@ -46,7 +47,7 @@ class Shop:
         )
         self.n = 0
 
-    def webhook(self, topic: str, payload: dict[str, Any]) -> None:
+    def webhook(self, topic: str, payload: dict[str, Any], *, work: bool = True) -> None:
         body = json.dumps(payload).encode()
         self.n += 1
         headers = {
@@ -57,6 +58,8 @@ class Shop:
         }
         answer = httpx.post(f"{self.url}/webhooks/shopify/{self.ws}", content=body, headers=headers)
         assert answer.status_code == 200, answer.text
+        if work:  # the catalog triggers run from the committed change, in the worker's event stage
+            event_worker.process_pending(self.engine, clock=self.clock)
 
     def product(self, *, price: str, quantity: int, product_id: int = 111) -> None:
         self.webhook(
@@ -73,9 +76,11 @@ class Shop:
             },
         )  # fmt: skip
 
-    def stock(self, quantity: int, product_id: int = 111) -> None:
+    def stock(self, quantity: int, product_id: int = 111, *, work: bool = True) -> None:
         self.webhook(
-            "inventory_levels/update", {"inventory_item_id": product_id * 100 + 1, "available": quantity}
+            "inventory_levels/update",
+            {"inventory_item_id": product_id * 100 + 1, "available": quantity},
+            work=work,
         )
 
     def view(self, email: str, product_id: Any, name: str = "Viewed Product") -> None:
@@ -301,3 +306,20 @@ def test_a_request_follows_its_profile_through_a_merge(shop: Shop, clock: Simula
         )  # fmt: skip
     shop.stock(2)
     assert [(email, name) for email, _, name in shop.runs(flow_id)] == [("known@x.com", "Back in Stock")]
+
+
+def test_catalog_triggers_run_from_the_committed_change(shop: Shop, clock: SimulatedClock) -> None:
+    flow_id = shop.flow("back-in-stock", {"type": "back_in_stock"})
+    shop.product(price="50.00", quantity=0)
+    shop.ask({"email": "early@x.com", "product_id": "111"})
+    shop.stock(3, work=False)  # committed with the webhook; no run yet
+    assert shop.runs(flow_id) == []
+    clock.advance(timedelta(minutes=1))
+    shop.ask({"email": "late@x.com", "product_id": "111"})  # after the restock: waits for the next
+    assert event_worker.process_pending(shop.engine, clock=clock) == 3  # two requests, one restock
+    with db.reading(shop.engine) as conn:
+        subs = store_triggers.stock_subscriptions(conn, workspace_id=shop.ws)
+    # Judged as of the change: the run's key and trigger time are the webhook's.
+    assert shop.runs(flow_id) == [("early@x.com", f"stock:{subs[0].id}:2026-01-05T09:00:00", "Back in Stock")]
+    assert [s.notified_at is not None for s in subs] == [True, False]
+    assert event_worker.process_pending(shop.engine, clock=clock) == 0

@@ -1,9 +1,11 @@
-"""Catalog changes -> flow runs: price drops, back in stock, low inventory.
+"""Committed catalog changes -> flow runs: price drops, back in stock, low inventory.
 
-Called in the transaction that wrote the catalog change (a products/update or inventory webhook),
-so the change and the runs it starts commit together. Runs are keyed by the change
-(`price:{product}:{new price}`, `stock:{request id}:{asked at}`, `low:{variant}:{time}`): a replayed webhook
-starts nothing twice.
+A catalog write (a products/update or inventory webhook) queues its changes as rows
+(store.catalog.queue_changes); the event processor claims them after commit, like pending events,
+and hands them here in its own transaction. Each change is judged as of when it was written
+(`changed_at`): interest windows, run keys and trigger times, and only the back-in-stock requests
+made by then. Runs are keyed by the change (`price:{product}:{new price}`, `stock:{request id}:{asked
+at}`, `low:{variant}:{time}`): a replayed webhook or a re-delivered claim starts nothing twice.
 """
 
 from __future__ import annotations
@@ -36,12 +38,28 @@ def drop_qualifies(trigger: PriceDropTrigger, old: Decimal, new: Decimal) -> boo
     return not (trigger.min_percent is not None and (old - new) * 100 < trigger.min_percent * old)
 
 
+def on_queued_changes(conn: Connection, *, queued: Sequence[catalog.QueuedChanges], now: datetime) -> int:
+    """Start the runs that claimed catalog changes trigger, write by write; returns how many."""
+    return sum(
+        on_catalog_changes(
+            conn, workspace_id=q.workspace_id, changes=q.changes, changed_at=q.changed_at, now=now
+        )
+        for q in queued
+    )
+
+
 def on_catalog_changes(
-    conn: Connection, *, workspace_id: str, changes: catalog.CatalogChanges, now: datetime
+    conn: Connection,
+    *,
+    workspace_id: str,
+    changes: catalog.CatalogChanges,
+    changed_at: datetime,
+    now: datetime,
 ) -> int:
     """Start the runs these catalog changes trigger in the workspace's live flows; returns how many."""
     if not changes:
         return 0
+    at = changed_at
     live = [
         f
         for f in store_flows.live_flows(conn, workspace_ids=[workspace_id])
@@ -53,13 +71,15 @@ def on_catalog_changes(
     for flow in live:
         trigger = flow.definition.trigger
         if isinstance(trigger, PriceDropTrigger):
-            entries += _price_drops(conn, flow, trigger, changes.prices, now=now)
+            entries += _price_drops(conn, flow, trigger, changes.prices, at=at)
         elif isinstance(trigger, LowInventoryTrigger):
-            entries += _low_inventory(conn, flow, trigger, changes.inventory, now=now)
+            entries += _low_inventory(conn, flow, trigger, changes.inventory, at=at)
         elif isinstance(trigger, BackInStockTrigger) and restocked:
-            subs = store_triggers.pending_stock_subscriptions(
+            pending = store_triggers.pending_stock_subscriptions(
                 conn, workspace_id=workspace_id, variants=[(c.product_id, c.variant_id) for c in restocked]
             )
+            # A request made after the restock was written is for a later one.
+            subs = [s for s in pending if s.created_at <= at]
             # A request made by a profile merged since then belongs to the profile it became.
             alive = profiles.survivors(
                 conn, workspace_id=workspace_id, profile_ids=[s.profile_id for s in subs]
@@ -84,7 +104,7 @@ def on_catalog_changes(
                             f"stock:{sub.id}:{sub.created_at.strftime('%Y-%m-%dT%H:%M:%S')}",
                             BACK_IN_STOCK,
                             props,
-                            now,
+                            at,
                         ),
                         props,
                     )
@@ -97,14 +117,14 @@ def on_catalog_changes(
 
 
 def _entry(  # noqa: PLR0917 - a private constructor, every argument required
-    flow: store_flows.Flow, profile_id: int, key: str, name: str, props: dict[str, Any], now: datetime
+    flow: store_flows.Flow, profile_id: int, key: str, name: str, props: dict[str, Any], at: datetime
 ) -> triggers.Entry:
     return triggers.Entry(
         flow=flow,
         profile_id=profile_id,
         key=key,
-        state={"trigger": {"name": name, "time": now.isoformat(), "properties": props}},
-        started_at=now,
+        state={"trigger": {"name": name, "time": at.isoformat(), "properties": props}},
+        started_at=at,
     )
 
 
@@ -147,7 +167,7 @@ def _price_drops(
     trigger: PriceDropTrigger,
     prices: Sequence[catalog.PriceChange],
     *,
-    now: datetime,
+    at: datetime,
 ) -> list[tuple[triggers.Entry, dict[str, Any]]]:
     drops = [c for c in prices if drop_qualifies(trigger, c.old, c.new)]
     if not drops:
@@ -157,7 +177,7 @@ def _price_drops(
         workspace_id=flow.workspace_id,
         product_ids=[c.product_id for c in drops],
         names=trigger.events,
-        since=now - parse_duration(trigger.within),
+        since=at - parse_duration(trigger.within),
     )
     out = []
     for change in drops:
@@ -166,7 +186,7 @@ def _price_drops(
         props.update(old_price=str(change.old), new_price=str(change.new), drop_percent=str(percent))
         for pid in sorted(interested.get(change.product_id, set())):
             key = f"price:{change.product_id}:{change.new.normalize():f}"  # 90, never 9E+1
-            out.append((_entry(flow, pid, key, PRICE_DROPPED, props, now), props))
+            out.append((_entry(flow, pid, key, PRICE_DROPPED, props, at), props))
     return out
 
 
@@ -176,7 +196,7 @@ def _low_inventory(
     trigger: LowInventoryTrigger,
     inventory: Sequence[catalog.InventoryChange],
     *,
-    now: datetime,
+    at: datetime,
 ) -> list[tuple[triggers.Entry, dict[str, Any]]]:
     # A crossing: from at least `below` to below it, but not sold out (that is not "hurry").
     crossed = [
@@ -191,13 +211,13 @@ def _low_inventory(
         workspace_id=flow.workspace_id,
         product_ids=[c.product_id for c in crossed],
         names=trigger.events,
-        since=now - parse_duration(trigger.within),
+        since=at - parse_duration(trigger.within),
     )
     out = []
     for change in crossed:
         props = _product_props(conn, flow.workspace_id, change.product_id)
         props.update(variant_id=change.variant_id, inventory=change.new)
         for pid in sorted(interested.get(change.product_id, set())):
-            key = f"low:{change.variant_id}:{now.strftime('%Y-%m-%dT%H:%M:%S')}"
-            out.append((_entry(flow, pid, key, LOW_INVENTORY, props, now), props))
+            key = f"low:{change.variant_id}:{at.strftime('%Y-%m-%dT%H:%M:%S')}"
+            out.append((_entry(flow, pid, key, LOW_INVENTORY, props, at), props))
     return out

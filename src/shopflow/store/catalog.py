@@ -1,4 +1,5 @@
-"""The catalog: products and variants (SKU, price, inventory), upserted from the store."""
+"""The catalog: products and variants (SKU, price, inventory), upserted from the store, and the
+queue of their changes that the catalog triggers read."""
 
 from __future__ import annotations
 
@@ -238,3 +239,62 @@ def variants_of(conn: Connection, *, workspace_id: str, product_id: str) -> list
             .order_by(v.c.variant_id)
         )
     )
+
+
+# --- the queue of changes for the catalog triggers ------------------------------------------------
+
+
+@dataclass(frozen=True)
+class QueuedChanges:
+    """The changes one catalog write recorded, as the event processor claims them."""
+
+    workspace_id: str
+    changed_at: datetime
+    changes: CatalogChanges
+
+
+def queue_changes(conn: Connection, *, workspace_id: str, changes: CatalogChanges, now: datetime) -> None:
+    """Record changes for the catalog triggers; they run once this transaction has committed."""
+    rows = [
+        {"workspace_id": workspace_id, "kind": "price", "product_id": c.product_id, "variant_id": None,
+         "old_price": c.old, "new_price": c.new, "old_quantity": None, "new_quantity": None, "changed_at": now}
+        for c in changes.prices
+    ] + [
+        {"workspace_id": workspace_id, "kind": "inventory", "product_id": c.product_id, "variant_id": c.variant_id,
+         "old_price": None, "new_price": None, "old_quantity": c.old, "new_quantity": c.new, "changed_at": now}
+        for c in changes.inventory
+    ]  # fmt: skip
+    if rows:
+        conn.execute(tables.catalog_changes.insert(), rows)
+
+
+def changes_pending_query() -> sa.Select[Any]:
+    return sa.select(tables.catalog_changes.c.id)
+
+
+def claim_changes(conn: Connection, *, limit: int) -> list[QueuedChanges]:
+    """Claim up to `limit` queued changes in the order they were written, and remove them.
+
+    As with pending events, the caller's transaction holds what it derives from them. Changes
+    written together (one workspace, one time) come back together, in their order.
+    """
+    t = tables.catalog_changes
+    query = sa.select(t).order_by(t.c.id).limit(limit)
+    if not db.is_sqlite(conn):
+        query = query.with_for_update(skip_locked=True)
+    rows = conn.execute(query).all()
+    if not rows:
+        return []
+    conn.execute(t.delete().where(t.c.id.in_([r.id for r in rows])))
+    out: list[QueuedChanges] = []
+    for r in rows:
+        if not out or (out[-1].workspace_id, out[-1].changed_at) != (r.workspace_id, r.changed_at):
+            out.append(QueuedChanges(r.workspace_id, r.changed_at, CatalogChanges()))
+        changes = out[-1].changes
+        if r.kind == "price":
+            changes.prices.append(PriceChange(r.product_id, r.old_price, r.new_price))
+        else:
+            changes.inventory.append(
+                InventoryChange(r.product_id, r.variant_id, r.old_quantity, r.new_quantity)
+            )
+    return out

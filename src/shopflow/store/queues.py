@@ -8,10 +8,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
+import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from shopflow.store import db, events, flows, messages, steps, triggers, webhooks
+from shopflow.store import catalog, db, events, flows, messages, steps, triggers, webhooks
 
 
 @dataclass(frozen=True)
@@ -26,11 +28,16 @@ class DueWork:
     alerts: bool
 
 
+def _either(a: sa.Select[Any], b: sa.Select[Any]) -> sa.Select[Any]:
+    """One EXISTS over two queues: the event processor drains both (events, catalog changes)."""
+    return sa.select(sa.literal(1)).select_from(a.union_all(b).subquery())
+
+
 def due_work(conn: Connection, *, now: datetime, stale_before: datetime) -> DueWork:
     found = db.exist_each(
         conn,
         {
-            "events": [events.pending_query()],
+            "events": [_either(events.pending_query(), catalog.changes_pending_query())],
             "sweeps": [triggers.sweepable_query()],
             "runs": [flows.due_query(now=now)],
             "email": messages.due_queries(channel="email", now=now, stale_before=stale_before),

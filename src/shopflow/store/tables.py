@@ -249,6 +249,23 @@ product_variants = sa.Table(
     sa.Index("ix_product_variants_inventory_item", "workspace_id", "inventory_item_id"),
 )
 
+# Catalog changes not yet seen by the catalog triggers (price drop, back in stock, low inventory):
+# written with the change, claimed and deleted by the event processor, like pending_events.
+catalog_changes = sa.Table(
+    "catalog_changes",
+    metadata,
+    sa.Column("id", BigId, primary_key=True, autoincrement=True),
+    _ws(),
+    sa.Column("kind", sa.String(16), nullable=False),  # price | inventory
+    sa.Column("product_id", sa.String(64), nullable=False),
+    sa.Column("variant_id", sa.String(64)),  # inventory changes only
+    sa.Column("old_price", Money),
+    sa.Column("new_price", Money),
+    sa.Column("old_quantity", sa.Integer),  # None: the variant was new, or its quantity unknown
+    sa.Column("new_quantity", sa.Integer),
+    sa.Column("changed_at", UTCDateTime, nullable=False),
+)
+
 # --- flows ----------------------------------------------------------------------------------
 
 flows = sa.Table(

@@ -1,21 +1,16 @@
-"""Shopify webhooks: signature first, then dedupe, then the meaning of the topic."""
+"""Shopify webhooks: the workspace the URL names, the raw body, then ingest.webhooks."""
 
 from __future__ import annotations
 
 import asyncio
-import json
-from typing import Any
+import functools
 
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 
 from shopflow.api import deps
 from shopflow.api.routes.ingest import IngestError, read_body
-from shopflow.domain.events import Identity
-from shopflow.flows import catalog_triggers
-from shopflow.ingest import pipeline
-from shopflow.ingest.sources import segment, shopify
-from shopflow.store import catalog, db, event_writes, workspaces
+from shopflow.ingest import webhooks
 
 router = APIRouter(tags=["webhooks"])
 
@@ -27,17 +22,11 @@ def _error(status: int, message: str) -> JSONResponse:
     return JSONResponse({"error": message}, status_code=status)
 
 
-def _plain_json(raw: bytes) -> Any:
-    """The payload as stored for later: plain JSON (floats, not Decimals)."""
-    return json.loads(raw)
-
-
 @router.post("/webhooks/shopify/{workspace_id}")
 async def shopify_webhook(workspace_id: str, request: Request) -> JSONResponse:
     """Receive one Shopify webhook (HMAC-verified, deduplicated by X-Shopify-Webhook-Id)."""
     ctx = deps.context(request)
-    with db.reading(ctx.engine) as conn:
-        ws = workspaces.get(conn, workspace_id)
+    ws = deps.workspace_by_id(request, workspace_id)
     if ws is None:
         return _error(404, f"workspace_id: no workspace {workspace_id!r}")
     try:
@@ -48,75 +37,24 @@ async def shopify_webhook(workspace_id: str, request: Request) -> JSONResponse:
         raw = await read_body(request, MAX_WEBHOOK_BYTES)
     except IngestError as exc:
         return _error(exc.status, exc.message)
-    if not shopify.verify(ws.webhook_secret, raw, request.headers.get("x-shopify-hmac-sha256")):
-        return _error(401, "X-Shopify-Hmac-Sha256: signature does not match the workspace's webhook secret")
-    topic = request.headers.get("x-shopify-topic", "").strip()
-    webhook_id = request.headers.get("x-shopify-webhook-id", "").strip()
-    if not topic:
-        return _error(400, "X-Shopify-Topic: expected the webhook topic, e.g. orders/create")
-    if not webhook_id:
-        return _error(400, "X-Shopify-Webhook-Id: expected the webhook delivery id")
+    receive = functools.partial(
+        webhooks.receive_shopify,
+        ctx.engine,
+        workspace=ws,
+        topic=request.headers.get("x-shopify-topic", ""),
+        webhook_id=request.headers.get("x-shopify-webhook-id", ""),
+        signature=request.headers.get("x-shopify-hmac-sha256"),
+        raw=raw,
+        now=ctx.clock.now(),
+    )
     try:
-        payload = segment.loads(raw)
-        now = ctx.clock.now()
-        converted = shopify.convert(topic, payload, received_at=now, store_url=ws.settings.get("store_url"))
-    except segment.PayloadError as exc:
-        return _error(400, f"{topic}: {exc}")
-
-    def write() -> dict[str, Any]:
-        with db.transaction(ctx.engine) as conn:
-            handled = converted is not None
-            fresh = event_writes.record_webhook(
-                conn,
-                workspace_id=ws.id,
-                source="shopify",
-                webhook_id=webhook_id,
-                topic=topic,
-                handled=handled,
-                payload=None if handled else _plain_json(raw),
-                now=now,
-            )
-            if not fresh:
-                return {"success": True, "duplicate": True}
-            if converted is None:
-                return {"success": True, "handled": False}
-            events = converted.events
-            if converted.refund_of_order is not None:
-                pid = event_writes.profile_of_event(
-                    conn, workspace_id=ws.id, message_id=f"shopify:order:{converted.refund_of_order}:placed"
-                )
-                if pid is None:
-                    # Cannot attribute a refund of an order never seen; keep it for later.
-                    event_writes.mark_webhook_unhandled(
-                        conn,
-                        workspace_id=ws.id,
-                        source="shopify",
-                        webhook_id=webhook_id,
-                        payload=_plain_json(raw),
-                    )
-                    return {"success": True, "handled": False}
-                events = [
-                    shopify_event.__class__(
-                        **{**shopify_event.__dict__, "identity": Identity(profile_id=pid)}
-                    )
-                    for shopify_event in events
-                ]
-            changes = catalog.CatalogChanges()
-            if converted.products or converted.variants:
-                changes = catalog.upsert_products(
-                    conn,
-                    workspace_id=ws.id,
-                    products=converted.products,
-                    variants=converted.variants,
-                    now=now,
-                )
-            if converted.inventory:
-                changes.inventory += catalog.set_inventory_levels(
-                    conn, workspace_id=ws.id, levels=converted.inventory, now=now
-                )
-            # Price drops, restocks and low stock start their flow runs with the change itself.
-            catalog_triggers.on_catalog_changes(conn, workspace_id=ws.id, changes=changes, now=now)
-            result = pipeline.accept(conn, workspace_id=ws.id, events=events, now=now)
-            return {"success": True, "events": len(result.event_ids)}
-
-    return JSONResponse(await asyncio.to_thread(write))
+        received = await asyncio.to_thread(receive)
+    except webhooks.BadSignature as exc:
+        return _error(401, str(exc))
+    except webhooks.BadWebhook as exc:
+        return _error(400, str(exc))
+    if received.duplicate:
+        return JSONResponse({"success": True, "duplicate": True})
+    if not received.handled:
+        return JSONResponse({"success": True, "handled": False})
+    return JSONResponse({"success": True, "events": received.events})
