@@ -121,13 +121,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _registrars() -> list[Callable[[Any], None]]:
+    from shopflow.cli import coupons, hygiene, inbound, outbox, push, senders, sink, sms, templates
     from shopflow.flows import commands as flow_commands
     from shopflow.flows import step_commands
-    from shopflow.messaging import coupon_commands, outbox, privacy, push_commands, sink, sms_commands
-    from shopflow.messaging.deliverability import hygiene
-    from shopflow.messaging.deliverability import senders as sender_commands
-    from shopflow.messaging.inbound import smtp as inbound_smtp
-    from shopflow.messaging.templates import preview as template_preview
+    from shopflow.messaging import privacy
     from shopflow.simulation import demo
     from shopflow.workers import process
 
@@ -140,12 +137,12 @@ def _registrars() -> list[Callable[[Any], None]]:
         outbox.register,
         privacy.register,
         hygiene.register,
-        push_commands.register,
-        sms_commands.register,
-        sender_commands.register,
-        inbound_smtp.register,
-        coupon_commands.register,
-        template_preview.register,
+        push.register,
+        sms.register,
+        senders.register,
+        inbound.register,
+        coupons.register,
+        templates.register,
     ]
 
 

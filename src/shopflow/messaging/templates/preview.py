@@ -1,4 +1,4 @@
-"""Preview a template with a chosen profile, and send one test copy: `shopflow templates ...` and API.
+"""Preview a template with a chosen profile, and send one test copy (`shopflow templates ...`, the API).
 
 A preview never changes anything: coupon codes show as placeholders (no code is taken from a pool)
 and the message id is 0. A test send goes out transactional-flagged (no guards, no marketing footer
@@ -7,21 +7,16 @@ requirements) with "[TEST]" in the subject, straight through the SMTP channel.
 
 from __future__ import annotations
 
-import argparse
 import dataclasses
 import json
-import sys
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
-from pathlib import Path
 from typing import Any
 
 from sqlalchemy.engine import Engine
 
-from shopflow import config
-from shopflow.domain.clock import SystemClock
 from shopflow.messaging import delivery
 from shopflow.messaging.channels.email.smtp import SmtpChannel
 from shopflow.messaging.consent import consent_links
@@ -204,95 +199,3 @@ class _Prefixed(templates.Template):
     def render(self, context: Mapping[str, Any]) -> templates.RenderedEmail:
         rendered = super().render(context)
         return templates.RenderedEmail(f"[TEST] {rendered.subject}", rendered.html, rendered.text)
-
-
-# --- CLI ---------------------------------------------------------------------------------------
-
-
-def register(sub: Any) -> None:
-    group = sub.add_parser("templates", help="preview and test-send email templates").add_subparsers(
-        dest="templates_command", required=True, metavar="COMMAND"
-    )
-    pv = group.add_parser(
-        "preview",
-        help="render a template for a profile",
-        description="print a template rendered for a profile",
-    )
-    pv.add_argument("name", help="template name")
-    pv.add_argument("--workspace", required=True, help="workspace id")
-    pv.add_argument("--profile", type=int, required=True, help="profile id")
-    pv.add_argument("--event", default=None, help="the triggering event's properties as a JSON object")
-    pv.add_argument("--html", type=Path, default=None, help="write the HTML part to this file")
-    pv.set_defaults(handler=_preview_cmd)
-    ts = group.add_parser(
-        "test-send", help="send one test copy over SMTP", description="send one test copy (settings.smtp_url)"
-    )
-    ts.add_argument("name", help="template name")
-    ts.add_argument("--workspace", required=True, help="workspace id")
-    ts.add_argument("--to", required=True, help="recipient address")
-    ts.add_argument("--profile", type=int, default=None, help="render with this profile's data")
-    ts.add_argument("--event", default=None, help="the triggering event's properties as a JSON object")
-    ts.set_defaults(handler=_test_send_cmd)
-
-
-def _event_arg(raw: str | None) -> dict[str, Any]:
-    if raw is None:
-        return {}
-    try:
-        return check_event(json.loads(raw))
-    except json.JSONDecodeError as exc:
-        raise ValueError(f"--event: expected a JSON object ({exc})") from None
-
-
-def _setup(settings: config.Settings) -> tuple[Engine, bytes]:
-    from shopflow.cli import common
-
-    engine = common.engine(settings)
-    with db.transaction(engine) as conn:
-        return engine, workspaces.link_secret(conn, configured=settings.secret_key)
-
-
-def _preview_cmd(args: argparse.Namespace, settings: config.Settings) -> int:
-    event = _event_arg(args.event)
-    engine, secret = _setup(settings)
-    try:
-        shown = preview(
-            engine,
-            workspace_id=args.workspace,
-            template=args.name,
-            profile_id=args.profile,
-            event=event,
-            now=SystemClock().now(),
-            link_secret=secret,
-            public_url=settings.public_url,
-        )
-    except templates.TemplateError as exc:
-        print(f"shopflow: {exc}", file=sys.stderr)
-        return 2
-    print(f"Subject: {shown.subject}\n\n{shown.text}", end="")
-    if args.html is not None:
-        args.html.write_text(shown.html, encoding="utf-8")
-    return 0
-
-
-def _test_send_cmd(args: argparse.Namespace, settings: config.Settings) -> int:
-    event = _event_arg(args.event)
-    engine, secret = _setup(settings)
-    try:
-        answer = test_send(
-            engine,
-            workspace_id=args.workspace,
-            template=args.name,
-            to=args.to,
-            profile_id=args.profile,
-            event=event,
-            now=SystemClock().now(),
-            link_secret=secret,
-            public_url=settings.public_url,
-            smtp_url=settings.smtp_url,
-        )
-    except (templates.TemplateError, RuntimeError, OSError) as exc:
-        print(f"shopflow: {exc}", file=sys.stderr)
-        return 2
-    print(json.dumps({"sent_to": args.to, "smtp": answer}))
-    return 0
