@@ -244,3 +244,22 @@ def unsubscribe_token(subject: str, link_secret: bytes) -> links.LinkClaims | No
         return links.verify(link_secret, found.group(2), kind=links.UNSUBSCRIBE)
     except links.InvalidToken:
         return None
+
+
+POSTMARK_OK = "ok"
+POSTMARK_NOT_CONFIGURED = "not_configured"
+POSTMARK_WRONG = "wrong"
+
+
+def postmark_credentials(ws: workspaces.Workspace | None, *, user: str, password: str) -> str:
+    """Do the HTTP Basic credentials of a Postmark webhook match the workspace's settings?
+
+    Both are compared in constant time, and the same way for an unknown workspace (no id probing).
+    """
+    want_user = str(ws.settings.get("postmark_webhook_user") or "") if ws else ""
+    want_password = str(ws.settings.get("postmark_webhook_password") or "") if ws else ""
+    if ws is not None and not (want_user and want_password):
+        return POSTMARK_NOT_CONFIGURED
+    ok_user = workspaces.constant_time_equal(user, want_user or "\x00")
+    ok_password = workspaces.constant_time_equal(password, want_password or "\x00")
+    return POSTMARK_OK if ws is not None and ok_user and ok_password else POSTMARK_WRONG
