@@ -52,26 +52,24 @@ def _event(raw: str | None) -> dict[str, Any]:
         raise ValueError(f"--event: expected a JSON object ({exc})") from None
 
 
-def _setup(settings: config.Settings) -> tuple[Engine, bytes]:
-    """The engine and the key that signs the links in the rendered email."""
-    engine = common.engine(settings)
-    return engine, signing.link_secret(engine, configured=settings.secret_key)
-
-
-def _preview(args: argparse.Namespace, settings: config.Settings) -> int:
+def _sample(args: argparse.Namespace, settings: config.Settings) -> tuple[Engine, template_preview.Sample]:
+    """The engine, and the template to render for --profile with --event, its links signed."""
     event = _event(args.event)
-    engine, secret = _setup(settings)
-    # A TemplateError is a ValueError: main prints it as `shopflow: ...` and exits 2.
-    shown = template_preview.preview(
-        engine,
+    engine = common.engine(settings)
+    return engine, template_preview.Sample(
         workspace_id=args.workspace,
         template=args.name,
         profile_id=args.profile,
         event=event,
         now=SystemClock().now(),
-        link_secret=secret,
+        link_secret=signing.link_secret(engine, configured=settings.secret_key),
         public_url=settings.public_url,
     )
+
+
+def _preview(args: argparse.Namespace, settings: config.Settings) -> int:
+    # A TemplateError is a ValueError: main prints it as `shopflow: ...` and exits 2.
+    shown = template_preview.preview(*_sample(args, settings))
     print(f"Subject: {shown.subject}\n\n{shown.text}", end="")
     if args.html is not None:
         args.html.write_text(shown.html, encoding="utf-8")
@@ -79,21 +77,9 @@ def _preview(args: argparse.Namespace, settings: config.Settings) -> int:
 
 
 def _test_send(args: argparse.Namespace, settings: config.Settings) -> int:
-    event = _event(args.event)
-    engine, secret = _setup(settings)
+    engine, sample = _sample(args, settings)
     try:
-        answer = template_preview.test_send(
-            engine,
-            workspace_id=args.workspace,
-            template=args.name,
-            to=args.to,
-            profile_id=args.profile,
-            event=event,
-            now=SystemClock().now(),
-            link_secret=secret,
-            public_url=settings.public_url,
-            smtp_url=settings.smtp_url,
-        )
+        answer = template_preview.test_send(engine, sample, to=args.to, smtp_url=settings.smtp_url)
     except (RuntimeError, OSError) as exc:
         print(f"shopflow: {exc}", file=sys.stderr)
         return 2

@@ -20,7 +20,7 @@ from urllib.parse import parse_qs
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, JSONResponse, Response
 
-from shopflow.api import deps
+from shopflow.api import deps, errors
 from shopflow.messaging.consent import consent_links, preference_center, subscriptions
 from shopflow.messaging.tracking import links
 
@@ -46,13 +46,6 @@ _FREQUENCY_LABELS = {
     "weekly": "At most weekly",
     "monthly": "At most monthly",
 }
-
-
-class _BadRequest(Exception):
-    def __init__(self, status: int, message: str) -> None:
-        super().__init__(message)
-        self.status = status
-        self.message = message
 
 
 def _error(status: int, message: str) -> JSONResponse:
@@ -82,12 +75,12 @@ def _not_found(message: str) -> HTMLResponse:
 async def _body(request: Request) -> bytes:
     declared = request.headers.get("content-length")
     if declared is not None and declared.isdigit() and int(declared) > MAX_BODY_BYTES:
-        raise _BadRequest(413, f"body: {declared} bytes, the limit is {MAX_BODY_BYTES} bytes")
+        raise errors.Refused(413, f"body: {declared} bytes, the limit is {MAX_BODY_BYTES} bytes")
     data = bytearray()
     async for chunk in request.stream():
         data.extend(chunk)
         if len(data) > MAX_BODY_BYTES:
-            raise _BadRequest(
+            raise errors.Refused(
                 413, f"body: more than {MAX_BODY_BYTES} bytes, the limit is {MAX_BODY_BYTES} bytes"
             )
     return bytes(data)
@@ -109,12 +102,12 @@ def _workspace_for_key(request: Request) -> tuple[deps.Workspace, bool]:
         try:
             key = base64.b64decode(value.strip(), validate=True).decode().partition(":")[0]
         except (binascii.Error, UnicodeDecodeError):
-            raise _BadRequest(401, "Authorization: expected Basic base64('WRITE_KEY:')") from None
+            raise errors.Refused(401, "Authorization: expected Basic base64('WRITE_KEY:')") from None
         found = deps.workspace_by_key(request, key) if key else None
     else:
-        raise _BadRequest(401, "Authorization: expected 'Bearer <write or private key>'")
+        raise errors.Refused(401, "Authorization: expected 'Bearer <write or private key>'")
     if found is None:
-        raise _BadRequest(401, "Authorization: unknown key")
+        raise errors.Refused(401, "Authorization: unknown key")
     return found
 
 
@@ -122,12 +115,12 @@ def _text(payload: dict[str, Any], name: str, *, required: bool, limit: int) -> 
     value = payload.get(name)
     if value is None or value == "":
         if required:
-            raise _BadRequest(400, f"{name}: required")
+            raise errors.Refused(400, f"{name}: required")
         return None
     if not isinstance(value, str):
-        raise _BadRequest(400, f"{name}: expected a string, got {type(value).__name__}")
+        raise errors.Refused(400, f"{name}: expected a string, got {type(value).__name__}")
     if len(value) > limit:
-        raise _BadRequest(400, f"{name}: expected at most {limit} characters, got {len(value)}")
+        raise errors.Refused(400, f"{name}: expected at most {limit} characters, got {len(value)}")
     return value
 
 
@@ -140,14 +133,14 @@ async def subscribe(request: Request) -> Response:
         try:
             payload = json.loads(raw)
         except (ValueError, UnicodeDecodeError):
-            raise _BadRequest(400, "body: expected a JSON object") from None
+            raise errors.Refused(400, "body: expected a JSON object") from None
         if not isinstance(payload, dict):
-            raise _BadRequest(400, f"body: expected a JSON object, got {type(payload).__name__}")
+            raise errors.Refused(400, f"body: expected a JSON object, got {type(payload).__name__}")
         email = _text(payload, "email", required=True, limit=320)
         list_id = _text(payload, "list", required=False, limit=subscriptions.MAX_FIELD_CHARS)
         form = _text(payload, "form", required=False, limit=subscriptions.MAX_FIELD_CHARS)
         if not list_id and not form:
-            raise _BadRequest(400, "list: required (or form): where the person subscribed")
+            raise errors.Refused(400, "list: required (or form): where the person subscribed")
         text = _text(payload, "consent_text", required=True, limit=subscriptions.MAX_TEXT_CHARS)
         ip = _text(payload, "ip", required=False, limit=64) or _client_ip(request)
         ctx = deps.context(request)
@@ -167,8 +160,8 @@ async def subscribe(request: Request) -> Response:
                 secret=ctx.link_secret,
             )
         except ValueError as exc:
-            raise _BadRequest(400, str(exc)) from None
-    except _BadRequest as exc:
+            raise errors.Refused(400, str(exc)) from None
+    except errors.Refused as exc:
         return _error(exc.status, exc.message)
     if not private:
         # The write key is public (it sits in the store's pages): tell it nothing about who is
@@ -286,12 +279,12 @@ async def preferences_save(token: str, request: Request) -> Response:
                 raw.decode("utf-8"), keep_blank_values=True, max_num_fields=20, strict_parsing=False
             )
         except (UnicodeDecodeError, ValueError):
-            raise _BadRequest(
+            raise errors.Refused(
                 400, "body: expected an HTML form (application/x-www-form-urlencoded)"
             ) from None
     except (links.InvalidToken, LookupError) as exc:
         return _not_found(str(exc))
-    except _BadRequest as exc:
+    except errors.Refused as exc:
         return _error(exc.status, exc.message)
     now = ctx.clock.now()
     try:

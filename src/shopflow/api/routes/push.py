@@ -13,7 +13,7 @@ from pathlib import Path
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, Response
 
-from shopflow.api import deps
+from shopflow.api import deps, errors
 from shopflow.api.routes.ingest import IngestError, _basic_key, read_body
 from shopflow.messaging import push_subscriptions
 
@@ -21,13 +21,6 @@ router = APIRouter(tags=["push"])
 
 SERVICE_WORKER = Path(__file__).resolve().parent.parent / "static" / "push" / "sw.js"
 MAX_BODY_BYTES = 16 * 1024
-
-
-class Refused(Exception):
-    def __init__(self, status: int, message: str) -> None:
-        super().__init__(message)
-        self.status = status
-        self.message = message
 
 
 def _error(status: int, message: str) -> JSONResponse:
@@ -45,10 +38,12 @@ def service_worker() -> Response:
 
 def _workspace_by_key(request: Request, key: str | None) -> deps.Workspace:
     if not key:
-        raise Refused(401, "writeKey: expected the write key in the body or as the HTTP Basic user name")
+        raise errors.Refused(
+            401, "writeKey: expected the write key in the body or as the HTTP Basic user name"
+        )
     found = deps.workspace_by_key(request, key)
     if found is None:
-        raise Refused(401, "writeKey: unknown write key")
+        raise errors.Refused(401, "writeKey: unknown write key")
     return found[0]
 
 
@@ -57,7 +52,7 @@ def vapid_public_key(request: Request, writeKey: str = "") -> JSONResponse:  # n
     """The applicationServerKey a browser passes to pushManager.subscribe()."""
     try:
         ws = _workspace_by_key(request, writeKey or _basic_key(request))
-    except (Refused, IngestError) as exc:
+    except (errors.Refused, IngestError) as exc:
         return _error(exc.status, exc.message)
     key = push_subscriptions.public_key(ws)
     if key is None:
@@ -75,7 +70,7 @@ async def subscribe(request: Request) -> JSONResponse:
         try:
             body = json.loads(raw)
         except (UnicodeDecodeError, ValueError) as exc:
-            raise Refused(400, f"body: not valid JSON ({exc})") from None
+            raise errors.Refused(400, f"body: not valid JSON ({exc})") from None
         key = header_key or (body.get("writeKey") if isinstance(body, dict) else None)
         ws = await asyncio.to_thread(_workspace_by_key, request, key if isinstance(key, str) else None)
         sub_id = await asyncio.to_thread(
@@ -87,7 +82,7 @@ async def subscribe(request: Request) -> JSONResponse:
             ip=request.client.host if request.client else None,
             now=ctx.clock.now(),
         )
-    except (Refused, IngestError) as exc:
+    except (errors.Refused, IngestError) as exc:
         return _error(exc.status, exc.message)
     except push_subscriptions.InvalidSubscription as exc:
         return _error(400, str(exc))

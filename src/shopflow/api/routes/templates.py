@@ -22,6 +22,21 @@ def _error(status: int, message: str) -> JSONResponse:
     return JSONResponse({"error": message}, status_code=status)
 
 
+def _sample(
+    request: Request, ws: deps.Workspace, name: str, profile_id: int | None, event: object
+) -> template_preview.Sample:
+    ctx = deps.context(request)
+    return template_preview.Sample(
+        workspace_id=ws.id,
+        template=name,
+        profile_id=profile_id,
+        event=template_preview.check_event(event),
+        now=ctx.clock.now(),
+        link_secret=ctx.link_secret,
+        public_url=ctx.settings.public_url,
+    )
+
+
 async def _run(call: Callable[[], T], *, sends: bool = False) -> T | JSONResponse:
     """`call` off the event loop; its errors as answers (an SMTP failure is 502 when it `sends`)."""
     try:
@@ -46,18 +61,9 @@ async def preview(
     profile_id = body.get("profile_id")
     if not isinstance(profile_id, int) or isinstance(profile_id, bool) or profile_id <= 0:
         return _error(400, f"profile_id: expected a positive integer, got {str(profile_id)[:50]!r}")
-    ctx = deps.context(request)
+    engine = deps.context(request).engine
     shown = await _run(
-        lambda: template_preview.preview(
-            ctx.engine,
-            workspace_id=ws.id,
-            template=name,
-            profile_id=profile_id,
-            event=template_preview.check_event(body.get("event")),
-            now=ctx.clock.now(),
-            link_secret=ctx.link_secret,
-            public_url=ctx.settings.public_url,
-        )
+        lambda: template_preview.preview(engine, _sample(request, ws, name, profile_id, body.get("event")))
     )
     if isinstance(shown, JSONResponse):
         return shown
@@ -81,14 +87,8 @@ async def test_send(
     answer = await _run(
         lambda: template_preview.test_send(
             ctx.engine,
-            workspace_id=ws.id,
-            template=name,
+            _sample(request, ws, name, profile_id, body.get("event")),
             to=to,
-            profile_id=profile_id,
-            event=template_preview.check_event(body.get("event")),
-            now=ctx.clock.now(),
-            link_secret=ctx.link_secret,
-            public_url=ctx.settings.public_url,
             smtp_url=ctx.settings.smtp_url,
         ),
         sends=True,

@@ -26,13 +26,20 @@ def _error(status: int, message: str) -> JSONResponse:
     return JSONResponse({"error": message}, status_code=status, headers=_NO_STORE)
 
 
+def _claims(request: Request, token: str, kind: str) -> links.LinkClaims | JSONResponse:
+    """The claims of a genuine token of `kind`, or the 404 answer naming what is wrong with it."""
+    try:
+        return links.verify(deps.context(request).link_secret, token, kind=kind)
+    except links.InvalidToken as exc:
+        return _error(404, str(exc))
+
+
 @router.api_route("/t/o/{token}.gif", methods=["GET", "HEAD"])
 def open_pixel(token: str, request: Request) -> Response:
     ctx = deps.context(request)
-    try:
-        claims = links.verify(ctx.link_secret, token, kind=links.OPEN)
-    except links.InvalidToken as exc:
-        return _error(404, str(exc))
+    claims = _claims(request, token, links.OPEN)
+    if isinstance(claims, JSONResponse):
+        return claims
     recorded = engagement.record_open(
         ctx.engine,
         claims=claims,
@@ -75,11 +82,9 @@ _PAGE = """<!doctype html>
 @router.get("/u/{token}")
 def unsubscribe_page(token: str, request: Request) -> Response:
     """Ask before unsubscribing: link scanners follow GETs, and a GET must not change anything."""
-    ctx = deps.context(request)
-    try:
-        links.verify(ctx.link_secret, token, kind=links.UNSUBSCRIBE)
-    except links.InvalidToken as exc:
-        return _error(404, str(exc))
+    refused = _claims(request, token, links.UNSUBSCRIBE)
+    if isinstance(refused, JSONResponse):
+        return refused
     action = html.escape(f"/u/{token}")
     body = (
         "<h1>Unsubscribe?</h1><p>You will no longer receive marketing email from us.</p>"
@@ -94,10 +99,9 @@ def unsubscribe_page(token: str, request: Request) -> Response:
 def unsubscribe(token: str, request: Request) -> Response:
     """RFC 8058 one-click: honoured at once, answered 200 without a redirect."""
     ctx = deps.context(request)
-    try:
-        claims = links.verify(ctx.link_secret, token, kind=links.UNSUBSCRIBE)
-    except links.InvalidToken as exc:
-        return _error(404, str(exc))
+    claims = _claims(request, token, links.UNSUBSCRIBE)
+    if isinstance(claims, JSONResponse):
+        return claims
     if not engagement.unsubscribe(ctx.engine, claims=claims, now=ctx.clock.now()):
         return _error(404, "token: unknown workspace")
     body = "<h1>You are unsubscribed</h1><p>You will not receive marketing email from us any more.</p>"

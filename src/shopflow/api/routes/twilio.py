@@ -14,7 +14,7 @@ from urllib.parse import parse_qs
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, Response
 
-from shopflow.api import deps
+from shopflow.api import deps, errors
 from shopflow.api.routes.ingest import IngestError, read_body
 from shopflow.messaging.channels.sms import twilio
 from shopflow.messaging.inbound import sms as inbound_sms
@@ -38,52 +38,47 @@ def _twiml(message: str | None = None) -> Response:
     return Response(body, media_type="application/xml")
 
 
-class _Refused(Exception):
-    def __init__(self, status: int, message: str) -> None:
-        super().__init__(message)
-        self.status = status
-        self.message = message
-
-
 async def _verified_form(request: Request, workspace_id: str) -> tuple[deps.Workspace, dict[str, list[str]]]:
     """The workspace and the POST parameters, after the size, type and signature checks."""
     ctx = deps.context(request)
     ws = await asyncio.to_thread(deps.workspace_by_id, request, workspace_id)
     if ws is None:
-        raise _Refused(404, f"workspace_id: no workspace {workspace_id!r}")
+        raise errors.Refused(404, f"workspace_id: no workspace {workspace_id!r}")
     try:
         raw = await read_body(request, MAX_BODY_BYTES)
     except IngestError as exc:
-        raise _Refused(exc.status, exc.message) from None
+        raise errors.Refused(exc.status, exc.message) from None
     content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
     if content_type != "application/x-www-form-urlencoded":
-        raise _Refused(
+        raise errors.Refused(
             415, f"Content-Type: expected application/x-www-form-urlencoded, got {content_type or 'none'!r}"
         )
     try:
         text = raw.decode("utf-8")
         params = parse_qs(text, keep_blank_values=True, strict_parsing=bool(text), max_num_fields=MAX_FIELDS)
     except (UnicodeDecodeError, ValueError) as exc:
-        raise _Refused(400, f"body: not a valid form-encoded body ({exc})") from None
+        raise errors.Refused(400, f"body: not a valid form-encoded body ({exc})") from None
     config = ws.settings.get("sms")
     token = config.get("auth_token") if isinstance(config, dict) else None
     if not isinstance(token, str) or not token:
-        raise _Refused(401, "X-Twilio-Signature: the workspace has no Twilio auth token (sms.auth_token)")
+        raise errors.Refused(
+            401, "X-Twilio-Signature: the workspace has no Twilio auth token (sms.auth_token)"
+        )
     query = f"?{request.url.query}" if request.url.query else ""
     urls = [f"{ctx.settings.public_url.rstrip('/')}{request.url.path}{query}", str(request.url)]
     given = request.headers.get("x-twilio-signature", "")
     if not twilio.verify(token, urls, params, given):
-        raise _Refused(401, "X-Twilio-Signature: signature does not match the workspace's auth token")
+        raise errors.Refused(401, "X-Twilio-Signature: signature does not match the workspace's auth token")
     return ws, params
 
 
 def _one(params: Mapping[str, list[str]], name: str, *, required: bool = True) -> str:
     values = params.get(name, [])
     if len(values) > 1:
-        raise _Refused(400, f"{name}: expected one value, got {len(values)}")
+        raise errors.Refused(400, f"{name}: expected one value, got {len(values)}")
     value = values[0].strip() if values else ""
     if required and not value:
-        raise _Refused(400, f"{name}: required")
+        raise errors.Refused(400, f"{name}: required")
     return value
 
 
@@ -95,7 +90,7 @@ async def status_callback(workspace_id: str, request: Request) -> Response:
         sid = _one(params, "MessageSid")
         status = _one(params, "MessageStatus").lower()
         error_code = _one(params, "ErrorCode", required=False)
-    except _Refused as exc:
+    except errors.Refused as exc:
         return _error(exc.status, exc.message)
     ctx = deps.context(request)
     ignored = await asyncio.to_thread(
@@ -121,7 +116,7 @@ async def inbound(workspace_id: str, request: Request) -> Response:
         sender = _one(params, "From")
         to = _one(params, "To", required=False)
         body = _one(params, "Body", required=False)
-    except _Refused as exc:
+    except errors.Refused as exc:
         return _error(exc.status, exc.message)
     ctx = deps.context(request)
     try:

@@ -36,25 +36,37 @@ class Preview:
     text: str
 
 
-def _claimed(
-    template: str, workspace_id: str, profile_id: int, event: Mapping[str, Any]
-) -> messages.ClaimedMessage:
+@dataclass(frozen=True)
+class Sample:
+    """What to render: a workspace's template for a profile, with an event's data, links signed."""
+
+    workspace_id: str
+    template: str
+    profile_id: int | None  # None: no profile's data (a test send to any address)
+    event: Mapping[str, Any]
+    now: datetime
+    link_secret: bytes
+    public_url: str
+
+
+def _claimed(sample: Sample, profile_id: int) -> messages.ClaimedMessage:
     return messages.ClaimedMessage(
         id=PREVIEW_MESSAGE_ID,
-        workspace_id=workspace_id,
+        workspace_id=sample.workspace_id,
         profile_id=profile_id,
         channel="email",
-        template=template,
+        template=sample.template,
         transactional=True,
         flow_id=None,
-        context={"event": dict(event)},
+        context={"event": dict(sample.event)},
         attempts=1,
     )
 
 
 def _load(
-    engine: Engine, *, workspace_id: str, profile_id: int | None, address: str | None
+    engine: Engine, sample: Sample, *, address: str | None
 ) -> tuple[workspaces.Workspace, messages.Recipient]:
+    workspace_id, profile_id = sample.workspace_id, sample.profile_id
     with db.reading(engine) as conn:
         ws = workspaces.get(conn, workspace_id)
         if ws is None:
@@ -69,20 +81,13 @@ def _load(
     return ws, person
 
 
-def _extras(
-    engine: Engine,
-    *,
-    library: templates.Library,
-    template: str,
-    workspace_id: str,
-    profile_id: int,
-    now: datetime,
-) -> dict[str, Any]:
-    compiled = library.get(template)
+def _extras(engine: Engine, sample: Sample, *, library: templates.Library, profile_id: int) -> dict[str, Any]:
+    compiled = library.get(sample.template)
+    ws_id = sample.workspace_id
     batch = personalise.load_batch(
-        engine, library=library, wanted={workspace_id: [(profile_id, template)]}, now=now
+        engine, library=library, wanted={ws_id: [(profile_id, sample.template)]}, now=sample.now
     )
-    extras = personalise.extras_for(batch.get(workspace_id, {}), profile_id, compiled)
+    extras = personalise.extras_for(batch.get(ws_id, {}), profile_id, compiled)
     pools = personalise.coupon_pools(compiled)
     if pools:
         extras["coupon"] = {pool: f"{pool}-PREVIEW" for pool in pools}
@@ -99,55 +104,29 @@ def check_event(event: object) -> dict[str, Any]:
     return event
 
 
-def preview(
-    engine: Engine,
-    *,
-    workspace_id: str,
-    template: str,
-    profile_id: int,
-    event: Mapping[str, Any],
-    now: datetime,
-    link_secret: bytes,
-    public_url: str,
-    library: templates.Library | None = None,
-) -> Preview:
-    """The email as `profile_id` would get it now (TemplateError / LookupError / ValueError if not)."""
+def preview(engine: Engine, sample: Sample, *, library: templates.Library | None = None) -> Preview:
+    """The email as the sample's profile would get it now (TemplateError / LookupError / ValueError if not)."""
     lib = library or templates.default_library()
-    ws, person = _load(engine, workspace_id=workspace_id, profile_id=profile_id, address=None)
-    msg = _claimed(template, workspace_id, person.profile_id, event)
+    ws, person = _load(engine, sample, address=None)
+    public_url, secret = sample.public_url, sample.link_secret
     claims = links.LinkClaims(links.OPEN, ws.id, PREVIEW_MESSAGE_ID, person.profile_id, None)
     context = delivery.render_context(
-        msg,
+        _claimed(sample, person.profile_id),
         person=person,
         workspace=ws,
-        unsubscribe_url=links.unsubscribe_url(public_url, link_secret, claims),
+        unsubscribe_url=links.unsubscribe_url(public_url, secret, claims),
         preferences_url=consent_links.preferences_url(
-            public_url, link_secret, workspace_id=ws.id, profile_id=person.profile_id
+            public_url, secret, workspace_id=ws.id, profile_id=person.profile_id
         ),
-        now=now,
+        now=sample.now,
     )
-    context.update(
-        _extras(
-            engine, library=lib, template=template, workspace_id=ws.id, profile_id=person.profile_id, now=now
-        )
-    )
-    rendered = lib.get(template).render(context)
+    context.update(_extras(engine, sample, library=lib, profile_id=person.profile_id))
+    rendered = lib.get(sample.template).render(context)
     return Preview(subject=rendered.subject, html=rendered.html, text=rendered.text)
 
 
 def test_send(
-    engine: Engine,
-    *,
-    workspace_id: str,
-    template: str,
-    to: str,
-    profile_id: int | None,
-    event: Mapping[str, Any],
-    now: datetime,
-    link_secret: bytes,
-    public_url: str,
-    smtp_url: str,
-    library: templates.Library | None = None,
+    engine: Engine, sample: Sample, *, to: str, smtp_url: str, library: templates.Library | None = None
 ) -> str:
     """Send one transactional-flagged copy to `to`; returns the SMTP server's answer id."""
     from email_validator import EmailNotValidError, validate_email
@@ -157,21 +136,17 @@ def test_send(
     except EmailNotValidError as exc:
         raise ValueError(f"to: expected an email address, got {to[:200]!r} ({exc})") from None
     lib = library or templates.default_library()
-    ws, person = _load(engine, workspace_id=workspace_id, profile_id=profile_id, address=address)
+    ws, person = _load(engine, sample, address=address)
     person = dataclasses.replace(person, email=address)  # the profile's data, sent to `to`
-    msg = _claimed(template, workspace_id, person.profile_id, event)
-    extras = _extras(
-        engine, library=lib, template=template, workspace_id=ws.id, profile_id=person.profile_id, now=now
-    )
     prepared = delivery.prepare(
-        msg,
+        _claimed(sample, person.profile_id),
         person=person,
         workspace=ws,
-        now=now,
-        link_secret=link_secret,
-        public_url=public_url,
+        now=sample.now,
+        link_secret=sample.link_secret,
+        public_url=sample.public_url,
         library=_TestLibrary(lib),
-        extras=extras,
+        extras=_extras(engine, sample, library=lib, profile_id=person.profile_id),
     )
     channel = SmtpChannel(smtp_url, connections=1)
     try:

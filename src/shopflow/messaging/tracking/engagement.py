@@ -7,6 +7,7 @@ claims say happened and answers False when the claims' workspace no longer exist
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Mapping
 from datetime import datetime
 
 from sqlalchemy.engine import Engine
@@ -37,6 +38,19 @@ def _hour(now: datetime) -> str:
     return now.strftime("%Y%m%d%H")
 
 
+def _event(
+    claims: links.LinkClaims, *, name: str, key: str, now: datetime, properties: Mapping[str, object]
+) -> CanonicalEvent:
+    return CanonicalEvent(
+        message_id=key,
+        source=SOURCE,
+        identity=Identity(profile_id=claims.profile_id),
+        time=now,
+        name=name,
+        properties=dict(properties),
+    )
+
+
 def _machine_open(
     engine: Engine, claims: links.LinkClaims, *, method: str, user_agent: str | None, now: datetime
 ) -> bool:
@@ -60,29 +74,18 @@ def record_open(
     properties: dict[str, object] = {"message_id": claims.message_id, "flow_id": claims.flow_id, "url": None}
     if machine:
         properties["machine_open"] = True
-    event = CanonicalEvent(
-        # A machine open has its own dedupe key, so a proxy fetch never hides the person's open.
-        message_id=f"email-open:{claims.message_id}:{_hour(now)}{':m' if machine else ''}",
-        source=SOURCE,
-        identity=Identity(profile_id=claims.profile_id),
-        time=now,
-        name=ev.OPENED_EMAIL,
-        properties=properties,
-    )
+    # A machine open has its own dedupe key, so a proxy fetch never hides the person's open.
+    key = f"email-open:{claims.message_id}:{_hour(now)}{':m' if machine else ''}"
+    event = _event(claims, name=ev.OPENED_EMAIL, key=key, now=now, properties=properties)
     return record(engine, workspace_id=claims.workspace_id, event=event, now=now)
 
 
 def record_click(engine: Engine, *, claims: links.LinkClaims, url: str, now: datetime) -> bool:
     """A tracked link was followed to `url`: a Clicked Email event."""
     url_key = hashlib.sha256(url.encode()).hexdigest()[:16]
-    event = CanonicalEvent(
-        message_id=f"email-click:{claims.message_id}:{url_key}:{_hour(now)}",
-        source=SOURCE,
-        identity=Identity(profile_id=claims.profile_id),
-        time=now,
-        name=ev.CLICKED_EMAIL,
-        properties={"message_id": claims.message_id, "flow_id": claims.flow_id, "url": url},
-    )
+    properties = {"message_id": claims.message_id, "flow_id": claims.flow_id, "url": url}
+    key = f"email-click:{claims.message_id}:{url_key}:{_hour(now)}"
+    event = _event(claims, name=ev.CLICKED_EMAIL, key=key, now=now, properties=properties)
     return record(engine, workspace_id=claims.workspace_id, event=event, now=now)
 
 
