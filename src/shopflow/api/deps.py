@@ -14,7 +14,8 @@ from shopflow.config import Settings
 from shopflow.domain.clock import Clock
 from shopflow.store import db, workspaces
 
-Workspace = workspaces.Workspace  # the type routes receive from the authentication helpers below
+# What `private_workspace` gives a route; routes name the type here, not in the store.
+Workspace = workspaces.Workspace
 
 
 @dataclass
