@@ -14,8 +14,8 @@ from typing import Any
 
 from sqlalchemy.engine import Connection
 
+from shopflow.domain import action_nodes, timing_nodes
 from shopflow.domain import clock as domain_clock
-from shopflow.domain import nodes
 from shopflow.domain import step as domain_step
 from shopflow.domain.conditions import ENGAGEMENT_EVENTS, EventFact
 from shopflow.domain.events import CanonicalEvent, ConsentChange, Identity
@@ -121,8 +121,8 @@ def _needs(flow: FlowDefinition) -> _Needs:
     return _Needs(
         lists=bool(flow.list_keys),
         messages=bool(flow.fact_event_names & set(ENGAGEMENT_EVENTS.values())),
-        webhooks=any(isinstance(n, nodes.WebhookNode) for n in flow.nodes),
-        settings=any(isinstance(n, nodes.DelayNode) and n.until is not None for n in flow.nodes),
+        webhooks=any(isinstance(n, action_nodes.WebhookNode) for n in flow.nodes),
+        settings=any(isinstance(n, timing_nodes.DelayNode) and n.until is not None for n in flow.nodes),
     )
 
 
