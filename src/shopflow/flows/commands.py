@@ -13,7 +13,7 @@ from shopflow.cli import common
 from shopflow.domain.clock import SystemClock
 from shopflow.domain.flows import FlowDefinitionError, load_flow
 from shopflow.flows import library, lifecycle, simulate
-from shopflow.store import db, workspaces
+from shopflow.store import db, flow_messages, workspaces
 from shopflow.store import flows as store_flows
 
 
@@ -138,7 +138,7 @@ def _pending(args: argparse.Namespace, settings: config.Settings) -> int:
     engine = common.engine(settings)
     with db.reading(engine) as conn:
         flow = lifecycle.resolve(conn, workspace_id=args.workspace, ref=args.flow)
-        rows = store_flows.pending_messages(conn, workspace_id=args.workspace, flow_id=flow.id)
+        rows = flow_messages.pending_messages(conn, workspace_id=args.workspace, flow_id=flow.id)
     if args.json:
         print(json.dumps(rows, indent=2, default=str))
     else:

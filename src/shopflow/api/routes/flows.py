@@ -13,7 +13,7 @@ from fastapi.responses import JSONResponse
 from shopflow.api import deps
 from shopflow.domain.flows import FlowDefinitionError, load_flow
 from shopflow.flows import lifecycle, simulate
-from shopflow.store import db, workspaces
+from shopflow.store import db, flow_messages, workspaces
 from shopflow.store import flows as store_flows
 
 router = APIRouter(prefix="/api/v1/flows", tags=["flows"])
@@ -238,7 +238,7 @@ def pending_messages(
     with db.reading(ctx.engine) as conn:
         if store_flows.get_flow(conn, workspace_id=ws.id, flow_id=flow_id) is None:
             return _error(404, f"flow_id: no flow {flow_id} in this workspace")
-        rows = store_flows.pending_messages(conn, workspace_id=ws.id, flow_id=flow_id)
+        rows = flow_messages.pending_messages(conn, workspace_id=ws.id, flow_id=flow_id)
     return {"messages": [{**r, "created_at": r["created_at"].isoformat()} for r in rows]}
 
 
