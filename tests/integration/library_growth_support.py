@@ -12,7 +12,8 @@ from sqlalchemy.engine import Engine
 from shopflow import testing
 from shopflow.domain.clock import SimulatedClock
 from shopflow.domain.events import CanonicalEvent, ConsentChange, Identity
-from shopflow.flows import library, scheduler, sweeps, triggers
+from shopflow.flows import install as flow_install
+from shopflow.flows import scheduler, sweeps, triggers
 from shopflow.ingest import pipeline
 from shopflow.store import db, flow_runs, tables
 from shopflow.store import events as store_events
@@ -35,8 +36,10 @@ class Shop:
         self._n = 0
 
     def install(self, name: str) -> int:
-        with db.transaction(self.engine) as conn:
-            return library.install(conn, workspace_id=self.ws, name=name, now=T0, live=True)
+        (installed,) = flow_install.install_from_library(
+            self.engine, workspace_id=self.ws, names=[name], now=T0, live=True
+        )
+        return installed.flow_id
 
     def track(
         self,

@@ -19,7 +19,8 @@ from sqlalchemy.engine import Engine
 from shopflow import testing
 from shopflow.domain.clock import SimulatedClock
 from shopflow.domain.events import CanonicalEvent, ConsentChange, Identity
-from shopflow.flows import library, scheduler, sweeps, triggers
+from shopflow.flows import install as flow_install
+from shopflow.flows import scheduler, sweeps, triggers
 from shopflow.ingest import pipeline
 from shopflow.messaging import delivery
 from shopflow.store import db, flow_runs, tables, workspaces
@@ -54,8 +55,10 @@ class Shop:
         return shop
 
     def install(self, name: str) -> int:
-        with db.transaction(self.engine) as conn:
-            return library.install(conn, workspace_id=self.ws, name=name, now=self.clock.now(), live=True)
+        (installed,) = flow_install.install_from_library(
+            self.engine, workspace_id=self.ws, names=[name], now=self.clock.now(), live=True
+        )
+        return installed.flow_id
 
     def person(self, email: str, **traits: Any) -> None:
         """A profile subscribed to email marketing (so marketing sends are not skipped)."""

@@ -11,7 +11,8 @@ from sqlalchemy.engine import Engine
 from shopflow import testing
 from shopflow.domain.clock import SimulatedClock
 from shopflow.domain.events import CanonicalEvent, Identity
-from shopflow.flows import library, scheduler, triggers
+from shopflow.flows import install as flow_install
+from shopflow.flows import scheduler, triggers
 from shopflow.ingest import pipeline
 from shopflow.store import db, flow_runs, tables
 from shopflow.store import events as store_events
@@ -46,8 +47,10 @@ def tick(engine: Engine, clock: SimulatedClock) -> int:
 
 
 def install(engine: Engine, ws: str, name: str) -> int:
-    with db.transaction(engine) as conn:
-        return library.install(conn, workspace_id=ws, name=name, now=testing.T0, live=True)
+    (installed,) = flow_install.install_from_library(
+        engine, workspace_id=ws, names=[name], now=testing.T0, live=True
+    )
+    return installed.flow_id
 
 
 def messages(engine: Engine) -> list[tuple[str, str, Any]]:

@@ -14,6 +14,9 @@ from shopflow.config import Settings
 from shopflow.domain.clock import Clock
 from shopflow.store import db, workspaces
 
+# What `private_workspace` gives a route; routes name the type here, not in the store.
+Workspace = workspaces.Workspace
+
 
 @dataclass
 class AppContext:

@@ -20,6 +20,15 @@ class LibraryFlow:
     purpose: str
 
 
+class NotInLibrary(LookupError):
+    """No library flow of that name; `available` are the names there are, sorted."""
+
+    def __init__(self, name: str, available: list[str]) -> None:
+        super().__init__(f"flow {name!r}: not in the library; available: {', '.join(available)}")
+        self.name = name
+        self.available = available
+
+
 def _files() -> dict[str, str]:
     folder = resources.files("shopflow.flows").joinpath("library")
     return {
@@ -32,7 +41,7 @@ def _files() -> dict[str, str]:
 def definition(name: str) -> FlowDefinition:
     files = _files()
     if name not in files:
-        raise LookupError(f"flow {name!r}: not in the library; available: {', '.join(sorted(files))}")
+        raise NotInLibrary(name, sorted(files))
     return load_flow(files[name])
 
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import Any, TypeAlias
 
 from sqlalchemy.engine import Connection
 
@@ -14,11 +14,20 @@ from shopflow.store import flow_messages, flow_runs, flow_stats
 from shopflow.store import flows as store_flows
 from shopflow.store import messages as store_messages
 
+Flow = store_flows.Flow
+STATUSES = store_flows.STATUSES  # draft, manual, live, paused
+# How a caller names a flow: its id (the HTTP API), or its key or id as typed (the CLI's FLOW).
+FlowRef: TypeAlias = int | str
+
+
+class FlowNotFound(LookupError):
+    """No such flow in the workspace (the message names the reference as it was given)."""
+
 
 def _flow(conn: Connection, workspace_id: str, flow_id: int) -> store_flows.Flow:
     flow = store_flows.get_flow(conn, workspace_id=workspace_id, flow_id=flow_id)
     if flow is None:
-        raise LookupError(f"flow: no flow {flow_id} in workspace {workspace_id!r}")
+        raise FlowNotFound(f"flow: no flow {flow_id} in workspace {workspace_id!r}")
     return flow
 
 
@@ -28,8 +37,15 @@ def resolve(conn: Connection, *, workspace_id: str, ref: str) -> store_flows.Flo
     if flow is None and ref.isdigit():
         flow = store_flows.get_flow(conn, workspace_id=workspace_id, flow_id=int(ref))
     if flow is None:
-        raise LookupError(f"FLOW: no flow with id or key {ref!r} in workspace {workspace_id!r}")
+        raise FlowNotFound(f"FLOW: no flow with id or key {ref!r} in workspace {workspace_id!r}")
     return flow
+
+
+def find(conn: Connection, *, workspace_id: str, flow: FlowRef) -> store_flows.Flow:
+    """The flow an id (int) or a key-or-id (str, see `resolve`) names; FlowNotFound otherwise."""
+    if isinstance(flow, str):
+        return resolve(conn, workspace_id=workspace_id, ref=flow)
+    return _flow(conn, workspace_id, flow)
 
 
 def change_status(
