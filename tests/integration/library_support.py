@@ -23,9 +23,8 @@ from shopflow.flows import install as flow_install
 from shopflow.flows import scheduler, sweeps, triggers
 from shopflow.ingest import pipeline
 from shopflow.messaging import delivery
-from shopflow.store import db, tables, workspaces
+from shopflow.store import db, flow_runs, tables, workspaces
 from shopflow.store import events as store_events
-from shopflow.store import flows as store_flows
 
 DAY = timedelta(days=1)
 HOUR = timedelta(hours=1)
@@ -139,7 +138,7 @@ class Shop:
         """(status, node, exit reason) of the flow's runs, oldest first."""
         r = tables.flow_runs
         with db.reading(self.engine) as conn:
-            ids = [run.id for run in store_flows.runs_of_flow(conn, flow_id=flow_id)]
+            ids = [run.id for run in flow_runs.runs_of_flow(conn, flow_id=flow_id)]
             rows = conn.execute(
                 sa.select(r.c.id, r.c.status, r.c.node_id, r.c.exit_reason)
                 .where(r.c.id.in_(ids))

@@ -17,9 +17,8 @@ from shopflow.domain.flows import load_flow
 from shopflow.flows import lifecycle, manage, scheduler, simulate, triggers
 from shopflow.ingest import pipeline
 from shopflow.messaging import delivery
-from shopflow.store import db, tables
+from shopflow.store import db, flow_runs, tables
 from shopflow.store import events as store_events
-from shopflow.store import flows as store_flows
 
 
 def send(node_id: str, nxt: str, template: str = "welcome-1") -> dict[str, Any]:
@@ -165,13 +164,13 @@ def test_paused_flow_holds_runs_and_resumes_at_once(engine: Engine, clock: Simul
     assert deliver(engine, clock, channel) == 0
     assert (messages(engine), channel.sent) == ([("a@example.org", "a", "held")], [])
     with db.reading(engine) as conn:
-        [run] = store_flows.runs_of_flow(conn, flow_id=flow_id)
+        [run] = flow_runs.runs_of_flow(conn, flow_id=flow_id)
     assert (run.status, run.node_id, run.wake_at) == ("waiting", "b", testing.T0 + timedelta(hours=1))
     # A paused flow takes no new entrants either.
     join(engine, clock, ws, "late@example.org")
     tick(engine, clock)
     with db.reading(engine) as conn:
-        assert len(store_flows.runs_of_flow(conn, flow_id=flow_id)) == 1
+        assert len(flow_runs.runs_of_flow(conn, flow_id=flow_id)) == 1
     # Live again: the overdue run fires at once, without the clock moving.
     with db.transaction(engine) as conn:
         lifecycle.change_status(conn, workspace_id=ws, flow_id=flow_id, status="live", now=clock.now())
@@ -186,7 +185,7 @@ def test_paused_flow_holds_runs_and_resumes_at_once(engine: Engine, clock: Simul
     m = tables.messages
     with db.reading(engine) as conn:
         created = conn.execute(sa.select(m.c.created_at).where(m.c.node_id == "b")).scalar_one()
-        [run] = store_flows.runs_of_flow(conn, flow_id=flow_id)
+        [run] = flow_runs.runs_of_flow(conn, flow_id=flow_id)
     assert created == clock.now()
     assert (run.status, run.node_id) == ("exited", "done")
     with (
@@ -475,7 +474,7 @@ def test_loop_guard_caps_steps_per_run_per_hour(engine: Engine, clock: Simulated
         clock.advance(timedelta(seconds=1))
         scheduler.run_all_due(engine, clock=clock)
     with db.reading(engine) as conn:
-        [run] = store_flows.runs_of_flow(conn, flow_id=flow_id)
+        [run] = flow_runs.runs_of_flow(conn, flow_id=flow_id)
         report = lifecycle.node_report(conn, workspace_id=ws, flow_id=flow_id)
     assert (run.status, run.node_id) == ("exited", "a")
     # Each wake enters b then a; the cap is reached within the first hour, long before it ends.

@@ -14,7 +14,7 @@ def register(sub: Any) -> None:
     p = p_db.add_parser("upgrade", help="run migrations up to a revision (default: head)")
     p.add_argument("revision", nargs="?", default="head")
     p.set_defaults(handler=_upgrade)
-    p = p_db.add_parser("revision", help="write a new migration from changes to store/tables.py")
+    p = p_db.add_parser("revision", help="write a new migration from changes to store/tables/")
     p.add_argument("-m", "--message", required=True)
     p.set_defaults(handler=_revision)
 

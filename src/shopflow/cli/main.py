@@ -13,17 +13,22 @@ from typing import Any
 
 from shopflow import config, workspaces
 from shopflow.cli import common
+from shopflow.cli import coupons as coupons_area
 from shopflow.cli import db as db_area
 from shopflow.cli import demo as demo_area
 from shopflow.cli import flow_steps as flow_steps_area
 from shopflow.cli import flows as flows_area
+from shopflow.cli import hygiene as hygiene_area
+from shopflow.cli import inbound as inbound_area
+from shopflow.cli import outbox as outbox_area
+from shopflow.cli import push as push_area
+from shopflow.cli import senders as senders_area
 from shopflow.cli import serve as serve_area
+from shopflow.cli import sink as sink_area
+from shopflow.cli import sms as sms_area
+from shopflow.cli import templates as templates_area
 from shopflow.cli import workspaces as workspaces_area
-from shopflow.messaging import coupon_commands, outbox, privacy, push_commands, sink, sms_commands
-from shopflow.messaging.deliverability import hygiene
-from shopflow.messaging.deliverability import senders as sender_commands
-from shopflow.messaging.inbound import smtp as inbound_smtp
-from shopflow.messaging.templates import preview as template_preview
+from shopflow.messaging import privacy
 from shopflow.store import db
 
 Handler = common.Handler
@@ -36,16 +41,16 @@ AREAS: list[Callable[[Any], None]] = [
     flow_steps_area.register,
     serve_area.register,
     demo_area.register,
-    sink.register,
-    outbox.register,
+    sink_area.register,
+    outbox_area.register,
     privacy.register,
-    hygiene.register,
-    push_commands.register,
-    sms_commands.register,
-    sender_commands.register,
-    inbound_smtp.register,
-    coupon_commands.register,
-    template_preview.register,
+    hygiene_area.register,
+    push_area.register,
+    sms_area.register,
+    senders_area.register,
+    inbound_area.register,
+    coupons_area.register,
+    templates_area.register,
 ]
 
 

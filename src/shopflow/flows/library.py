@@ -8,7 +8,7 @@ from importlib import resources
 
 from sqlalchemy.engine import Connection
 
-from shopflow.domain import nodes
+from shopflow.domain import action_nodes
 from shopflow.domain.flows import FlowDefinition, load_flow
 from shopflow.store import flows as store_flows
 from shopflow.store import steps as store_steps
@@ -57,7 +57,7 @@ def install(conn: Connection, *, workspace_id: str, name: str, now: datetime, li
     lapsed customers to `low-frequency`), so a library flow installs in any workspace.
     """
     flow = definition(name)
-    for key in sorted({node.list for node in flow.nodes if isinstance(node, nodes.ListNode)}):
+    for key in sorted({node.list for node in flow.nodes if isinstance(node, action_nodes.ListNode)}):
         store_steps.create_list(
             conn, workspace_id=workspace_id, key=key, name=key.replace("-", " ").capitalize(), now=now
         )

@@ -12,7 +12,7 @@ from sqlalchemy.engine import Engine
 
 from shopflow.analytics import reports
 from shopflow.flows import lifecycle, simulate
-from shopflow.store import db
+from shopflow.store import db, flow_messages
 from shopflow.store import flows as store_flows
 
 
@@ -32,7 +32,7 @@ def pending_messages(engine: Engine, *, workspace_id: str, flow: lifecycle.FlowR
     """A manual flow's messages waiting for approval, oldest first."""
     with db.reading(engine) as conn:
         found = lifecycle.find(conn, workspace_id=workspace_id, flow=flow)
-        return store_flows.pending_messages(conn, workspace_id=workspace_id, flow_id=found.id)
+        return flow_messages.pending_messages(conn, workspace_id=workspace_id, flow_id=found.id)
 
 
 def node_report(engine: Engine, *, workspace_id: str, flow: lifecycle.FlowRef) -> dict[str, Any]:

@@ -20,7 +20,7 @@ from shopflow.domain import conditions
 from shopflow.domain import step as domain_step
 from shopflow.flows import lifecycle, runtime
 from shopflow.messaging import guards
-from shopflow.store import consent, messages, workspaces
+from shopflow.store import consent, flow_runs, messages, run_facts, workspaces
 from shopflow.store import flows as store_flows
 
 # One simulated run visits at most this many wake-ups (a long drip with many delays is ~20).
@@ -112,7 +112,7 @@ def simulate(
     flow = store_flows.get_flow(conn, workspace_id=workspace_id, flow_id=flow_id)
     if flow is None:
         raise lifecycle.FlowNotFound(f"flow: no flow {flow_id} in workspace {workspace_id!r}")
-    profile = store_flows.profiles_by_id(conn, profile_ids=[profile_id]).get(profile_id)
+    profile = run_facts.profiles_by_id(conn, profile_ids=[profile_id]).get(profile_id)
     if profile is None or profile.get("workspace_id") != workspace_id:
         raise ProfileNotFound(f"profile: no profile {profile_id} in workspace {workspace_id!r}")
     definition = flow.definition
@@ -144,7 +144,7 @@ def simulate(
     if holdout:
         add(Stop(now, None, "trigger", f"in the {definition.holdout_percent} % holdout: sends are skipped"))
 
-    row = store_flows.RunRow(
+    row = flow_runs.RunRow(
         id=0,
         workspace_id=workspace_id,
         flow_id=flow.id,

@@ -35,7 +35,7 @@ from shopflow.config import Settings
 from shopflow.domain.clock import SimulatedClock
 from shopflow.flows import library
 from shopflow.messaging.channels.email.smtp import SmtpChannel
-from shopflow.simulation import model, payloads
+from shopflow.simulation import activity, model, payloads
 from shopflow.store import db, tables, workspaces
 from shopflow.store import flows as store_flows
 from shopflow.workers.embedded import Worker
@@ -241,7 +241,7 @@ def _simulate(
         actions = store.actions_between(t, t_next)
         _post(http, [payloads.to_segment(a) for a in actions if payloads.is_ingestable(a)])
         for action in actions:
-            if action.kind in (model.EMAIL_OPEN, model.EMAIL_CLICK):
+            if action.kind in (activity.EMAIL_OPEN, activity.EMAIL_CLICK):
                 _track(http, inbox, action)
         worker.run_until_idle()
         delivered = inbox.take_new()
@@ -271,12 +271,12 @@ def _post(http: httpx.Client, batch: list[dict[str, Any]]) -> None:
             raise RuntimeError(f"/v1/batch answered {response.status_code}: {response.text}")
 
 
-def _track(http: httpx.Client, inbox: _Inbox, action: model.Action) -> None:
+def _track(http: httpx.Client, inbox: _Inbox, action: activity.Action) -> None:
     ref = action.properties.get("ref")
     delivered = inbox.by_id.get(int(ref)) if ref is not None else None
     if delivered is None:
         return
-    url = delivered.open_url if action.kind == model.EMAIL_OPEN else delivered.click_url
+    url = delivered.open_url if action.kind == activity.EMAIL_OPEN else delivered.click_url
     if url is None:
         return
     response = http.get(url, follow_redirects=False)

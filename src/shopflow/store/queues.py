@@ -13,7 +13,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from shopflow.store import catalog, db, events, flows, messages, steps, triggers, webhooks
+from shopflow.store import catalog, db, events, flow_runs, messages, steps, triggers, webhooks
 
 
 @dataclass(frozen=True)
@@ -39,7 +39,7 @@ def due_work(conn: Connection, *, now: datetime, stale_before: datetime) -> DueW
         {
             "events": [_either(events.pending_query(), catalog.changes_pending_query())],
             "sweeps": [triggers.sweepable_query()],
-            "runs": [flows.due_query(now=now)],
+            "runs": [flow_runs.due_query(now=now)],
             "email": messages.due_queries(channel="email", now=now, stale_before=stale_before),
             "sms": messages.due_queries(channel="sms", now=now, stale_before=stale_before),
             "push": messages.due_queries(channel="push", now=now, stale_before=stale_before),
