@@ -11,11 +11,12 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy.engine import Connection
+from sqlalchemy.engine import Connection, Engine
 
+from shopflow.domain.clock import Clock
 from shopflow.domain.events import CanonicalEvent
 from shopflow.ingest import identity, plan
-from shopflow.store import consent, event_writes, profiles, workspaces
+from shopflow.store import consent, db, event_writes, profiles, workspaces
 
 
 @dataclass(frozen=True)
@@ -128,6 +129,14 @@ def accept(
     if not events:
         return AcceptResult(0, 0, [], [])
     return _accept(conn, workspace_id=workspace_id, events=events, now=now).result(0, len(events))
+
+
+def accept_events(
+    engine: Engine, *, workspace_id: str, events: Sequence[CanonicalEvent], clock: Clock
+) -> AcceptResult:
+    """One request's events in a transaction of their own (when no group-commit writer runs)."""
+    with db.transaction(engine) as conn:
+        return accept(conn, workspace_id=workspace_id, events=events, now=clock.now())
 
 
 def accept_many(

@@ -5,6 +5,8 @@ from __future__ import annotations
 import asyncio
 import base64
 import binascii
+import functools
+import hashlib
 import json
 import zlib
 from collections.abc import Sequence
@@ -16,7 +18,6 @@ from shopflow.api import deps
 from shopflow.domain.events import CanonicalEvent
 from shopflow.ingest import pipeline
 from shopflow.ingest.sources import segment
-from shopflow.store import db, workspaces
 
 router = APIRouter(tags=["ingest"])
 
@@ -77,24 +78,20 @@ def _basic_key(request: Request) -> str | None:
     return decoded.partition(":")[0] or None
 
 
-async def _workspace(request: Request, key: str | None) -> workspaces.Workspace:
+async def _workspace(request: Request, key: str | None) -> deps.Workspace:
     if not key:
         raise IngestError(401, "writeKey: expected the write key in the body or as the HTTP Basic user name")
     ctx = deps.context(request)
     # Known keys are remembered per app: a lookup per request would cost a round trip each.
     # (Keys cannot be rotated yet; when they can, rotation must clear this cache.)
-    cache: dict[str, workspaces.Workspace] = ctx.services.setdefault("ingest.write_keys", {})
-    digest = workspaces.hash_key(key)
+    cache: dict[str, deps.Workspace] = ctx.services.setdefault("ingest.write_keys", {})
+    digest = hashlib.sha256(key.encode()).hexdigest()  # the cache holds no key in clear
     ws = cache.get(digest)
     if ws is None:
-
-        def lookup() -> workspaces.Workspace | None:
-            with db.reading(ctx.engine) as conn:
-                return workspaces.by_write_key(conn, key)
-
-        ws = await asyncio.to_thread(lookup)
-        if ws is None:
+        found = await asyncio.to_thread(deps.workspace_by_key, request, key)
+        if found is None:
             raise IngestError(401, "writeKey: unknown write key")
+        ws = found[0]
         if len(cache) > 10_000:
             cache.clear()
         cache[digest] = ws
@@ -109,12 +106,10 @@ async def _store(
     if writer is not None:
         result: pipeline.AcceptResult = await writer.submit(workspace_id, events)
         return result
-
-    def write() -> pipeline.AcceptResult:
-        with db.transaction(ctx.engine) as conn:
-            return pipeline.accept(conn, workspace_id=workspace_id, events=events, now=ctx.clock.now())
-
-    return await asyncio.to_thread(write)
+    accept = functools.partial(
+        pipeline.accept_events, ctx.engine, workspace_id=workspace_id, events=events, clock=ctx.clock
+    )
+    return await asyncio.to_thread(accept)
 
 
 async def _handle(request: Request, kind: str | None) -> JSONResponse:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-import hashlib
+import functools
 from typing import Any
 
 from fastapi import APIRouter, Request
@@ -11,17 +11,14 @@ from fastapi.responses import JSONResponse
 
 from shopflow.api import deps
 from shopflow.api.routes import ingest as ingest_routes
-from shopflow.domain.events import CanonicalEvent, Identity
-from shopflow.ingest import identity, pipeline
+from shopflow.domain.events import Identity
+from shopflow.ingest import identity, stock_requests
 from shopflow.ingest.sources import segment
-from shopflow.store import db
-from shopflow.store import triggers as store_triggers
 
 router = APIRouter(tags=["back-in-stock"])
 
 MAX_BODY_BYTES = 8 * 1024
 MAX_ID = 64
-REQUESTED = "Back in Stock Requested"
 
 
 def _text(body: dict[str, Any], name: str, *, required: bool = False, limit: int = MAX_ID) -> str | None:
@@ -77,30 +74,14 @@ async def back_in_stock(request: Request) -> JSONResponse:
         who, product_id, variant_id = _request(body)
     except ingest_routes.IngestError as exc:
         return JSONResponse({"error": exc.message}, status_code=exc.status, headers=exc.headers)
-    now = ctx.clock.now()
-    workspace_id = ws.id
-
-    def write() -> int:
-        digest = hashlib.sha256(f"{who}|{product_id}|{variant_id}|{now.isoformat()}".encode()).hexdigest()
-        event = CanonicalEvent(
-            message_id=f"back-in-stock:{digest[:40]}",
-            source="api",
-            identity=who,
-            time=now,
-            name=REQUESTED,
-            properties={"product_id": product_id, "variant_id": variant_id or None},
-        )
-        with db.transaction(ctx.engine) as conn:
-            # Through the pipeline: the profile is found or created, and the request is on its timeline.
-            result = pipeline.accept(conn, workspace_id=workspace_id, events=[event], now=now)
-            return store_triggers.subscribe_to_stock(
-                conn,
-                workspace_id=workspace_id,
-                profile_id=result.profile_ids[0],
-                product_id=product_id,
-                variant_id=variant_id,
-                now=now,
-            )
-
-    subscription_id = await asyncio.to_thread(write)
+    request_it = functools.partial(
+        stock_requests.request_back_in_stock,
+        ctx.engine,
+        workspace_id=ws.id,
+        who=who,
+        product_id=product_id,
+        variant_id=variant_id,
+        now=ctx.clock.now(),
+    )
+    subscription_id = await asyncio.to_thread(request_it)
     return JSONResponse({"success": True, "subscription_id": subscription_id})
