@@ -21,6 +21,7 @@ from shopflow.cli import flows as flows_area
 from shopflow.cli import hygiene as hygiene_area
 from shopflow.cli import inbound as inbound_area
 from shopflow.cli import outbox as outbox_area
+from shopflow.cli import privacy as privacy_area
 from shopflow.cli import push as push_area
 from shopflow.cli import senders as senders_area
 from shopflow.cli import serve as serve_area
@@ -28,7 +29,6 @@ from shopflow.cli import sink as sink_area
 from shopflow.cli import sms as sms_area
 from shopflow.cli import templates as templates_area
 from shopflow.cli import workspaces as workspaces_area
-from shopflow.messaging import privacy
 from shopflow.store import db
 
 Handler = common.Handler
@@ -43,7 +43,7 @@ AREAS: list[Callable[[Any], None]] = [
     demo_area.register,
     sink_area.register,
     outbox_area.register,
-    privacy.register,
+    privacy_area.register,
     hygiene_area.register,
     push_area.register,
     sms_area.register,

@@ -6,7 +6,7 @@ from fastapi import APIRouter, Depends, Request
 from fastapi.responses import JSONResponse
 
 from shopflow.api import deps
-from shopflow.store import db, privacy, workspaces
+from shopflow.ingest import privacy
 
 router = APIRouter(prefix="/api/v1/profiles", tags=["privacy"])
 
@@ -21,19 +21,16 @@ def _profile_id(raw: str) -> int | None:
 
 @router.get("/{profile_id}/export")
 def export_profile(
-    profile_id: str, request: Request, ws: workspaces.Workspace = Depends(deps.private_workspace)
+    profile_id: str, request: Request, ws: deps.Workspace = Depends(deps.private_workspace)
 ) -> JSONResponse:
     pid = _profile_id(profile_id)
     if pid is None:
         return _error(400, f"profile_id: expected a positive integer, got {profile_id[:50]!r}")
     ctx = deps.context(request)
     try:
-        with db.transaction(ctx.engine) as conn:
-            subject = privacy.find(conn, workspace_id=ws.id, profile_id=pid)
-            data = privacy.export(conn, subject=subject)
-            privacy.record_audit(
-                conn, subject=subject, action=privacy.EXPORT, actor="api", now=ctx.clock.now(), details={}
-            )
+        data = privacy.export_person(
+            ctx.engine, workspace_id=ws.id, profile_id=pid, actor="api", now=ctx.clock.now()
+        )
     except LookupError as exc:
         return _error(404, str(exc))
     return JSONResponse(data, headers={"Cache-Control": "no-store"})
@@ -41,16 +38,16 @@ def export_profile(
 
 @router.delete("/{profile_id}")
 def erase_profile(
-    profile_id: str, request: Request, ws: workspaces.Workspace = Depends(deps.private_workspace)
+    profile_id: str, request: Request, ws: deps.Workspace = Depends(deps.private_workspace)
 ) -> JSONResponse:
     pid = _profile_id(profile_id)
     if pid is None:
         return _error(400, f"profile_id: expected a positive integer, got {profile_id[:50]!r}")
     ctx = deps.context(request)
     try:
-        with db.transaction(ctx.engine) as conn:
-            subject = privacy.find(conn, workspace_id=ws.id, profile_id=pid)
-            details = privacy.erase(conn, subject=subject, now=ctx.clock.now(), actor="api")
+        erased = privacy.erase_person(
+            ctx.engine, workspace_id=ws.id, profile_id=pid, actor="api", now=ctx.clock.now()
+        )
     except LookupError as exc:
         return _error(404, str(exc))
-    return JSONResponse({"erased_profiles": list(subject.profile_ids), **details})
+    return JSONResponse(erased)

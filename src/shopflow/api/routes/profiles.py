@@ -2,58 +2,15 @@
 
 from __future__ import annotations
 
-from datetime import datetime
-from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
 
-import sqlalchemy as sa
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import JSONResponse
 
 from shopflow.api import deps
-from shopflow.domain.clock import as_utc
-from shopflow.ingest import identity
-from shopflow.store import consent, db, events, profiles, workspaces
+from shopflow.ingest import profile_views
 
 router = APIRouter(prefix="/api/v1/profiles", tags=["profiles"])
-
-
-def _time(value: datetime | None) -> str | None:
-    return None if value is None else as_utc(value).isoformat()
-
-
-def _money(value: Decimal | None) -> str | None:
-    return None if value is None else str(value)
-
-
-def _summary(row: sa.Row[Any]) -> dict[str, Any]:
-    return {
-        "id": int(row.id),
-        "email": row.email,
-        # Address hygiene, set at intake: valid | invalid_syntax | reserved_domain | fake (None: no
-        # address); the guards refuse mail or marketing by it.
-        "email_status": row.email_status,
-        "email_role": None if row.email_role is None else bool(row.email_role),
-        "phone": row.phone,
-        "external_id": row.external_id,
-        "first_name": row.first_name,
-        "last_name": row.last_name,
-        "created_at": _time(row.created_at),
-    }
-
-
-def _aggregates(row: sa.Row[Any]) -> dict[str, Any]:
-    count = int(row.order_count)
-    total = Decimal(row.total_spent)
-    average = (total / count).quantize(Decimal("0.01"), rounding=ROUND_HALF_UP) if count else None
-    return {
-        "order_count": count,
-        "total_spent": _money(total),
-        "average_order_value": _money(average),
-        "first_order_at": _time(row.first_order_at),
-        "last_order_at": _time(row.last_order_at),
-        "last_active_at": _time(row.last_active_at),
-    }
 
 
 def _error(status: int, message: str) -> JSONResponse:
@@ -66,7 +23,7 @@ def find_profiles(
     email: str | None = Query(None, description="exact match after lower-casing and trimming"),
     phone: str | None = Query(None, description="any format; compared in E.164"),
     external_id: str | None = Query(None, description="the store's customer id"),
-    ws: workspaces.Workspace = Depends(deps.private_workspace),
+    ws: deps.Workspace = Depends(deps.private_workspace),
 ) -> Any:
     """Profiles with this email, phone or external id (at most one of each, since identifiers are unique)."""
     given = {
@@ -75,53 +32,24 @@ def find_profiles(
     if len(given) != 1:
         return _error(400, "query: expected exactly one of email, phone or external_id")
     ((kind, raw),) = given.items()
-    if kind == "email":
-        value = identity.normalise_email(raw)
-    elif kind == "phone":
-        value = identity.normalise_phone(raw, str(ws.settings.get("phone_region") or identity.DEFAULT_REGION))
-    else:
-        value = raw.strip() or None
-    if value is None:
-        return _error(400, f"{kind}: {raw!r} is not a valid {kind.replace('_', ' ')}")
-    ctx = deps.context(request)
-    with db.reading(ctx.engine) as conn:
-        rows = profiles.find(conn, workspace_id=ws.id, kind=kind, value=value)
-    return {"profiles": [{**_summary(r), **_aggregates(r)} for r in rows]}
+    try:
+        found = profile_views.find_profiles(deps.context(request).engine, workspace=ws, kind=kind, raw=raw)
+    except ValueError as exc:
+        return _error(400, str(exc))
+    return {"profiles": found}
 
 
 @router.get("/{profile_id}")
 def get_profile(
-    profile_id: int, request: Request, ws: workspaces.Workspace = Depends(deps.private_workspace)
+    profile_id: int, request: Request, ws: deps.Workspace = Depends(deps.private_workspace)
 ) -> Any:
     """One profile: columns, custom properties, aggregates, consent per channel and identifiers."""
-    ctx = deps.context(request)
-    with db.reading(ctx.engine) as conn:
-        row = profiles.get(conn, workspace_id=ws.id, profile_id=profile_id)
-        if row is None:
-            return _error(404, f"profile_id: no profile {profile_id} in this workspace")
-        channels = consent.for_profile(conn, workspace_id=ws.id, profile_id=profile_id)
-        ids = profiles.identifiers(conn, workspace_id=ws.id, profile_id=profile_id)
-        merges = profiles.merges_into(conn, workspace_id=ws.id, profile_id=profile_id)
-    return {
-        **_summary(row),
-        "timezone": row.timezone,
-        "updated_at": _time(row.updated_at),
-        "merged_into": None if row.merged_into is None else int(row.merged_into),
-        "properties": dict(row.properties or {}),
-        "aggregates": _aggregates(row),
-        "consent": {
-            ch: {
-                "status": channels[ch]["status"] if ch in channels else consent.NEVER_SUBSCRIBED,
-                "updated_at": _time(channels[ch]["updated_at"]) if ch in channels else None,
-            }
-            for ch in sorted(consent.CHANNELS | set(channels))
-        },
-        "identifiers": [{"kind": k, "value": v} for k, v in ids],
-        "merged_from": [
-            {"profile_id": int(m.from_profile_id), "reason": m.reason, "merged_at": _time(m.merged_at)}
-            for m in merges
-        ],
-    }
+    try:
+        return profile_views.profile_detail(
+            deps.context(request).engine, workspace_id=ws.id, profile_id=profile_id
+        )
+    except LookupError as exc:
+        return _error(404, str(exc))
 
 
 @router.get("/{profile_id}/timeline")
@@ -129,73 +57,11 @@ def timeline(
     profile_id: int,
     request: Request,
     limit: int = Query(100, ge=1, le=1000),
-    ws: workspaces.Workspace = Depends(deps.private_workspace),
+    ws: deps.Workspace = Depends(deps.private_workspace),
 ) -> Any:
     """Events, messages (with status and skip reason) and flow steps, newest first."""
-    ctx = deps.context(request)
-    with db.reading(ctx.engine) as conn:
-        if profiles.get(conn, workspace_id=ws.id, profile_id=profile_id) is None:
-            return _error(404, f"profile_id: no profile {profile_id} in this workspace")
-        evs = events.for_profile(conn, workspace_id=ws.id, profile_id=profile_id, limit=limit)
-        msgs = profiles.timeline_messages(conn, workspace_id=ws.id, profile_id=profile_id, limit=limit)
-        steps = profiles.timeline_run_log(conn, workspace_id=ws.id, profile_id=profile_id, limit=limit)
-    items: list[tuple[datetime, int, dict[str, Any]]] = []
-    for e in evs:
-        items.append(
-            (
-                as_utc(e.time),
-                0,
-                {
-                    "type": "event",
-                    "at": _time(e.time),
-                    "id": e.id,
-                    "name": e.name,
-                    "properties": e.properties,
-                    "value": _money(e.value),
-                    "currency": e.currency,
-                    "source": e.source,
-                },
-            )
-        )
-    for m in msgs:
-        items.append(
-            (
-                as_utc(m.created_at),
-                1,
-                {
-                    "type": "message",
-                    "at": _time(m.created_at),
-                    "id": int(m.id),
-                    "channel": m.channel,
-                    "template": m.template,
-                    "subject": m.subject,
-                    "status": m.status,
-                    "skip_reason": m.skip_reason,
-                    "flow_id": m.flow_id,
-                    "run_id": m.run_id,
-                    "node_id": m.node_id,
-                    "sent_at": _time(m.sent_at),
-                },
-            )
-        )
-    for s in steps:
-        items.append(
-            (
-                as_utc(s.at),
-                2,
-                {
-                    "type": "flow_step",
-                    "at": _time(s.at),
-                    "id": int(s.id),
-                    "kind": s.kind,
-                    "flow_id": int(s.flow_id),
-                    "flow_name": s.flow_name,
-                    "flow_key": s.flow_key,
-                    "run_id": int(s.run_id),
-                    "node_id": s.node_id,
-                    "reason": s.reason,
-                },
-            )
-        )
-    items.sort(key=lambda item: (item[0], item[1], item[2]["id"]), reverse=True)
-    return {"profile_id": profile_id, "items": [item for _, _, item in items[:limit]]}
+    engine = deps.context(request).engine
+    try:
+        return profile_views.timeline(engine, workspace_id=ws.id, profile_id=profile_id, limit=limit)
+    except LookupError as exc:
+        return _error(404, str(exc))

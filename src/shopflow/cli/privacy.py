@@ -8,8 +8,9 @@ import sys
 from typing import Any
 
 from shopflow import config
+from shopflow.cli import common
 from shopflow.domain.clock import SystemClock
-from shopflow.store import db, privacy
+from shopflow.ingest import privacy
 
 
 def register(sub: Any) -> None:
@@ -35,30 +36,32 @@ def register(sub: Any) -> None:
 
 
 def _export(args: argparse.Namespace, settings: config.Settings) -> int:
-    from shopflow.cli import common
-
-    engine = common.engine(settings)
-    with db.transaction(engine) as conn:
-        subject = privacy.find(conn, workspace_id=args.workspace, email=args.email, profile_id=args.profile)
-        data = privacy.export(conn, subject=subject)
-        privacy.record_audit(
-            conn, subject=subject, action=privacy.EXPORT, actor="cli", now=SystemClock().now(), details={}
-        )
+    data = privacy.export_person(
+        common.engine(settings),
+        workspace_id=args.workspace,
+        email=args.email,
+        profile_id=args.profile,
+        actor="cli",
+        now=SystemClock().now(),
+    )
     print(json.dumps(data, indent=2, sort_keys=True, default=str))
     return 0
 
 
 def _erase(args: argparse.Namespace, settings: config.Settings) -> int:
-    from shopflow.cli import common
-
     engine = common.engine(settings)
     if not args.yes:
         answer = input(f"Erase {args.email or f'profile {args.profile}'} from {args.workspace}? [y/N] ")
         if answer.strip().lower() not in ("y", "yes"):
             print("not erased", file=sys.stderr)
             return 1
-    with db.transaction(engine) as conn:
-        subject = privacy.find(conn, workspace_id=args.workspace, email=args.email, profile_id=args.profile)
-        details = privacy.erase(conn, subject=subject, now=SystemClock().now(), actor="cli")
-    print(json.dumps({"erased_profiles": list(subject.profile_ids), **details}, indent=2, sort_keys=True))
+    erased = privacy.erase_person(
+        engine,
+        workspace_id=args.workspace,
+        email=args.email,
+        profile_id=args.profile,
+        actor="cli",
+        now=SystemClock().now(),
+    )
+    print(json.dumps(erased, indent=2, sort_keys=True))
     return 0
