@@ -13,9 +13,13 @@ from sqlalchemy import event
 from sqlalchemy.engine import Engine
 
 from shopflow import testing
+from shopflow.domain.clock import SimulatedClock
 from shopflow.domain.events import CanonicalEvent, ConsentChange, Identity
+from shopflow.domain.flows import load_flow
+from shopflow.flows import manage as flows_manage
 from shopflow.ingest import pipeline
-from shopflow.store import consent, db, tables
+from shopflow.store import consent, db, messages, tables, workspaces
+from shopflow.workers import events as event_worker
 
 T0 = testing.T0
 
@@ -31,6 +35,20 @@ def ev(mid: str, name: str | None = "Viewed Product", **kw: Any) -> CanonicalEve
     return CanonicalEvent(
         message_id=mid, source="test", identity=ident, time=kw.pop("time", T0), name=name, **kw
     )
+
+
+# A live flow every viewer enters once, then waits in: a run on the visitor's profile.
+BROWSE_FLOW = {
+    "id": "browse",
+    "name": "Browse",
+    "trigger": {"type": "event", "event": "Viewed Product"},
+    "entry": "wait",
+    "nodes": [
+        {"id": "wait", "type": "delay", "duration": "P1D", "next": "done"},
+        {"id": "done", "type": "exit"},
+    ],
+    "holdout_percent": 0,
+}
 
 
 def accept(engine: Engine, ws: str, events: list[CanonicalEvent]) -> pipeline.AcceptResult:
@@ -89,42 +107,20 @@ def test_anonymous_visitor_who_identifies_is_merged_and_events_repointed(engine:
     known = accept(
         engine, ws, [ev("o1", "Placed Order", external_id="c-1", email="a@x.io", value=Decimal("10.10"))]
     )
-    anon = accept(engine, ws, [ev("v1", anonymous_id="anon-1"), ev("v2", anonymous_id="anon-1")])
+    # The visitor subscribes to push, enters a live flow, and has a message queued.
+    flows_manage.save_definition(
+        engine, workspace_id=ws, definition=load_flow(BROWSE_FLOW), status="live", now=T0
+    )
+    push = ConsentChange(channel="push", status="subscribed", occurred_at=T0, source="test")
+    anon = accept(
+        engine, ws, [ev("v1", anonymous_id="anon-1", consent=(push,)), ev("v2", anonymous_id="anon-1")]
+    )
     customer, visitor = known.profile_ids[0], anon.profile_ids[0]
     assert customer != visitor
+    event_worker.process_pending(engine, clock=SimulatedClock(T0))
     with db.transaction(engine) as conn:
-        conn.execute(
-            tables.consents.insert().values(
-                workspace_id=ws, profile_id=visitor, channel="push", status="subscribed", updated_at=T0
-            )
-        )
-        conn.execute(
-            tables.flow_runs.insert().values(
-                workspace_id=ws,
-                flow_id=1,
-                version=1,
-                profile_id=visitor,
-                trigger_key="k",
-                status="waiting",
-                state={},
-                holdout=False,
-                started_at=T0,
-                updated_at=T0,
-            )
-        )
-        conn.execute(
-            tables.messages.insert().values(
-                workspace_id=ws,
-                profile_id=visitor,
-                channel="email",
-                template="t",
-                transactional=False,
-                dedupe_key="d1",
-                status="queued",
-                context={},
-                send_after=T0,
-                created_at=T0,
-            )
+        messages.enqueue(
+            conn, workspace_id=ws, profile_id=visitor, channel="email", template="t", dedupe_key="d1", now=T0
         )
     r = accept(engine, ws, [ev("i1", None, anonymous_id="anon-1", email="A@x.io", traits={"plan": "gold"})])
     assert r.profile_ids == [customer]
@@ -206,7 +202,7 @@ def test_traits_set_columns_and_properties(engine: Engine) -> None:
         "vip": True,
     }
     with db.transaction(engine) as conn:
-        conn.execute(tables.workspaces.update().values(settings={"phone_region": "FR"}))
+        workspaces.update_settings(conn, workspace_id=ws, changes={"phone_region": "FR"})
     pid = accept(engine, ws, [ev("t1", None, email="ann@x.io", traits=traits)]).profile_ids[0]
     row = profile(engine, pid)
     assert (row.first_name, row.last_name, row.timezone, row.phone) == (

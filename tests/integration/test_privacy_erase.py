@@ -19,9 +19,13 @@ from shopflow.config import Settings
 from shopflow.domain import events as ev
 from shopflow.domain.clock import SimulatedClock
 from shopflow.domain.events import CanonicalEvent, ConsentChange, Identity
-from shopflow.ingest import pipeline
-from shopflow.store import db, preferences, tables, workspaces
-from tests.integration.guards_support import deliver, queue, suppress
+from shopflow.domain.flows import FlowDefinition, load_flow
+from shopflow.flows import manage as flows_manage
+from shopflow.ingest import pipeline, webhooks
+from shopflow.ingest.sources import shopify
+from shopflow.store import db, flow_runs, preferences, suppressions, tables, workspaces
+from shopflow.workers import events as event_worker
+from tests.integration.guards_support import deliver, queue
 
 EMAIL = "erase.me@example.org"
 PHONE = "+14155550123"
@@ -30,6 +34,22 @@ PHONE = "+14155550123"
 def accept(engine: Engine, ws_id: str, clock: SimulatedClock, *events: CanonicalEvent) -> list[int]:
     with db.transaction(engine) as conn:
         return pipeline.accept(conn, workspace_id=ws_id, events=list(events), now=clock.now()).profile_ids
+
+
+def welcome_flow(tag: str) -> FlowDefinition:
+    """A live flow the person's order enters (and waits in): a run and its log on the profile."""
+    return load_flow(
+        {
+            "id": f"thanks-{tag}",
+            "name": f"Thanks {tag}",
+            "trigger": {"type": "event", "event": ev.PLACED_ORDER,
+                        "filter": {"property": "properties.order_id", "value": f"o-{tag}"}},
+            "entry": "wait",
+            "nodes": [{"id": "wait", "type": "delay", "duration": "P1D", "next": "done"},
+                      {"id": "done", "type": "exit"}],
+            "holdout_percent": 0,
+        }
+    )  # fmt: skip
 
 
 def build_person(engine: Engine, ws_id: str, clock: SimulatedClock, email: str, tag: str) -> dict[str, Any]:
@@ -56,10 +76,19 @@ def build_person(engine: Engine, ws_id: str, clock: SimulatedClock, email: str, 
             consent=(ConsentChange("email", "subscribed", now, "test", {"ip": "198.51.100.7"}),),
         ),
     )
-    accept(  # links the anonymous visitor to the customer: two existing profiles merge
+    mid = queue(engine, ws_id, pid, now, key=f"{tag}-welcome")
+    deliver(engine, clock)
+    flows_manage.save_definition(
+        engine, workspace_id=ws_id, definition=welcome_flow(tag), status="live", now=now
+    )
+    accept(
         engine,
         ws_id,
         clock,
+        # The person opens the message; then the order links the anonymous visitor to the customer
+        # (two existing profiles merge), enters the flow and is credited to the message.
+        CanonicalEvent(f"{tag}-open", "test", Identity(profile_id=pid), now, name=ev.OPENED_EMAIL,
+                       properties={"message_id": mid}),
         CanonicalEvent(
             f"{tag}-order",
             "test",
@@ -69,56 +98,20 @@ def build_person(engine: Engine, ws_id: str, clock: SimulatedClock, email: str, 
             value=Decimal("42.50"),
             properties={"order_id": f"o-{tag}"},
         ),
-    )
-    mid = queue(engine, ws_id, pid, now, key=f"{tag}-welcome")
-    deliver(engine, clock)
+    )  # fmt: skip
+    event_worker.process_pending(engine, clock=clock)
+    # A webhook Shopflow does not handle is kept, payload and all: it names the person too.
+    body = json.dumps({"customer": {"email": email.upper()}}).encode()
+    with db.reading(engine) as conn:
+        ws = workspaces.get(conn, ws_id)
+    assert ws is not None
+    received = webhooks.receive_shopify(
+        engine, workspace=ws, topic="customers/redact", webhook_id=f"w-{tag}",
+        signature=shopify.sign(ws.webhook_secret, body), raw=body, now=now,
+    )  # fmt: skip
+    assert not received.handled
     with db.transaction(engine) as conn:
-        run_id = conn.execute(
-            tables.flow_runs.insert()
-            .values(
-                workspace_id=ws_id,
-                flow_id=1,
-                version=1,
-                profile_id=pid,
-                trigger_key=tag,
-                status="waiting",
-                state={"email": email},
-                holdout=False,
-                started_at=now,
-                updated_at=now,
-            )
-            .returning(tables.flow_runs.c.id)
-        ).scalar_one()
-        conn.execute(
-            tables.run_log.insert().values(
-                workspace_id=ws_id, run_id=run_id, flow_id=1, profile_id=pid, kind="entered", at=now
-            )
-        )
-        conn.execute(
-            tables.attributions.insert().values(
-                workspace_id=ws_id,
-                conversion_event_id=10_000 + pid,
-                order_id=f"o-{tag}",
-                profile_id=pid,
-                message_id=mid,
-                flow_id=1,
-                touch="opened",
-                touched_at=now,
-                revenue=Decimal("42.50"),
-                converted_at=now,
-            )
-        )
-        conn.execute(
-            tables.webhook_receipts.insert().values(
-                workspace_id=ws_id,
-                source="shopify",
-                webhook_id=f"w-{tag}",
-                topic="customers/redact",
-                received_at=now,
-                handled=False,
-                payload={"customer": {"email": email.upper()}},
-            )
-        )
+        (run,) = flow_runs.runs_for_profile(conn, workspace_id=ws_id, profile_id=pid)
         preferences.save(
             conn,
             workspace_id=ws_id,
@@ -129,8 +122,10 @@ def build_person(engine: Engine, ws_id: str, clock: SimulatedClock, email: str, 
             unsubscribe_reason=None,
             now=now,
         )
-    suppress(engine, ws_id, pid, now, reason="manual")
-    return {"profile_id": pid, "anon": anon, "message_id": mid, "run_id": run_id}
+        suppressions.suppress(
+            conn, workspace_id=ws_id, profile_id=pid, channel="email", reason="manual", now=now
+        )
+    return {"profile_id": pid, "anon": anon, "message_id": mid, "run_id": run.id}
 
 
 def scan(engine: Engine, ids: set[int], needles: list[str]) -> list[str]:
@@ -171,7 +166,7 @@ def test_export_then_erase_by_cli(
     assert data["subject"]["profile_id"] == person["profile_id"]
     assert sorted(data["subject"]["profile_ids"]) == sorted(ids)
     assert data["subject"]["emails"] == [EMAIL]
-    assert [e["name"] for e in data["events"]] == ["Viewed Product", "Placed Order"]
+    assert [e["name"] for e in data["events"]] == ["Viewed Product", "Opened Email", "Placed Order"]
     assert [m["id"] for m in data["messages"]] == [person["message_id"]]
     assert [r["id"] for r in data["flow_runs"]] == [person["run_id"]]
     assert len(data["run_log"]) == 1
@@ -194,7 +189,7 @@ def test_export_then_erase_by_cli(
     assert cli.main(["privacy", "erase", "--workspace", ws.id, "--email", EMAIL, "--yes"]) == 0
     result = json.loads(capsys.readouterr().out)
     assert sorted(result["erased_profiles"]) == sorted(ids)
-    assert result["rows"]["events"] == 2
+    assert result["rows"]["events"] == 3
     assert result["rows"]["webhook_receipts"] == 1
 
     assert scan(engine, ids, [EMAIL, PHONE, "cust-x", "anon-x"]) == []
@@ -216,7 +211,7 @@ def test_export_then_erase_by_cli(
     assert len(scan(engine, {other["profile_id"]}, [])) >= 8
     assert cli.main(["privacy", "export", "--workspace", ws.id, "--email", "keep@example.org"]) == 0
     kept = json.loads(capsys.readouterr().out)
-    assert [e["name"] for e in kept["events"]] == ["Viewed Product", "Placed Order"]
+    assert [e["name"] for e in kept["events"]] == ["Viewed Product", "Opened Email", "Placed Order"]
     assert cli.main(["privacy", "export", "--workspace", ws.id, "--email", EMAIL]) == 2
     assert f"email: no profile with '{EMAIL}'" in capsys.readouterr().err
 

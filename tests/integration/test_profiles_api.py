@@ -17,7 +17,7 @@ from shopflow.config import Settings
 from shopflow.domain.clock import SimulatedClock
 from shopflow.domain.events import CanonicalEvent, ConsentChange, Identity
 from shopflow.ingest import pipeline
-from shopflow.store import db, tables
+from shopflow.store import db, flow_runs, messages
 
 T0 = testing.T0
 
@@ -60,38 +60,36 @@ def setup(engine: Engine, clock: SimulatedClock, server_factory: Callable[[Any],
     with db.transaction(engine) as conn:
         result = pipeline.accept(conn, workspace_id=mine.workspace.id, events=events, now=T0)
         pid = result.profile_ids[0]
-        conn.execute(
-            tables.messages.insert(),
+        # What a flow's run leaves on the timeline: a message skipped for want of consent, a step.
+        messages.enqueue(
+            conn,
+            workspace_id=mine.workspace.id,
+            profile_id=pid,
+            channel="email",
+            template="cart-1",
+            dedupe_key="m1",
+            now=T0 + timedelta(hours=2),
+            send_after=T0,
+            flow_id=5,
+            run_id=9,
+            node_id="email-1",
+            status=messages.SKIPPED,
+            skip_reason="no_consent",
+        )
+        flow_runs.append_log(
+            conn,
             [
                 {
                     "workspace_id": mine.workspace.id,
-                    "profile_id": pid,
-                    "channel": "email",
-                    "template": "cart-1",
-                    "transactional": False,
-                    "dedupe_key": "m1",
-                    "status": "skipped",
-                    "skip_reason": "no_consent",
-                    "context": {},
-                    "send_after": T0,
-                    "created_at": T0 + timedelta(hours=2),
-                    "flow_id": 5,
                     "run_id": 9,
+                    "flow_id": 5,
+                    "profile_id": pid,
                     "node_id": "email-1",
-                },
+                    "kind": "skip",
+                    "reason": "quiet_hours",
+                    "at": T0 + timedelta(hours=2, minutes=1),
+                }
             ],
-        )
-        conn.execute(
-            tables.run_log.insert().values(
-                workspace_id=mine.workspace.id,
-                run_id=9,
-                flow_id=5,
-                profile_id=pid,
-                node_id="email-1",
-                kind="skip",
-                reason="quiet_hours",
-                at=T0 + timedelta(hours=2, minutes=1),
-            )
         )
         other_pid = pipeline.accept(
             conn,
