@@ -111,9 +111,9 @@ def test_anonymous_visitor_who_identifies_is_merged_and_events_repointed(engine:
     flows_manage.save_definition(
         engine, workspace_id=ws, definition=load_flow(BROWSE_FLOW), status="live", now=T0
     )
-    push = ConsentChange(channel="push", status="subscribed", occurred_at=T0, source="test")
+    push_optin = ConsentChange(channel="push", status="subscribed", occurred_at=T0, source="test")
     anon = accept(
-        engine, ws, [ev("v1", anonymous_id="anon-1", consent=(push,)), ev("v2", anonymous_id="anon-1")]
+        engine, ws, [ev("v1", anonymous_id="anon-1", consent=(push_optin,)), ev("v2", anonymous_id="anon-1")]
     )
     customer, visitor = known.profile_ids[0], anon.profile_ids[0]
     assert customer != visitor
