@@ -85,8 +85,9 @@ def receive_shopify(
             return Received(duplicate=True)
         if converted is None:
             return Received(handled=False)
-        return _apply_shopify(conn, workspace_id=workspace.id, webhook_id=webhook_id, converted=converted,
-                              raw=raw, now=now)  # fmt: skip
+        return _apply_shopify(
+            conn, workspace_id=workspace.id, webhook_id=webhook_id, converted=converted, raw=raw, now=now
+        )
 
 
 def _apply_shopify(
