@@ -661,3 +661,7 @@ coupon_codes = sa.Table(
     sa.UniqueConstraint("pool_id", "message_id"),
     sa.Index("ix_coupon_codes_free", "pool_id", "message_id", "id"),
 )
+
+# Segmentation's tables live in their own module on this metadata; imported here so that
+# `tables.metadata` is complete wherever tables is (migrations, truncate_all, schema checks).
+from shopflow.store import segment_tables  # noqa: E402, F401
