@@ -143,7 +143,7 @@ def _engaged(cond: rules.EngagedCondition, s: ProfileSnapshot, today: int) -> bo
             key=lambda m: (m.sent_at, m.id),
             reverse=True,
         )[: cond.of_last]
-        return sum(1 for m in sent if acted(s.engagement.get(m.id), cond.action)) >= cond.at_least
+        return sum(1 for m in sent if acted(m.engagement, cond.action)) >= cond.at_least
     days = cond.window_days
     start = None if days is None else values.midnight(today - days)
     return any(

@@ -42,6 +42,7 @@ OPS: dict[Kind, tuple[str, ...]] = {
 }
 MAX_PATH_KEYS = 6
 # A key of a JSON path: anything but the separator, quotes and backslashes (SQLite's path syntax).
+_INDEX = re.compile(r"-?[0-9]+")
 _KEY = re.compile(r'[^."\\\x00-\x1f]{1,100}')
 
 
@@ -64,6 +65,9 @@ def parse(path: str) -> Field:
         if len(keys) > MAX_PATH_KEYS:
             raise ValueError(f"at most {MAX_PATH_KEYS} keys after 'properties.', got {len(keys)}")
         for key in keys:
+            if _INDEX.fullmatch(key):
+                # PostgreSQL's #> would read such a key as an index into an array.
+                raise ValueError(f"{path!r}: a key after 'properties.' cannot be a number ({key!r})")
             if not _KEY.fullmatch(key):
                 raise ValueError(
                     f"{path!r}: each key after 'properties.' needs 1 to 100 characters, "

@@ -13,15 +13,6 @@ Days = Mapping[int, Totals]  # day number -> rollup cell
 
 
 @dataclass(frozen=True)
-class SentMessage:
-    """A message sent to the profile (for "opened 3 of the last 10 emails")."""
-
-    id: int
-    channel: str
-    sent_at: datetime
-
-
-@dataclass(frozen=True)
 class Engagement:
     """What the person did with one message: the last human open and click (None: never)."""
 
@@ -31,12 +22,23 @@ class Engagement:
 
 
 @dataclass(frozen=True)
+class SentMessage:
+    """A message sent to the profile and what was done with it ("opened 3 of the last 10")."""
+
+    id: int
+    channel: str
+    sent_at: datetime
+    engagement: Engagement | None = None
+
+
+@dataclass(frozen=True)
 class ProfileSnapshot:
     """Columns, properties, rollups, memberships, consent, suppressions and engagement of a profile.
 
     `metrics` maps a metric name to its days; `dimensions` maps (metric, dimension, value) to its
-    days. `messages` holds the latest sent messages per channel, newest first (at least as many
-    as the largest `of_last` a rule asks about); `engagement` is keyed by message id.
+    days. `messages` holds the latest sent messages per channel (at least as many as the largest
+    `of_last` a rule asks about), each with its engagement; `engagement` holds the engagement
+    rows recorded for this profile, by message id.
     """
 
     workspace_id: str
