@@ -64,9 +64,9 @@ class Dialect:
     def is_numeric_text(self, text: Expr) -> Expr:
         """`-?[0-9]+(\\.[0-9]+)?` (SQLite has no REGEXP: GLOB patterns say the same)."""
         if self.pg:
-            return text.op("~")(sa.literal(r"^-?[0-9]+(\.[0-9]+)?$"))
+            return text.op("~", is_comparison=True)(sa.literal(r"^-?[0-9]+(\.[0-9]+)?$"))
         unsigned = sa.case((sa.func.substr(text, 1, 1) == "-", sa.func.substr(text, 2)), else_=text)
-        glob = unsigned.op("GLOB")
+        glob = unsigned.op("GLOB", is_comparison=True)
         return sa.and_(
             unsigned != "",
             sa.not_(glob("*[^0-9.]*")),
@@ -83,9 +83,9 @@ class Dialect:
     def day_of_text(self, text: Expr) -> Expr:
         """The day number of the valid date a string starts with, else NULL."""
         if self.pg:
-            prefix = text.op("~")(sa.literal("^[0-9]{4}-[0-9]{2}-[0-9]{2}"))
+            prefix = text.op("~", is_comparison=True)(sa.literal("^[0-9]{4}-[0-9]{2}-[0-9]{2}"))
         else:
-            prefix = sa.func.substr(text, 1, 10).op("GLOB")(
+            prefix = sa.func.substr(text, 1, 10).op("GLOB", is_comparison=True)(
                 sa.literal("[0-9][0-9][0-9][0-9]-[0-9][0-9]-[0-9][0-9]")
             )
         year, month, day = (
@@ -129,7 +129,8 @@ class Dialect:
         """The value at `keys` inside a JSON column."""
         if self.pg:
             path = sa.bindparam(None, list(keys), type_=postgresql.ARRAY(sa.Text))
-            return JsonValue(self, sa.func.jsonb_typeof(document.op("#>")(path)), document.op("#>>")(path))
+            node = document.op("#>", return_type=postgresql.JSONB)(path)
+            return JsonValue(self, sa.func.jsonb_typeof(node), document.op("#>>", return_type=sa.Text)(path))
         quoted = "$" + "".join(f'."{k}"' for k in keys)
         return JsonValue(self, sa.func.json_type(document, quoted), sa.func.json_extract(document, quoted))
 
@@ -137,10 +138,16 @@ class Dialect:
         """A table of the elements of the array at `keys`, and an element as a JsonValue."""
         if self.pg:
             path = sa.bindparam(None, list(keys), type_=postgresql.ARRAY(sa.Text))
-            table = sa.func.jsonb_array_elements(document.op("#>")(path)).table_valued("value").alias("e")
+            table = (
+                sa.func.jsonb_array_elements(document.op("#>", return_type=postgresql.JSONB)(path))
+                .table_valued("value")
+                .alias("e")
+            )
             element = table.c.value
             whole = sa.bindparam(None, [], type_=postgresql.ARRAY(sa.Text))
-            return table, JsonValue(self, sa.func.jsonb_typeof(element), element.op("#>>")(whole))
+            return table, JsonValue(
+                self, sa.func.jsonb_typeof(element), element.op("#>>", return_type=sa.Text)(whole)
+            )
         quoted = "$" + "".join(f'."{k}"' for k in keys)
         table = sa.func.json_each(document, quoted).table_valued("type", "value").alias("e")
         return table, JsonValue(self, table.c.type, table.c.value)

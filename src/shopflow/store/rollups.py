@@ -150,12 +150,12 @@ def _engagement(conn: Connection, *, workspace_id: str, events: Sequence[Mapping
     if not latest:
         return
     t = st.message_engagement
-    rows = [latest[k] for k in sorted(latest)]
+    rows = [latest[k] for k in sorted(latest)]  # sorted: concurrent upserts lock in one order
     for chunk in _chunks(rows):
         stmt = _insert(conn, t).values(list(chunk))
         conn.execute(
             stmt.on_conflict_do_update(
-                index_elements=["message_id"],
+                index_elements=["workspace_id", "message_id"],
                 set_={
                     "profile_id": stmt.excluded.profile_id,
                     "opened_at": _later(t, stmt, "opened_at"),

@@ -72,15 +72,18 @@ dimension_rollups = sa.Table(
 
 # What each person did with each message: the last human open and click (machine opens by privacy
 # proxies never count). Fed by Opened Email / Clicked Email / Clicked SMS / Clicked Push events.
+# Keyed by workspace too: a track call may name any message id, and must not touch another
+# workspace's row.
 message_engagement = sa.Table(
     "message_engagement",
     metadata,
-    sa.Column("message_id", sa.BigInteger, primary_key=True, autoincrement=False),
     _ws(),
+    sa.Column("message_id", sa.BigInteger, nullable=False),
     sa.Column("profile_id", sa.BigInteger, nullable=False),
     sa.Column("channel", sa.String(16), nullable=False),
     sa.Column("opened_at", UTCDateTime),
     sa.Column("clicked_at", UTCDateTime),
+    sa.PrimaryKeyConstraint("workspace_id", "message_id"),
     sa.Index("ix_message_engagement_profile", "workspace_id", "profile_id"),
 )
 

@@ -85,14 +85,14 @@ def upgrade() -> None:
 
     op.create_table(
         "message_engagement",
-        sa.Column("message_id", sa.BigInteger(), autoincrement=False, nullable=False),
         sa.Column("workspace_id", sa.String(length=32), nullable=False),
+        sa.Column("message_id", sa.BigInteger(), nullable=False),
         sa.Column("profile_id", sa.BigInteger(), nullable=False),
         sa.Column("channel", sa.String(length=16), nullable=False),
         sa.Column("opened_at", shopflow.store.types.UTCDateTime(timezone=True), nullable=True),
         sa.Column("clicked_at", shopflow.store.types.UTCDateTime(timezone=True), nullable=True),
         _ws_fk("message_engagement"),
-        sa.PrimaryKeyConstraint("message_id", name=op.f("pk_message_engagement")),
+        sa.PrimaryKeyConstraint("workspace_id", "message_id", name=op.f("pk_message_engagement")),
     )
     with op.batch_alter_table("message_engagement", schema=None) as batch_op:
         batch_op.create_index("ix_message_engagement_profile", ["workspace_id", "profile_id"], unique=False)
