@@ -250,7 +250,7 @@ def event_rule(draw: st.DrawFn) -> dict[str, Any]:
     out: dict[str, Any] = {"where": where}
     window = draw(st.sampled_from(("none", "within", "within", "since")))
     if window == "within":
-        out["within"] = f"P{draw(st.integers(0, 40))}D"
+        out["within"] = f"P{draw(st.integers(1, 40))}D"
     elif window == "since":
         out["since"] = draw(st.sampled_from(("2025-12-01", "2026-01-01", "2026-01-05")))
     measure = draw(st.sampled_from(("count", "count", "count", "sum", "average", "first", "last")))
@@ -288,7 +288,7 @@ LEAVES = st.one_of(
     st.builds(
         lambda a, w: {"engaged": "email", "action": a, **({"within": w} if w else {})},
         st.sampled_from(("opened", "clicked", "opened_or_clicked")),
-        st.sampled_from((None, "P0D", "P7D", "P30D")),
+        st.sampled_from((None, "P1D", "P7D", "P30D")),
     ),
     st.builds(
         lambda c, tz: {"location": {k: v for k, v in (("country", c), ("timezone", tz)) if v}},
