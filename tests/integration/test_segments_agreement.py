@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 from sqlalchemy.engine import Engine
 
 from shopflow.domain.segments import dimensions, evaluate
-from shopflow.segments import compile, snapshot
+from shopflow.segments import audience, snapshot
 from shopflow.store import db, segment_reads
 from tests.integration import segments_support as support
 
@@ -27,15 +27,15 @@ def _memberships(engine: Engine, world: support.World, rule_data: list[dict[str,
             rule = support.parse_or_none(data)
             if rule is None:
                 continue
-            dialect = conn.dialect.name
-            query = compile.members(rule, workspace_id=world.workspace_id, now=support.NOW, dialect=dialect)
-            in_sql = sorted(int(i) for i in conn.execute(query).scalars())
+            in_sql = audience.member_ids(conn, rule, workspace_id=world.workspace_id, now=support.NOW)
             in_memory = sorted(p for p, s in snaps.items() if evaluate.evaluate(rule, s, support.NOW))
             assert in_sql == in_memory, data
-            counted = conn.execute(
-                compile.count(rule, workspace_id=world.workspace_id, now=support.NOW, dialect=dialect)
-            ).scalar_one()
-            assert counted == len(in_sql), data
+            assert audience.count(conn, rule, workspace_id=world.workspace_id, now=support.NOW) == len(in_sql)
+            if in_sql:
+                page = audience.member_ids(
+                    conn, rule, workspace_id=world.workspace_id, now=support.NOW, after_id=in_sql[0], limit=2
+                )
+                assert page == in_sql[1:3]
 
 
 @settings(

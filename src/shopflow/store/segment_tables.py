@@ -15,6 +15,7 @@ from shopflow.store import tables
 from shopflow.store.types import BigId, Json, Money, UTCDateTime
 
 metadata = tables.metadata
+_SUMS = ("event_count", "value_count", "value_sum")
 
 
 def _ws() -> sa.Column[str]:
@@ -34,7 +35,8 @@ metrics = sa.Table(
 
 # Per profile, metric and UTC day (days since 1970-01-01): events, events with a value, the sum
 # of those values. A window count is a range over (metric_id, day) of the primary key; SQLite
-# keeps the rows in that order (WITHOUT ROWID), so the range reads no other page.
+# keeps the rows in that order (WITHOUT ROWID), and PostgreSQL's key includes the sums, so the
+# range is read from the index alone.
 metric_rollups = sa.Table(
     "metric_rollups",
     metadata,
@@ -45,7 +47,7 @@ metric_rollups = sa.Table(
     sa.Column("event_count", sa.Integer, nullable=False),
     sa.Column("value_count", sa.Integer, nullable=False),
     sa.Column("value_sum", Money, nullable=False),
-    sa.PrimaryKeyConstraint("metric_id", "day", "profile_id"),
+    sa.PrimaryKeyConstraint("metric_id", "day", "profile_id", postgresql_include=list(_SUMS)),
     # One profile's rollups (snapshots, merges, erasure).
     sa.Index("ix_metric_rollups_profile", "workspace_id", "profile_id"),
     sqlite_with_rowid=False,
@@ -65,7 +67,9 @@ dimension_rollups = sa.Table(
     sa.Column("event_count", sa.Integer, nullable=False),
     sa.Column("value_count", sa.Integer, nullable=False),
     sa.Column("value_sum", Money, nullable=False),
-    sa.PrimaryKeyConstraint("metric_id", "dimension", "value", "day", "profile_id"),
+    sa.PrimaryKeyConstraint(
+        "metric_id", "dimension", "value", "day", "profile_id", postgresql_include=list(_SUMS)
+    ),
     sa.Index("ix_dimension_rollups_profile", "workspace_id", "profile_id"),
     sqlite_with_rowid=False,
 )

@@ -20,6 +20,9 @@ down_revision = "0001"
 branch_labels = None
 depends_on = None
 
+# PostgreSQL keeps the sums in the rollups' key index: window counts read the index alone.
+_SUMS = ["event_count", "value_count", "value_sum"]
+
 
 def _json() -> sa.types.TypeEngine[Any]:
     return sa.JSON().with_variant(postgresql.JSONB(astext_type=sa.Text()), "postgresql")
@@ -60,7 +63,9 @@ def upgrade() -> None:
         sa.Column("profile_id", sa.BigInteger(), nullable=False),
         *_rollup_counts(),
         _ws_fk("metric_rollups"),
-        sa.PrimaryKeyConstraint("metric_id", "day", "profile_id", name=op.f("pk_metric_rollups")),
+        sa.PrimaryKeyConstraint(
+            "metric_id", "day", "profile_id", name=op.f("pk_metric_rollups"), postgresql_include=_SUMS
+        ),
         sqlite_with_rowid=False,
     )
     with op.batch_alter_table("metric_rollups", schema=None) as batch_op:
@@ -76,7 +81,13 @@ def upgrade() -> None:
         *_rollup_counts(),
         _ws_fk("dimension_rollups"),
         sa.PrimaryKeyConstraint(
-            "metric_id", "dimension", "value", "day", "profile_id", name=op.f("pk_dimension_rollups")
+            "metric_id",
+            "dimension",
+            "value",
+            "day",
+            "profile_id",
+            name=op.f("pk_dimension_rollups"),
+            postgresql_include=_SUMS,
         ),
         sqlite_with_rowid=False,
     )
