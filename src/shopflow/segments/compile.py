@@ -9,8 +9,10 @@ includes, never that segment's rule inline.
 Shape, so both databases plan it well at a million profiles:
 
 - Conditions that must hold for every member (the root, and the members of `all`s directly
-  under it) that need another table become `profiles.id IN (SELECT profile_id ...)`: a semi-join
-  the database can drive from the smaller side.
+  under it) that need another table become semi-joins: `profiles.id IN (SELECT profile_id ...
+  GROUP BY ... HAVING ...)` for event and engagement aggregates (the database drives from that
+  set), `EXISTS (... WHERE profile_id = profiles.id)` for memberships (consent, lists, segments,
+  suppressions: a key probe per candidate).
 - Every other such condition (under `any` or `not`, or one that holds for a profile with no rows,
   like "count < 3") becomes a LEFT JOIN of a derived table with one row per profile, and a test of
   its column. No NOT IN (PostgreSQL cannot hash a large one) and no correlated subquery per row.
@@ -130,6 +132,10 @@ def _node(cond: rules.Condition, q: _Query, *, required: bool) -> Expr:
         )
         return q.join(others).c.profile_id.is_(None)
     ids = _member_ids(cond, q)
+    if required and not isinstance(cond, rules.EngagedCondition):
+        # A probe of the member table's key per candidate profile: PostgreSQL runs it as a
+        # semi-join, and does not first de-duplicate a large set the way it does for IN.
+        return sa.exists(ids.where(ids.selected_columns[0] == q.profiles.c.id))
     if required:
         return q.profiles.c.id.in_(ids)
     return q.join(ids).c.profile_id.is_not(None)
@@ -263,7 +269,10 @@ def _event(cond: rules.EventCondition, q: _Query, *, required: bool) -> Expr:
         .where(metrics.c.workspace_id == ws, metrics.c.name == cond.where.metric)
         .scalar_subquery()
     )
-    where = [r.c.workspace_id == ws, r.c.metric_id == metric_id]
+    # The metric id belongs to the workspace (the subquery above), so the rows are the workspace's;
+    # no workspace_id test here keeps the window a range of the key index alone (PostgreSQL
+    # index-only scan: the key index holds the sums, not workspace_id).
+    where = [r.c.metric_id == metric_id]
     if dimension is not None:
         where += [r.c.dimension == dimension[0], r.c.value == dimension[1]]
     low = evaluate.window_start(cond, q.today)
