@@ -220,3 +220,30 @@ def test_merged_profiles_are_not_members(engine: Engine) -> None:
     )
     survivor = merged.profile_ids[0]
     assert members(engine, ws, {"where": {"metric": "Viewed Product"}, "op": "gte", "value": 0}) == [survivor]
+
+
+def test_ingest_rolls_up_only_the_dimensions_segments_filter_on(engine: Engine) -> None:
+    ws = testing.make_workspace(engine).workspace.id
+    rule = validation.parse(
+        {
+            "any": [
+                {"where": {"metric": "Viewed Product", "category": "Shoes"}},
+                {"where": {"metric": "Placed Order"}},
+            ]
+        }
+    )
+    with db.transaction(engine) as conn:
+        segment_store.create(
+            conn, workspace_id=ws, key="shoes", name="Shoes", rule=validation.dump(rule), includes=[], now=NOW
+        )
+        tracked = segment_store.tracked_dimensions(conn, workspace_id=ws)
+    assert tracked == {("Viewed Product", "category")}
+    props = {"category": "Shoes", "product_id": "9", "brand": "Acme"}
+    batch = [ev("v", "p", "Viewed Product", properties=props), ev("o", "p", "Placed Order", properties=props)]
+    with db.transaction(engine) as conn:
+        result = pipeline.accept(conn, workspace_id=ws, events=batch, now=NOW)
+        rollups.apply_stored(conn, workspace_id=ws, event_ids=result.event_ids, now=NOW, dimensions=tracked)
+    metric, dims = rollup_rows(engine, ws, result.profile_ids[:1])
+    assert [m[1] for m in metric] == ["Placed Order", "Viewed Product"]
+    assert [(d[1], d[2], d[3]) for d in dims] == [("Viewed Product", "category", "Shoes")]
+    assert members(engine, ws, validation.dump(rule)) == result.profile_ids[:1]

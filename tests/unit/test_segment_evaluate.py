@@ -7,7 +7,10 @@ from decimal import Decimal
 from typing import Any
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
+from shopflow.domain import conditions
 from shopflow.domain.segments import bucket, dependencies, dimensions, evaluate, validation, values
 from shopflow.domain.segments.dependencies import Boundary
 from shopflow.domain.segments.dimensions import Totals
@@ -291,3 +294,57 @@ def test_aggregate_rounds_values_as_the_events_table_stores_them() -> None:
         (1, "Placed Order", TODAY): Totals(1, 1, Decimal("10.0000")),
         (1, "Placed Order", TODAY - 1): Totals(1, 0, Decimal(0)),
     }
+
+
+_LEAF = st.one_of(
+    st.none(), st.booleans(), st.integers(-3, 3), st.sampled_from(("Shoes", "", " ", "x" * 250))
+)
+_JSON = st.recursive(
+    _LEAF,
+    lambda inner: st.one_of(
+        st.lists(inner, max_size=3),
+        st.dictionaries(
+            st.sampled_from(("category", "product_id", "brand", "vendor", "q")), inner, max_size=3
+        ),
+    ),
+    max_leaves=8,
+)
+_SOURCE_PATHS = {
+    "category": ("category", "categories", "products.category", "items.category", "line_items.category"),
+    "product_id": ("product_id", "products.product_id", "items.product_id", "line_items.product_id"),
+    "brand": (
+        "brand",
+        "vendor",
+        *(f"{i}.{k}" for i in ("products", "items", "line_items") for k in ("brand", "vendor")),
+    ),
+}
+
+
+@given(
+    st.dictionaries(
+        st.sampled_from(
+            ("category", "categories", "product_id", "brand", "vendor", "products", "items", "line_items")
+        ),
+        _JSON,
+        max_size=5,
+    )
+)
+def test_dimension_values_are_what_conditions_resolve_reads_at_each_source_path(
+    props: dict[str, Any],
+) -> None:
+    expected: dict[str, set[str]] = {}
+    for dimension, paths in _SOURCE_PATHS.items():
+        for path in paths:
+            for raw in conditions.resolve(props, path):
+                text = (
+                    raw[:200]
+                    if isinstance(raw, str) and raw.strip()
+                    else str(raw)
+                    if type(raw) is int
+                    else None
+                )
+                if text is not None:
+                    expected.setdefault(dimension, set()).add(text)
+    found = dimensions.dimension_values(props, has_value=False)
+    found.pop("discounted", None)
+    assert found == expected

@@ -1,14 +1,14 @@
 """Per-profile rollups of events, kept on ingest: what segment rules read instead of raw events.
 
 `apply` adds a batch of just-accepted events (the rows ingest writes) in a handful of set-based
-statements: metric ids, one catalog look-up, then multi-row upserts (`INSERT ... ON CONFLICT DO
+statements: metric ids, one catalog look-up, then upserts of all the cells (`INSERT ... ON CONFLICT DO
 UPDATE`, the same syntax on SQLite and PostgreSQL). `backfill` feeds stored events through the
 same path, in id order. What a row holds is defined in domain/segments/dimensions.py.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -17,12 +17,11 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection
 
 from shopflow.domain import events as ev
-from shopflow.domain.segments import dimensions
+from shopflow.domain.segments import dimensions as dims
 from shopflow.domain.segments.dimensions import CatalogEntry, Totals
 from shopflow.store import db, tables
 from shopflow.store import segment_tables as st
 
-_CHUNK = 1000  # rows per multi-row statement (7-9 bound values each: well under SQLite's 32,766)
 _SUMS = ("event_count", "value_count", "value_sum")
 # Events that say a person engaged with a message: (channel, what they did).
 ENGAGEMENT_EVENTS: dict[str, tuple[str, str]] = {
@@ -35,11 +34,6 @@ ENGAGEMENT_EVENTS: dict[str, tuple[str, str]] = {
 
 def _insert(conn: Connection, table: sa.Table) -> Any:
     return (sqlite.insert if db.is_sqlite(conn) else postgresql.insert)(table)
-
-
-def _chunks(rows: Sequence[dict[str, Any]]) -> Iterable[Sequence[dict[str, Any]]]:
-    for start in range(0, len(rows), _CHUNK):
-        yield rows[start : start + _CHUNK]
 
 
 def metric_ids(conn: Connection, *, workspace_id: str, names: Iterable[str], now: datetime) -> dict[str, int]:
@@ -79,7 +73,7 @@ def metric_names(conn: Connection, *, workspace_id: str) -> frozenset[str]:
 def _catalog(
     conn: Connection, *, workspace_id: str, events: Sequence[Mapping[str, Any]]
 ) -> dict[str, CatalogEntry]:
-    ids = sorted({pid for e in events for pid in dimensions.product_ids(e.get("properties") or {})})
+    ids = sorted({pid for e in events for pid in dims.product_ids(e.get("properties") or {})})
     if not ids:
         return {}
     p = tables.products
@@ -96,15 +90,19 @@ def _catalog(
 
 
 def _upsert(conn: Connection, table: sa.Table, keys: Sequence[str], rows: list[dict[str, Any]]) -> None:
+    if not rows:
+        return
     # Sorted by key: two transactions upserting overlapping cells lock them in the same order.
     rows.sort(key=lambda r: tuple(r[k] for k in keys))
-    for chunk in _chunks(rows):
-        stmt = _insert(conn, table).values(list(chunk))
-        conn.execute(
-            stmt.on_conflict_do_update(
-                index_elements=list(keys), set_={c: table.c[c] + stmt.excluded[c] for c in _SUMS}
-            )
-        )
+    stmt = _insert(conn, table)
+    # One statement, compiled once and cached, sent with every row: SQLite steps it per row
+    # (executemany), psycopg in pages of many rows (SQLAlchemy's insertmanyvalues).
+    conn.execute(
+        stmt.on_conflict_do_update(
+            index_elements=list(keys), set_={c: table.c[c] + stmt.excluded[c] for c in _SUMS}
+        ),
+        rows,
+    )
 
 
 def _cells(totals: Totals) -> dict[str, Any]:
@@ -151,26 +149,39 @@ def _engagement(conn: Connection, *, workspace_id: str, events: Sequence[Mapping
         return
     t = st.message_engagement
     rows = [latest[k] for k in sorted(latest)]  # sorted: concurrent upserts lock in one order
-    for chunk in _chunks(rows):
-        stmt = _insert(conn, t).values(list(chunk))
-        conn.execute(
-            stmt.on_conflict_do_update(
-                index_elements=["workspace_id", "message_id"],
-                set_={
-                    "profile_id": stmt.excluded.profile_id,
-                    "opened_at": _later(t, stmt, "opened_at"),
-                    "clicked_at": _later(t, stmt, "clicked_at"),
-                },
-            )
-        )
+    stmt = _insert(conn, t)
+    conn.execute(
+        stmt.on_conflict_do_update(
+            index_elements=["workspace_id", "message_id"],
+            set_={
+                "profile_id": stmt.excluded.profile_id,
+                "opened_at": _later(t, stmt, "opened_at"),
+                "clicked_at": _later(t, stmt, "clicked_at"),
+            },
+        ),
+        rows,
+    )
 
 
-def apply(conn: Connection, *, workspace_id: str, events: Sequence[Mapping[str, Any]], now: datetime) -> None:
-    """Add just-accepted events (mappings with profile_id, name, time, properties, value)."""
+def apply(
+    conn: Connection,
+    *,
+    workspace_id: str,
+    events: Sequence[Mapping[str, Any]],
+    now: datetime,
+    dimensions: Collection[tuple[str, str]] | None = None,
+) -> None:
+    """Add just-accepted events (mappings with profile_id, name, time, properties, value).
+
+    `dimensions`: the (metric, dimension) pairs some rule filters on (store.segments.
+    tracked_dimensions), the only ones ingest needs to roll up per value; None rolls up all.
+    """
     if not events:
         return
     ids = metric_ids(conn, workspace_id=workspace_id, names={str(e["name"]) for e in events}, now=now)
-    sums = dimensions.aggregate(events, catalog=_catalog(conn, workspace_id=workspace_id, events=events))
+    needs_catalog = dimensions is None or any(d in ("category", "brand") for _, d in dimensions)
+    catalog = _catalog(conn, workspace_id=workspace_id, events=events) if needs_catalog else {}
+    sums = dims.aggregate(events, catalog=catalog, keep=dimensions)
     metric_rows = [
         {"metric_id": ids[name], "day": day, "profile_id": pid, "workspace_id": workspace_id, **_cells(t)}
         for (pid, name, day), t in sums.metrics.items()
@@ -194,7 +205,14 @@ def _stored(conn: Connection, query: sa.Select[Any]) -> list[dict[str, Any]]:
     ))]  # fmt: skip
 
 
-def apply_stored(conn: Connection, *, workspace_id: str, event_ids: Sequence[int], now: datetime) -> None:
+def apply_stored(
+    conn: Connection,
+    *,
+    workspace_id: str,
+    event_ids: Sequence[int],
+    now: datetime,
+    dimensions: Collection[tuple[str, str]] | None = None,
+) -> None:
     """Add stored events by id (what `pipeline.accept` returned) to the rollups."""
     e = tables.events
     rows = []
@@ -203,7 +221,7 @@ def apply_stored(conn: Connection, *, workspace_id: str, event_ids: Sequence[int
         rows += _stored(
             conn, sa.select(e).where(e.c.workspace_id == workspace_id, db.one_of(conn, e.c.id, chunk))
         )
-    apply(conn, workspace_id=workspace_id, events=rows, now=now)
+    apply(conn, workspace_id=workspace_id, events=rows, now=now, dimensions=dimensions)
 
 
 def backfill(
@@ -214,6 +232,7 @@ def backfill(
     after_id: int = 0,
     until_id: int | None = None,
     limit: int = 20_000,
+    dimensions: Collection[tuple[str, str]] | None = None,
 ) -> int | None:
     """Roll up the next `limit` stored events after `after_id` (up to `until_id`); returns the last
     id done, or None when there were none left. Events already rolled up must not be fed twice:
@@ -228,7 +247,7 @@ def backfill(
     rows = _stored(conn, query)
     if not rows:
         return None
-    apply(conn, workspace_id=workspace_id, events=rows, now=now)
+    apply(conn, workspace_id=workspace_id, events=rows, now=now, dimensions=dimensions)
     return int(rows[-1]["id"])
 
 

@@ -11,6 +11,7 @@ import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection
 
+from shopflow.domain.segments import rules, validation
 from shopflow.domain.segments.validation import KnownNames
 from shopflow.store import db, rollups, tables
 from shopflow.store import segment_tables as st
@@ -145,6 +146,20 @@ def all_segments(conn: Connection, *, workspace_id: str) -> list[Segment]:
         _segment(r)
         for r in conn.execute(sa.select(s).where(s.c.workspace_id == workspace_id).order_by(s.c.key))
     ]
+
+
+def tracked_dimensions(conn: Connection, *, workspace_id: str) -> frozenset[tuple[str, str]]:
+    """The (metric, dimension) pairs the workspace's segments filter on: what ingest rolls up
+    per dimension value (store.rollups.apply's `dimensions`). Archived segments need none."""
+    s = st.segments
+    found: set[tuple[str, str]] = set()
+    for rule in conn.execute(
+        sa.select(s.c.rule).where(s.c.workspace_id == workspace_id, s.c.status != "archived")
+    ).scalars():
+        for _, node in rules.walk(validation.parse(rule)):
+            if isinstance(node, rules.EventCondition) and node.where.dimension is not None:
+                found.add((node.where.metric, node.where.dimension[0]))
+    return frozenset(found)
 
 
 def known_names(conn: Connection, *, workspace_id: str, own_key: str | None = None) -> KnownNames:

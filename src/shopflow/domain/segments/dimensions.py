@@ -21,22 +21,27 @@ skipped.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
-from shopflow.domain.conditions import resolve
 from shopflow.domain.segments import values
 
 DIMENSIONS = ("category", "product_id", "brand", "discounted")
 MAX_VALUE_CHARS = 200
 _ITEMS = ("products", "items", "line_items")
-_SOURCES: dict[str, tuple[str, ...]] = {
-    "category": ("category", "categories", *(f"{i}.category" for i in _ITEMS)),
-    "product_id": ("product_id", *(f"{i}.product_id" for i in _ITEMS)),
-    "brand": ("brand", "vendor", *(f"{i}.{k}" for i in _ITEMS for k in ("brand", "vendor"))),
+# Where each dimension is read: keys of the event's properties, and keys of each line item.
+_TOP: dict[str, str] = {
+    "category": "category", "categories": "category", "product_id": "product_id",
+    "brand": "brand", "vendor": "brand",
+}  # fmt: skip
+_ITEM_KEYS: dict[str, str] = {
+    "category": "category",
+    "product_id": "product_id",
+    "brand": "brand",
+    "vendor": "brand",
 }
 _DISCOUNT_LISTS = ("discount_codes",)
 _DISCOUNT_TEXTS = ("discount_code", "coupon")
@@ -105,6 +110,33 @@ def _discounted(properties: Mapping[str, Any], has_value: bool) -> str | None:
     return "true" if used else "false"
 
 
+def _add(found: dict[str, set[str]], dimension: str, raw: Any) -> None:
+    # A list value counts each element (one level), as domain.conditions.resolve flattens it.
+    for value in raw if isinstance(raw, list) else (raw,):
+        text = _text(value)
+        if text is not None:
+            found.setdefault(dimension, set()).add(text)
+
+
+def _scan(properties: Mapping[str, Any]) -> dict[str, set[str]]:
+    """The dimension values written in the event: `conditions.resolve` of each source path
+    (`category`, `products.category`, ...), walked once."""
+    found: dict[str, set[str]] = {}
+    for key, dimension in _TOP.items():
+        raw = properties.get(key)
+        if raw is not None:
+            _add(found, dimension, raw)
+    for key in _ITEMS:
+        items = properties.get(key)
+        for item in items if isinstance(items, list) else (items,):
+            if isinstance(item, Mapping):
+                for field, dimension in _ITEM_KEYS.items():
+                    raw = item.get(field)
+                    if raw is not None:
+                        _add(found, dimension, raw)
+    return found
+
+
 def dimension_values(
     properties: Mapping[str, Any],
     *,
@@ -112,22 +144,13 @@ def dimension_values(
     catalog: Mapping[str, CatalogEntry] | None = None,
 ) -> dict[str, frozenset[str]]:
     """The values an event has per dimension (dimensions without a value are absent)."""
-    found: dict[str, set[str]] = {}
-    for dimension, paths in _SOURCES.items():
-        for path in paths:
-            for raw in resolve(properties, path):
-                text = _text(raw)
-                if text is not None:
-                    found.setdefault(dimension, set()).add(text)
+    found = _scan(properties)
     if catalog:
         for product_id in found.get("product_id", ()):
             entry = catalog.get(product_id)
-            if entry is None:
-                continue
-            for dimension, raw in (("category", entry.category), ("brand", entry.brand)):
-                text = _text(raw)
-                if text is not None:
-                    found.setdefault(dimension, set()).add(text)
+            if entry is not None:
+                _add(found, "category", entry.category)
+                _add(found, "brand", entry.brand)
     discounted = _discounted(properties, has_value)
     if discounted is not None:
         found["discounted"] = {discounted}
@@ -136,13 +159,7 @@ def dimension_values(
 
 def product_ids(properties: Mapping[str, Any]) -> frozenset[str]:
     """The product ids an event names (what a catalog look-up needs)."""
-    ids = set()
-    for path in _SOURCES["product_id"]:
-        for raw in resolve(properties, path):
-            text = _text(raw)
-            if text is not None:
-                ids.add(text)
-    return frozenset(ids)
+    return frozenset(_scan(properties).get("product_id", ()))
 
 
 MetricKey = tuple[int, str, int]  # profile id, metric, day
@@ -158,18 +175,30 @@ class Rollups:
 
 
 def aggregate(
-    events: Iterable[Mapping[str, Any]], *, catalog: Mapping[str, CatalogEntry] | None = None
+    events: Iterable[Mapping[str, Any]],
+    *,
+    catalog: Mapping[str, CatalogEntry] | None = None,
+    keep: Collection[tuple[str, str]] | None = None,
 ) -> Rollups:
-    """Sum events (mappings with profile_id, name, time, properties, value) into rollup cells."""
+    """Sum events (mappings with profile_id, name, time, properties, value) into rollup cells.
+
+    `keep`: the (metric, dimension) pairs to roll up per dimension value (None: every pair).
+    """
     out = Rollups({}, {})
+    wanted = None if keep is None else {metric: {d for m, d in keep if m == metric} for metric, _ in keep}
     for event in events:
         time: datetime = event["time"]
         value = money(event.get("value"))
         one = Totals(1, 0 if value is None else 1, value or Decimal(0))
         key = (int(event["profile_id"]), str(event["name"]), values.day_of(time))
         out.metrics[key] = out.metrics.get(key, Totals()) + one
+        kept = None if wanted is None else wanted.get(key[1])
+        if wanted is not None and not kept:
+            continue  # no rule filters this metric by a dimension
         dims = dimension_values(event.get("properties") or {}, has_value=value is not None, catalog=catalog)
         for dimension, found in dims.items():
+            if kept is not None and dimension not in kept:
+                continue
             for text in found:
                 dkey = (key[0], key[1], dimension, text, key[2])
                 out.dimensions[dkey] = out.dimensions.get(dkey, Totals()) + one
