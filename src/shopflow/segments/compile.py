@@ -6,6 +6,18 @@ properties; rollups (store/segment_tables.py), never raw events; consents, suppr
 members, message engagement and sends; and the *stored membership* of any segment a rule
 includes, never that segment's rule inline.
 
+JSON properties, as both evaluators read them (docs/segments.md states them for owners):
+
+- missing = an absent key, a non-object on the path, or JSON null; only `neq`, `not_in`,
+  `not_contains` and `is_not_set` hold for it;
+- the rule's value picks the comparison: a string matches JSON strings exactly; a boolean matches
+  JSON booleans (SQLite's json_type 'true'/'false', never the integers 1/0 json_extract returns);
+  a number matches JSON numbers and numeric strings `-?[0-9]+(\\.[0-9]+)?` as doubles (CAST AS
+  REAL / double precision);
+- text search folds ASCII case only (lower() on SQLite, translate(A-Z) on PostgreSQL);
+- a date is a string starting with a valid YYYY-MM-DD (julianday / ::date after the digits and
+  the day of the month are checked), compared as whole UTC days.
+
 Shape, so both databases plan it well at a million profiles:
 
 - Conditions that must hold for every member (the root, and the members of `all`s directly
