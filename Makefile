@@ -6,10 +6,13 @@ STAMP := $(VENV)/.installed
 
 .PHONY: install demo test lint typecheck unit serve bench clean
 
+# -qq: errors only. This machine's pip configuration names package indexes that hold only some
+# packages, and pip warns once per package it finds missing there (noise, not a problem).
 $(STAMP): pyproject.toml
+	@echo "installing Shopflow and its dependencies into $(VENV) ..."
 	$(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --upgrade "pip>=24"
-	$(BIN)/python -m pip install --quiet -e ".[dev]"
+	$(BIN)/python -m pip install -qq --upgrade "pip>=24"
+	$(BIN)/python -m pip install -qq -e ".[dev]"
 	touch $(STAMP)
 
 install: $(STAMP)

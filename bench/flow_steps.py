@@ -28,7 +28,7 @@ from shopflow.domain.clock import SimulatedClock
 from shopflow.domain.events import CanonicalEvent, Identity
 from shopflow.flows import scheduler
 from shopflow.ingest import pipeline
-from shopflow.store import db, tables, workspaces
+from shopflow.store import db, flow_runs, tables, workspaces
 from shopflow.store import flows as store_flows
 
 NOW = datetime(2026, 11, 20, 12, 0, tzinfo=UTC)
@@ -82,7 +82,7 @@ def seed(url: str, n: int) -> None:
             for i, pid in enumerate(result.profile_ids)
         ]
         for start in range(0, len(rows), 5000):
-            store_flows.create_runs(conn, rows[start : start + 5000])
+            flow_runs.create_runs(conn, rows[start : start + 5000])
     engine.dispose()
 
 

@@ -39,7 +39,7 @@ from shopflow.domain import flows as domain_flows
 from shopflow.domain.clock import SystemClock
 from shopflow.domain.events import CanonicalEvent, Identity
 from shopflow.ingest import pipeline
-from shopflow.store import db, tables, workspaces
+from shopflow.store import db, flow_runs, tables, workspaces
 from shopflow.store import flows as store_flows
 from shopflow.workers.embedded import Worker
 
@@ -133,7 +133,7 @@ def create_timers(
     ]
     with db.transaction(engine) as conn:
         for start in range(0, len(rows), 5000):
-            store_flows.create_runs(conn, rows[start : start + 5000])
+            flow_runs.create_runs(conn, rows[start : start + 5000])
     if time.time() > first:
         raise RuntimeError(f"creating {count:,} runs took longer than the {LEAD_SECONDS} s lead")
     return planned

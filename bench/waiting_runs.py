@@ -37,7 +37,7 @@ from shopflow.domain.clock import SimulatedClock
 from shopflow.domain.events import CanonicalEvent, Identity
 from shopflow.flows import scheduler
 from shopflow.ingest import pipeline
-from shopflow.store import db, workspaces
+from shopflow.store import db, flow_runs, workspaces
 from shopflow.store import flows as store_flows
 from shopflow.workers.embedded import Worker
 
@@ -159,7 +159,7 @@ def add_due(engine: Engine, s: Setup, *, tag: str, rng: random.Random) -> None:
             }
         )
     with db.transaction(engine) as conn:
-        store_flows.create_runs(conn, rows)
+        flow_runs.create_runs(conn, rows)
 
 
 def _plan_nodes(node: dict[str, Any]) -> list[str]:
@@ -179,7 +179,7 @@ def explain_claim(engine: Engine, *, repeat: int = 5) -> tuple[float, list[str],
     buffers = 0
     with engine.connect() as conn:
         sa.event.listen(conn, "before_cursor_execute", grab)
-        store_flows.claim_due(conn, now=NOW, limit=BATCH)
+        flow_runs.claim_due(conn, now=NOW, limit=BATCH)
         sa.event.remove(conn, "before_cursor_execute", grab)
         conn.rollback()
         statement, params = captured[-1]

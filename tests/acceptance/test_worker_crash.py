@@ -73,7 +73,7 @@ def start_worker(
     }
     with log.open("ab") as out:
         return subprocess.Popen(
-            [sys.executable, "-c", "import sys; from shopflow import cli; sys.exit(cli.main(['worker']))"],
+            [sys.executable, "-m", "shopflow.cli", "worker"],
             env=env,
             cwd=cwd,
             stdout=out,

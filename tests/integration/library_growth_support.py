@@ -12,11 +12,11 @@ from sqlalchemy.engine import Engine
 from shopflow import testing
 from shopflow.domain.clock import SimulatedClock
 from shopflow.domain.events import CanonicalEvent, ConsentChange, Identity
-from shopflow.flows import library, scheduler, sweeps, triggers
+from shopflow.flows import install as flow_install
+from shopflow.flows import scheduler, sweeps, triggers
 from shopflow.ingest import pipeline
-from shopflow.store import db, tables
+from shopflow.store import db, flow_runs, tables
 from shopflow.store import events as store_events
-from shopflow.store import flows as store_flows
 
 T0 = testing.T0
 H = timedelta(hours=1)
@@ -36,8 +36,10 @@ class Shop:
         self._n = 0
 
     def install(self, name: str) -> int:
-        with db.transaction(self.engine) as conn:
-            return library.install(conn, workspace_id=self.ws, name=name, now=T0, live=True)
+        (installed,) = flow_install.install_from_library(
+            self.engine, workspace_id=self.ws, names=[name], now=T0, live=True
+        )
+        return installed.flow_id
 
     def track(
         self,
@@ -137,7 +139,7 @@ class Shop:
 
     def run_ids(self, name: str) -> list[int]:
         with db.reading(self.engine) as conn:
-            return [x.id for x in store_flows.runs_of_flow(conn, flow_id=self.flow_ids[name])]
+            return [x.id for x in flow_runs.runs_of_flow(conn, flow_id=self.flow_ids[name])]
 
     def profile_properties(self, email: str) -> dict[str, Any]:
         p = tables.profiles
@@ -169,5 +171,5 @@ def log_of(shop: Shop, name: str) -> list[tuple[str, str | None, str | None, tim
         return [
             (x["kind"], x["node_id"], x["reason"], x["at"] - T0)
             for run_id in shop.run_ids(name)
-            for x in store_flows.run_log(conn, run_id=run_id)
+            for x in flow_runs.run_log(conn, run_id=run_id)
         ]

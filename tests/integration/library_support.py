@@ -19,12 +19,12 @@ from sqlalchemy.engine import Engine
 from shopflow import testing
 from shopflow.domain.clock import SimulatedClock
 from shopflow.domain.events import CanonicalEvent, ConsentChange, Identity
-from shopflow.flows import library, scheduler, sweeps, triggers
+from shopflow.flows import install as flow_install
+from shopflow.flows import scheduler, sweeps, triggers
 from shopflow.ingest import pipeline
 from shopflow.messaging import delivery
-from shopflow.store import db, tables, workspaces
+from shopflow.store import db, flow_runs, tables, workspaces
 from shopflow.store import events as store_events
-from shopflow.store import flows as store_flows
 
 DAY = timedelta(days=1)
 HOUR = timedelta(hours=1)
@@ -55,8 +55,10 @@ class Shop:
         return shop
 
     def install(self, name: str) -> int:
-        with db.transaction(self.engine) as conn:
-            return library.install(conn, workspace_id=self.ws, name=name, now=self.clock.now(), live=True)
+        (installed,) = flow_install.install_from_library(
+            self.engine, workspace_id=self.ws, names=[name], now=self.clock.now(), live=True
+        )
+        return installed.flow_id
 
     def person(self, email: str, **traits: Any) -> None:
         """A profile subscribed to email marketing (so marketing sends are not skipped)."""
@@ -136,7 +138,7 @@ class Shop:
         """(status, node, exit reason) of the flow's runs, oldest first."""
         r = tables.flow_runs
         with db.reading(self.engine) as conn:
-            ids = [run.id for run in store_flows.runs_of_flow(conn, flow_id=flow_id)]
+            ids = [run.id for run in flow_runs.runs_of_flow(conn, flow_id=flow_id)]
             rows = conn.execute(
                 sa.select(r.c.id, r.c.status, r.c.node_id, r.c.exit_reason)
                 .where(r.c.id.in_(ids))

@@ -18,7 +18,7 @@ from shopflow.domain import events as metrics
 from shopflow.domain.events import CanonicalEvent, Identity
 from shopflow.ingest import pipeline
 from shopflow.ingest.sources import segment
-from shopflow.simulation import model, payloads
+from shopflow.simulation import activity, assumptions, model, payloads
 from shopflow.store import db
 from shopflow.store import events as store_events
 
@@ -28,18 +28,18 @@ T0 = testing.T0
 def test_simulated_orders_refunds_and_touches_add_up_in_the_reports(engine: Engine) -> None:
     ws = testing.make_workspace(engine).workspace.id
     behaviour = replace(
-        model.Behaviour(), sessions_per_month=20, add_to_cart=0.5, cancellation=0.1, refund=0.3
+        assumptions.Behaviour(), sessions_per_month=20, add_to_cart=0.5, cancellation=0.1, refund=0.3
     )
     store = model.Store(seed=5, customers=150, start=T0, days=6, behaviour=behaviour)
     actions = store.actions_between(T0, T0 + timedelta(days=20))
-    orders = [a for a in actions if a.kind == model.ORDER]
+    orders = [a for a in actions if a.kind == activity.ORDER]
     assert len(orders) > 40
 
     # Every third order is preceded by an email open (message ids are invented; flow 7).
     touched = {a.properties["order_id"] for i, a in enumerate(orders) if i % 3 == 0}
     events: list[CanonicalEvent] = []
     for action in actions:
-        if action.kind == model.ORDER and action.properties["order_id"] in touched:
+        if action.kind == activity.ORDER and action.properties["order_id"] in touched:
             events.append(
                 CanonicalEvent(
                     message_id=f"open-{action.properties['order_id']}",
@@ -79,13 +79,13 @@ def test_simulated_orders_refunds_and_touches_add_up_in_the_reports(engine: Engi
     refunded: dict[str, Decimal] = {}
     cancelled: set[str] = set()
     for action in actions:
-        if action.kind == model.REFUND:
+        if action.kind == activity.REFUND:
             refunded[action.properties["order_id"]] = action.properties["value"]
-        if action.kind == model.CANCEL:
+        if action.kind == activity.CANCEL:
             cancelled.add(action.properties["order_id"])
     assert refunded and cancelled
 
-    def net(order: model.Action) -> Decimal:
+    def net(order: activity.Action) -> Decimal:
         oid: str = order.properties["order_id"]
         value: Decimal = order.properties["value"]
         if oid in cancelled:

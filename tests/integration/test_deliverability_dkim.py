@@ -20,7 +20,7 @@ from shopflow.ingest import pipeline
 from shopflow.messaging import delivery
 from shopflow.messaging.channels.email.smtp import SmtpChannel
 from shopflow.messaging.deliverability import dkim as sf_dkim
-from shopflow.messaging.deliverability import senders as sender_commands
+from shopflow.messaging.deliverability import senders as sender_domains
 from shopflow.messaging.sink import Sink
 from shopflow.store import db, messages, senders, workspaces
 
@@ -246,36 +246,34 @@ def test_cli_rejects_bad_domain_duplicates_and_bad_settings(
 
 def test_verify_checks_the_published_records(engine: Engine, clock: SimulatedClock) -> None:
     ws = testing.make_workspace(engine).workspace
-    pem = sf_dkim.generate_private_key()
-    with db.transaction(engine) as conn:
-        senders.add_domain(conn, workspace_id=ws.id, domain=DOMAIN, selector="s1", algorithm="rsa-sha256",
-                           private_key_pem=pem, now=clock.now())  # fmt: skip
-    key = sf_dkim.public_key_record(pem)
+    added = sender_domains.add_domain(
+        engine, workspace_id=ws.id, domain=DOMAIN, selector="s1", algorithm="rsa-sha256", now=clock.now()
+    )
+    [key] = [r.value for r in added.records if r.kind == "DKIM"]
     zone: dict[str, list[str]] = {DOMAIN: ["google-site-verification=x", "v=spf1 a mx ~all"]}
 
     def lookup(name: str) -> list[str]:
         return zone.get(name, [])
 
-    with db.transaction(engine) as conn:
-        checks = sender_commands.verify_domain(conn, workspace_id=ws.id, domain=DOMAIN, lookup=lookup)
+    def verified() -> bool:
+        with db.reading(engine) as conn:
+            stored = senders.get(conn, workspace_id=ws.id, domain=DOMAIN)
+        assert stored is not None
+        return stored.verified
+
+    checks = sender_domains.verify_domain(engine, workspace_id=ws.id, domain=DOMAIN, lookup=lookup)
     assert [(c.kind, c.ok) for c in checks] == [("SPF", True), ("DKIM", False), ("DMARC", False)]
     # A stale key under the selector is not ours.
     zone[f"s1._domainkey.{DOMAIN}"] = [sf_dkim.public_key_record(sf_dkim.generate_private_key())]
     zone[f"_dmarc.{DOMAIN}"] = ["v=DMARC1; p=none"]
-    with db.transaction(engine) as conn:
-        checks = sender_commands.verify_domain(conn, workspace_id=ws.id, domain=DOMAIN, lookup=lookup)
-        assert [c.ok for c in checks] == [True, False, True]
-        assert senders.get(conn, workspace_id=ws.id, domain=DOMAIN).verified is False  # type: ignore[union-attr]
+    checks = sender_domains.verify_domain(engine, workspace_id=ws.id, domain=DOMAIN, lookup=lookup)
+    assert [c.ok for c in checks] == [True, False, True]
+    assert verified() is False
     zone[f"s1._domainkey.{DOMAIN}"] = [key]
     zone[DOMAIN].append("v=spf1 include:other ~all")  # two SPF records are an error (RFC 7208 §4.5)
-    with db.transaction(engine) as conn:
-        checks = sender_commands.verify_domain(conn, workspace_id=ws.id, domain=DOMAIN, lookup=lookup)
-        assert [c.ok for c in checks] == [False, True, True]
+    checks = sender_domains.verify_domain(engine, workspace_id=ws.id, domain=DOMAIN, lookup=lookup)
+    assert [c.ok for c in checks] == [False, True, True]
     zone[DOMAIN].pop()
-    with db.transaction(engine) as conn:
-        assert all(
-            c.ok
-            for c in sender_commands.verify_domain(conn, workspace_id=ws.id, domain=DOMAIN, lookup=lookup)
-        )
-        stored = senders.get(conn, workspace_id=ws.id, domain=DOMAIN)
-    assert stored is not None and stored.verified is True
+    checks = sender_domains.verify_domain(engine, workspace_id=ws.id, domain=DOMAIN, lookup=lookup)
+    assert all(c.ok for c in checks)
+    assert verified() is True

@@ -10,11 +10,12 @@ import httpx
 import pytest
 from sqlalchemy.engine import Engine
 
-from shopflow import config, testing
+from shopflow import config, testing, workspaces
 from shopflow.api.app import create_app
 from shopflow.cli import main as cli
 from shopflow.domain.clock import SimulatedClock
-from shopflow.flows import library
+from shopflow.flows import install as flow_install
+from shopflow.flows import library, queries
 from shopflow.store import db
 from shopflow.store import flows as store_flows
 
@@ -171,6 +172,25 @@ def test_cli_library_install_list_validate(
     with db.reading(engine) as conn:
         assert len(store_flows.list_flows(conn, workspace_id=ws)) == len(names)
     engine.dispose()
+
+
+def test_install_from_library_installs_all_or_none(engine: Engine) -> None:
+    ws = testing.make_workspace(engine).workspace.id
+    with pytest.raises(library.NotInLibrary) as err:
+        flow_install.install_from_library(
+            engine, workspace_id=ws, names=["welcome-series", "nope"], now=testing.T0, live=False
+        )
+    assert (err.value.name, err.value.available) == ("nope", sorted(f.name for f in library.available()))
+    assert queries.list_flows(engine, workspace_id=ws) == []
+    with pytest.raises(workspaces.NoWorkspace, match="workspace: no workspace 'ws_missing'"):
+        flow_install.install_from_library(
+            engine, workspace_id="ws_missing", names=["welcome-series"], now=testing.T0, live=False
+        )
+    (done,) = flow_install.install_from_library(
+        engine, workspace_id=ws, names=["welcome-series"], now=testing.T0, live=True
+    )
+    assert (done.name, done.status, done.version) == ("welcome-series", "live", 1)
+    assert [f.id for f in queries.list_flows(engine, workspace_id=ws)] == [done.flow_id]
 
 
 @pytest.mark.parametrize("command", ["library", "install", "list", "validate"])

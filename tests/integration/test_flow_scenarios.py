@@ -11,11 +11,11 @@ from sqlalchemy.engine import Engine
 from shopflow import testing
 from shopflow.domain.clock import SimulatedClock
 from shopflow.domain.events import CanonicalEvent, Identity
-from shopflow.flows import library, scheduler, triggers
+from shopflow.flows import install as flow_install
+from shopflow.flows import scheduler, triggers
 from shopflow.ingest import pipeline
-from shopflow.store import db, tables
+from shopflow.store import db, flow_runs, tables
 from shopflow.store import events as store_events
-from shopflow.store import flows as store_flows
 
 
 def track(
@@ -47,8 +47,10 @@ def tick(engine: Engine, clock: SimulatedClock) -> int:
 
 
 def install(engine: Engine, ws: str, name: str) -> int:
-    with db.transaction(engine) as conn:
-        return library.install(conn, workspace_id=ws, name=name, now=testing.T0, live=True)
+    (installed,) = flow_install.install_from_library(
+        engine, workspace_id=ws, names=[name], now=testing.T0, live=True
+    )
+    return installed.flow_id
 
 
 def messages(engine: Engine) -> list[tuple[str, str, Any]]:
@@ -89,7 +91,7 @@ def test_cart_abandonment_one_run_per_checkout_and_exit_on_purchase(
     )
     assert tick(engine, clock) == 1
     with db.reading(engine) as conn:
-        runs = store_flows.runs_of_flow(conn, flow_id=flow_id)
+        runs = flow_runs.runs_of_flow(conn, flow_id=flow_id)
     assert [(r.trigger_key, r.status, r.node_id) for r in runs] == [("ck-1", "waiting", "email-1h")]
     assert runs[0].wake_at == testing.T0 + timedelta(hours=1)
 
@@ -107,8 +109,8 @@ def test_cart_abandonment_one_run_per_checkout_and_exit_on_purchase(
     track(engine, clock, ws, email="a@example.com", name="Placed Order", mid="o1", order_id="o-1")
     tick(engine, clock)
     with db.reading(engine) as conn:
-        (run,) = store_flows.runs_of_flow(conn, flow_id=flow_id)
-        log = store_flows.run_log(conn, run_id=run.id)
+        (run,) = flow_runs.runs_of_flow(conn, flow_id=flow_id)
+        log = flow_runs.run_log(conn, run_id=run.id)
         exited = conn.execute(
             sa.select(tables.flow_runs.c.exited_at, tables.flow_runs.c.exit_reason).where(
                 tables.flow_runs.c.id == run.id

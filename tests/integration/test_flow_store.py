@@ -17,7 +17,7 @@ from shopflow.domain.events import CanonicalEvent, Identity
 from shopflow.domain.flows import load_flow
 from shopflow.flows import library, runtime, scheduler, triggers
 from shopflow.ingest import pipeline
-from shopflow.store import db, tables
+from shopflow.store import db, flow_runs, tables
 from shopflow.store import events as store_events
 from shopflow.store import flows as store_flows
 
@@ -117,7 +117,7 @@ def test_trigger_filter_reentry_always_and_drafts(engine: Engine, clock: Simulat
     ])  # fmt: skip
     assert process_events(engine, clock) == 2  # the 99 order fails the filter; the draft never triggers
     with db.reading(engine) as conn:
-        runs = store_flows.runs_of_flow(conn, flow_id=flow_id)
+        runs = flow_runs.runs_of_flow(conn, flow_id=flow_id)
     assert len({r.trigger_key for r in runs}) == 2
     assert all(r.trigger_key.startswith("event:") for r in runs)
     assert [r.state["trigger"]["properties"]["order_id"] for r in runs] == ["1", "3"]
@@ -148,7 +148,7 @@ def test_holdout_sends_are_recorded_as_skipped(engine: Engine, clock: SimulatedC
     assert process_events(engine, clock) == 40
     assert scheduler.run_due(engine, clock=clock) == 40
     with db.reading(engine) as conn:
-        runs = store_flows.runs_of_flow(conn, flow_id=flow_id)
+        runs = flow_runs.runs_of_flow(conn, flow_id=flow_id)
         m = tables.messages
         msgs = {
             r.run_id: (r.status, r.skip_reason)
@@ -253,7 +253,7 @@ def test_an_event_that_leaves_the_filter_holding_does_not_fire_the_delay_early(
     process_events(engine, clock)
     assert scheduler.run_due(engine, clock=clock) == 1
     with db.reading(engine) as conn:
-        (run,) = store_flows.runs_of_flow(conn, flow_id=flow_id)
+        (run,) = flow_runs.runs_of_flow(conn, flow_id=flow_id)
     assert (run.status, run.node_id, run.wake_at) == ("waiting", "mail", testing.T0 + timedelta(hours=4))
     clock.set(testing.T0 + timedelta(hours=4) - timedelta(seconds=1))
     assert scheduler.run_due(engine, clock=clock) == 0
@@ -264,7 +264,7 @@ def test_an_event_that_leaves_the_filter_holding_does_not_fire_the_delay_early(
         assert conn.execute(sa.select(m.c.template, m.c.created_at)).all() == [
             ("browse", testing.T0 + timedelta(hours=4))
         ]
-        (run,) = store_flows.runs_of_flow(conn, flow_id=flow_id)
+        (run,) = flow_runs.runs_of_flow(conn, flow_id=flow_id)
     assert run.status == "exited"
 
 
@@ -295,12 +295,12 @@ def test_a_run_left_on_a_merged_profile_exits(engine: Engine, clock: SimulatedCl
     )
     process_events(engine, clock)
     with db.transaction(engine) as conn:
-        a, b = (r.profile_id for r in store_flows.runs_of_flow(conn, flow_id=flow_id))
+        a, b = (r.profile_id for r in flow_runs.runs_of_flow(conn, flow_id=flow_id))
         # What a merge leaves behind when the survivor had the same run (test-only SQL).
         conn.execute(tables.profiles.update().where(tables.profiles.c.id == a).values(merged_into=b))
     assert scheduler.run_due(engine, clock=clock) == 2
     with db.reading(engine) as conn:
-        runs = {r.profile_id: r for r in store_flows.runs_of_flow(conn, flow_id=flow_id)}
+        runs = {r.profile_id: r for r in flow_runs.runs_of_flow(conn, flow_id=flow_id)}
         fr = tables.flow_runs
         reasons = {
             row.profile_id: row.exit_reason

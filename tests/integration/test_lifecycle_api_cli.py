@@ -15,8 +15,7 @@ from shopflow import config, testing
 from shopflow.api.app import create_app
 from shopflow.cli import main as cli
 from shopflow.domain.clock import SimulatedClock
-from shopflow.store import db, tables
-from shopflow.store import flows as store_flows
+from shopflow.store import db, flow_runs, tables
 from tests.integration.test_lifecycle_flows import (
     DRIP,
     THREE,
@@ -232,7 +231,7 @@ def test_lifecycle_cli(
         "stayed": [],
     }
     with db.reading(engine) as conn:
-        assert {r.version for r in store_flows.runs_of_flow(conn, flow_id=flow_id)} == {2}
+        assert {r.version for r in flow_runs.runs_of_flow(conn, flow_id=flow_id)} == {2}
     engine.dispose()
 
 

@@ -14,12 +14,11 @@ from shopflow import testing
 from shopflow.domain.clock import SimulatedClock
 from shopflow.domain.events import CanonicalEvent, Identity
 from shopflow.domain.flows import load_flow
-from shopflow.flows import lifecycle, scheduler, simulate, triggers
+from shopflow.flows import lifecycle, manage, scheduler, simulate, triggers
 from shopflow.ingest import pipeline
 from shopflow.messaging import delivery
-from shopflow.store import db, tables
+from shopflow.store import db, flow_runs, tables
 from shopflow.store import events as store_events
-from shopflow.store import flows as store_flows
 
 
 def send(node_id: str, nxt: str, template: str = "welcome-1") -> dict[str, Any]:
@@ -48,11 +47,10 @@ DRIP = definition(
 
 
 def save(engine: Engine, ws: str, data: dict[str, Any], clock: SimulatedClock, status: str = "live") -> int:
-    with db.transaction(engine) as conn:
-        flow_id, _ = store_flows.save_flow(
-            conn, workspace_id=ws, definition=load_flow(data), now=clock.now(), status=status
-        )
-    return flow_id
+    saved = manage.save_definition(
+        engine, workspace_id=ws, definition=load_flow(data), status=status, now=clock.now()
+    )
+    return saved.flow.id
 
 
 def join(engine: Engine, clock: SimulatedClock, ws: str, *emails: str, **props: Any) -> None:
@@ -166,13 +164,13 @@ def test_paused_flow_holds_runs_and_resumes_at_once(engine: Engine, clock: Simul
     assert deliver(engine, clock, channel) == 0
     assert (messages(engine), channel.sent) == ([("a@example.org", "a", "held")], [])
     with db.reading(engine) as conn:
-        [run] = store_flows.runs_of_flow(conn, flow_id=flow_id)
+        [run] = flow_runs.runs_of_flow(conn, flow_id=flow_id)
     assert (run.status, run.node_id, run.wake_at) == ("waiting", "b", testing.T0 + timedelta(hours=1))
     # A paused flow takes no new entrants either.
     join(engine, clock, ws, "late@example.org")
     tick(engine, clock)
     with db.reading(engine) as conn:
-        assert len(store_flows.runs_of_flow(conn, flow_id=flow_id)) == 1
+        assert len(flow_runs.runs_of_flow(conn, flow_id=flow_id)) == 1
     # Live again: the overdue run fires at once, without the clock moving.
     with db.transaction(engine) as conn:
         lifecycle.change_status(conn, workspace_id=ws, flow_id=flow_id, status="live", now=clock.now())
@@ -187,7 +185,7 @@ def test_paused_flow_holds_runs_and_resumes_at_once(engine: Engine, clock: Simul
     m = tables.messages
     with db.reading(engine) as conn:
         created = conn.execute(sa.select(m.c.created_at).where(m.c.node_id == "b")).scalar_one()
-        [run] = store_flows.runs_of_flow(conn, flow_id=flow_id)
+        [run] = flow_runs.runs_of_flow(conn, flow_id=flow_id)
     assert created == clock.now()
     assert (run.status, run.node_id) == ("exited", "done")
     with (
@@ -295,12 +293,17 @@ SPLIT = definition(
 )
 
 
-def gold(engine: Engine, ws: str, email: str) -> None:
-    p = tables.profiles
+def gold(engine: Engine, clock: SimulatedClock, ws: str, email: str) -> None:
+    """An identify call (traits, no event) makes the profile gold."""
+    identify = CanonicalEvent(
+        message_id=f"gold-{email}",
+        source="test",
+        identity=Identity(email=email),
+        time=clock.now(),
+        traits={"tier": "gold"},
+    )
     with db.transaction(engine) as conn:
-        conn.execute(
-            p.update().where(p.c.workspace_id == ws, p.c.email == email).values(properties={"tier": "gold"})
-        )
+        pipeline.accept(conn, workspace_id=ws, events=[identify], now=clock.now())
 
 
 def test_node_counts_and_timeline(engine: Engine, clock: SimulatedClock) -> None:
@@ -310,7 +313,7 @@ def test_node_counts_and_timeline(engine: Engine, clock: SimulatedClock) -> None
     with db.transaction(engine) as conn:
         batch = store_events.claim_pending(conn, limit=1000)
         triggers.on_events(conn, events=batch, now=clock.now())
-    gold(engine, ws, "g@example.org")
+    gold(engine, clock, ws, "g@example.org")
     scheduler.run_all_due(engine, clock=clock)
     with db.reading(engine) as conn:
         report = lifecycle.node_report(conn, workspace_id=ws, flow_id=flow_id)
@@ -433,7 +436,7 @@ def test_simulate_shows_the_path_and_writes_nothing(engine: Engine, clock: Simul
         False,
         "would not enter: the trigger filter does not hold for this event",
     )
-    gold(engine, ws, "s@example.org")
+    gold(engine, clock, ws, "s@example.org")
     with db.reading(engine) as conn:
         vip = simulate.simulate(
             conn,
@@ -471,7 +474,7 @@ def test_loop_guard_caps_steps_per_run_per_hour(engine: Engine, clock: Simulated
         clock.advance(timedelta(seconds=1))
         scheduler.run_all_due(engine, clock=clock)
     with db.reading(engine) as conn:
-        [run] = store_flows.runs_of_flow(conn, flow_id=flow_id)
+        [run] = flow_runs.runs_of_flow(conn, flow_id=flow_id)
         report = lifecycle.node_report(conn, workspace_id=ws, flow_id=flow_id)
     assert (run.status, run.node_id) == ("exited", "a")
     # Each wake enters b then a; the cap is reached within the first hour, long before it ends.

@@ -21,7 +21,7 @@ from shopflow.api.app import create_app
 from shopflow.cli import main as cli
 from shopflow.config import Settings
 from shopflow.domain.clock import SimulatedClock
-from shopflow.messaging import delivery_push, push_commands
+from shopflow.messaging import delivery_push, push_keys
 from shopflow.store import consent, db, messages, tables, workspaces
 from tests.integration.push_fake_service import Browser, FakePushService
 
@@ -55,7 +55,7 @@ class Env:
         self.ws_id = created.workspace.id
         self.write_key = created.write_key
         with db.transaction(engine) as conn:
-            self.public_key, _ = push_commands.ensure_keys(conn, workspace_id=self.ws_id, subject=SUBJECT)
+            self.public_key, _ = push_keys.ensure_keys(conn, workspace_id=self.ws_id, subject=SUBJECT)
             ws = workspaces.get(conn, self.ws_id)
             assert ws is not None
             push = {**ws.settings["push"], "allow_insecure_endpoints": True}

@@ -22,11 +22,13 @@ from shopflow.analytics import reports
 from shopflow.api.app import create_app
 from shopflow.config import Settings
 from shopflow.domain import events as metrics
+from shopflow.domain import flows as domain_flows
 from shopflow.domain.clock import SimulatedClock
 from shopflow.domain.events import CanonicalEvent, ConsentChange, Identity
 from shopflow.ingest import pipeline
 from shopflow.messaging import delivery_push, delivery_sms
 from shopflow.store import db, events, messages, tables, workspaces
+from shopflow.store import flows as store_flows
 from shopflow.workers import events as event_worker
 from tests.integration.sms_fake_twilio import FakeTwilio
 from tests.integration.test_push_delivery import Env
@@ -37,6 +39,15 @@ PARIS = "+33612345678"  # 10:00 in Paris at T0: outside quiet hours
 CHECKOUT = "https://shop.example/c/1?step=pay"
 CART = {"event": {"checkout_url": CHECKOUT, "products": [{"name": "Blue Mug", "price": "12"}]}}
 CODE = re.compile(r"/s/([0-9A-Za-z]{9})\b")
+FLOW = """
+id: cart-abandonment
+name: Cart Abandonment
+trigger: {type: event, event: Checkout Started, key: properties.checkout_id}
+entry: sms-1
+nodes:
+  - {id: sms-1, type: send, channel: sms, template: cart-sms, next: done}
+  - {id: done, type: exit}
+"""
 
 
 @pytest.fixture
@@ -67,21 +78,12 @@ class Shop:
         }
         self.settings(store_name="Mugs & Co", sms=self.sms_settings)
         with db.transaction(engine) as conn:
-            self.flow_id = int(
-                conn.execute(
-                    tables.flows.insert()
-                    .values(
-                        workspace_id=self.ws,
-                        key="cart-abandonment",
-                        name="Cart Abandonment",
-                        status="live",
-                        current_version=1,
-                        trigger_event=metrics.CHECKOUT_STARTED,
-                        created_at=clock.now(),
-                        updated_at=clock.now(),
-                    )
-                    .returning(tables.flows.c.id)
-                ).scalar_one()
+            self.flow_id, _ = store_flows.save_flow(
+                conn,
+                workspace_id=self.ws,
+                definition=domain_flows.load_flow(FLOW),
+                now=clock.now(),
+                status="live",
             )
         self.pid = self.accept(
             CanonicalEvent(

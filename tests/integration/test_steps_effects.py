@@ -19,7 +19,7 @@ from shopflow.domain.events import CanonicalEvent, ConsentChange, Identity
 from shopflow.domain.flows import FlowDefinitionError, load_flow
 from shopflow.flows import scheduler, triggers
 from shopflow.ingest import pipeline
-from shopflow.store import db, tables
+from shopflow.store import db, flow_runs, tables
 from shopflow.store import events as store_events
 from shopflow.store import flows as store_flows
 from shopflow.store import steps as store_steps
@@ -145,8 +145,8 @@ def test_profile_list_audience_and_alert_steps_write_their_rows(
         ).all()
         audience = store_steps.audience_members(conn, workspace_id=ws, audience="buyers")
         alerts = store_steps.staff_alerts(conn, workspace_id=ws)
-        (run,) = store_flows.runs_of_flow(conn, flow_id=flow_id)
-        welcome_runs = store_flows.runs_of_flow(conn, flow_id=welcome_id)
+        (run,) = flow_runs.runs_of_flow(conn, flow_id=flow_id)
+        welcome_runs = flow_runs.runs_of_flow(conn, flow_id=welcome_id)
     assert props == {"points": 60, "tier": "gold", "city": "Oslo"}
     assert [(m.list_id, m.profile_id, m.source) for m in members] == [(vip, pid, f"flow:{flow_id}:join")]
     assert [(j.properties["list"], j.properties["run_id"], j.profile_id) for j in joined] == [
@@ -216,9 +216,9 @@ def test_start_flow_hands_the_profile_over_exactly_once(engine: Engine, clock: S
     clock.advance(timedelta(hours=1))
     tick(engine, clock)
     with db.reading(engine) as conn:
-        (src,) = store_flows.runs_of_flow(conn, flow_id=source)
-        handed = store_flows.runs_of_flow(conn, flow_id=target)
-        log = store_flows.run_log(conn, run_id=handed[0].id)
+        (src,) = flow_runs.runs_of_flow(conn, flow_id=source)
+        handed = flow_runs.runs_of_flow(conn, flow_id=target)
+        log = flow_runs.run_log(conn, run_id=handed[0].id)
     assert src.status == "exited"
     assert [(r.trigger_key, r.node_id, r.status, r.profile_id) for r in handed] == [
         (f"from:{src.id}", "end", "waiting", src.profile_id)
@@ -232,9 +232,9 @@ def test_start_flow_hands_the_profile_over_exactly_once(engine: Engine, clock: S
     track(engine, clock, ws, email="c@example.com", name="Placed Order", mid="o2")
     tick(engine, clock)
     with db.reading(engine) as conn:
-        runs = store_flows.runs_of_flow(conn, flow_id=source)
-        skipped = [x for x in store_flows.run_log(conn, run_id=runs[-1].id) if x["kind"] == "skip"]
-        assert len(store_flows.runs_of_flow(conn, flow_id=target)) == 1
+        runs = flow_runs.runs_of_flow(conn, flow_id=source)
+        skipped = [x for x in flow_runs.run_log(conn, run_id=runs[-1].id) if x["kind"] == "skip"]
+        assert len(flow_runs.runs_of_flow(conn, flow_id=target)) == 1
     assert [(x["node_id"], x["reason"]) for x in skipped] == [
         ("hand", "start_flow post-purchase: flow is paused")
     ]
@@ -276,9 +276,9 @@ def test_same_key_wait_woken_by_its_order_and_the_other_times_out_exactly(
     track(engine, clock, ws, email="d@example.com", name="Placed Order", mid="o1", checkout_id="ck-1")
     tick(engine, clock)
 
-    def runs() -> dict[str, store_flows.RunRow]:
+    def runs() -> dict[str, flow_runs.RunRow]:
         with db.reading(engine) as conn:
-            return {r.trigger_key: r for r in store_flows.runs_of_flow(conn, flow_id=flow_id)}
+            return {r.trigger_key: r for r in flow_runs.runs_of_flow(conn, flow_id=flow_id)}
 
     now = runs()
     assert (now["ck-1"].status, now["ck-1"].node_id) == ("exited", "bought")
@@ -298,7 +298,7 @@ def test_same_key_wait_woken_by_its_order_and_the_other_times_out_exactly(
                 tables.messages.c.template, tables.messages.c.created_at, tables.messages.c.run_id
             ).order_by(tables.messages.c.id)
         ).all()
-        log = store_flows.run_log(conn, run_id=now["ck-2"].id)
+        log = flow_runs.run_log(conn, run_id=now["ck-2"].id)
     assert [(m.template, m.created_at) for m in sent] == [
         ("cart", testing.T0),
         ("cart", testing.T0),
@@ -329,7 +329,7 @@ def test_engagement_wait_on_an_open_of_this_runs_message(engine: Engine, clock: 
     )
     tick(engine, clock)
     with db.reading(engine) as conn:
-        assert store_flows.runs_of_flow(conn, flow_id=flow_id)[0].status == "waiting"
+        assert flow_runs.runs_of_flow(conn, flow_id=flow_id)[0].status == "waiting"
     track(
         engine,
         clock,
@@ -342,7 +342,7 @@ def test_engagement_wait_on_an_open_of_this_runs_message(engine: Engine, clock: 
     )
     tick(engine, clock)
     with db.reading(engine) as conn:
-        (run,) = store_flows.runs_of_flow(conn, flow_id=flow_id)
+        (run,) = flow_runs.runs_of_flow(conn, flow_id=flow_id)
     assert (run.status, run.node_id) == ("exited", "bought")
 
 
@@ -403,7 +403,7 @@ def test_loop_guard_count_survives_between_steps(engine: Engine, clock: Simulate
     steps = 0
     while True:
         with db.reading(engine) as conn:
-            (run,) = store_flows.runs_of_flow(conn, flow_id=flow_id)
+            (run,) = flow_runs.runs_of_flow(conn, flow_id=flow_id)
         if run.status == "exited" or run.wake_at is None:
             break
         clock.set(run.wake_at)

@@ -20,7 +20,7 @@ from shopflow.domain.events import CanonicalEvent, Identity
 from shopflow.domain.flows import load_flow
 from shopflow.flows import scheduler, triggers, webhooks
 from shopflow.ingest import pipeline
-from shopflow.store import db, tables, workspaces
+from shopflow.store import db, flow_runs, tables, workspaces
 from shopflow.store import events as store_events
 from shopflow.store import flows as store_flows
 from shopflow.store import webhooks as store_webhooks
@@ -124,7 +124,7 @@ def test_webhook_signed_retried_and_its_answer_drives_the_split(
     receiver.script = [(500, b'{"error": "busy"}'), (200, b'{"tier": "gold", "points": 120}')]
     ws, flow_id = start(engine, clock, receiver.url)
     with db.reading(engine) as conn:
-        (run,) = store_flows.runs_of_flow(conn, flow_id=flow_id)
+        (run,) = flow_runs.runs_of_flow(conn, flow_id=flow_id)
         secret = workspaces.get(conn, ws).webhook_secret  # type: ignore[union-attr]
     assert (run.status, run.node_id) == ("waiting", "hook")
 
@@ -149,7 +149,7 @@ def test_webhook_signed_retried_and_its_answer_drives_the_split(
     assert webhooks.deliver_due(engine, clock=clock) == 0
     scheduler.run_all_due(engine, clock=clock)
     with db.reading(engine) as conn:
-        assert store_flows.runs_of_flow(conn, flow_id=flow_id)[0].node_id == "hook"
+        assert flow_runs.runs_of_flow(conn, flow_id=flow_id)[0].node_id == "hook"
     clock.advance(timedelta(seconds=1))
     assert webhooks.deliver_due(engine, clock=clock) == 1
     assert len(receiver.requests) == 2
@@ -157,7 +157,7 @@ def test_webhook_signed_retried_and_its_answer_drives_the_split(
 
     with db.reading(engine) as conn:
         (delivery,) = store_webhooks.get_all(conn, run_id=run.id)
-        woken = store_flows.runs_of_flow(conn, flow_id=flow_id)[0]
+        woken = flow_runs.runs_of_flow(conn, flow_id=flow_id)[0]
     assert (delivery["status"], delivery["attempts"], delivery["response_status"], delivery["response"]) == (
         "done",
         2,
@@ -168,8 +168,8 @@ def test_webhook_signed_retried_and_its_answer_drives_the_split(
 
     scheduler.run_all_due(engine, clock=clock)
     with db.reading(engine) as conn:
-        (done,) = store_flows.runs_of_flow(conn, flow_id=flow_id)
-        log = store_flows.run_log(conn, run_id=run.id)
+        (done,) = flow_runs.runs_of_flow(conn, flow_id=flow_id)
+        log = flow_runs.run_log(conn, run_id=run.id)
         message = conn.execute(sa.select(tables.messages.c.template, tables.messages.c.context)).one()
     assert (done.status, done.node_id) == ("exited", "end")
     assert [(x["kind"], x["node_id"], x["reason"]) for x in log if x["kind"] in ("resolved", "node")][
@@ -191,7 +191,7 @@ def test_webhook_4xx_fails_at_once_and_takes_on_failure(
     assert webhooks.deliver_due(engine, clock=clock) == 1
     scheduler.run_all_due(engine, clock=clock)
     with db.reading(engine) as conn:
-        (run,) = store_flows.runs_of_flow(conn, flow_id=flow_id)
+        (run,) = flow_runs.runs_of_flow(conn, flow_id=flow_id)
         (delivery,) = store_webhooks.get_all(conn, run_id=run.id)
     assert (delivery["status"], delivery["attempts"], delivery["error"]) == ("failed", 1, "HTTP 404")
     assert (run.status, run.node_id) == ("exited", "failed")
@@ -214,5 +214,5 @@ def test_webhook_unreachable_retries_with_backoff_then_gives_up(
     assert delivery.status == "failed" and delivery.error.startswith("ConnectError")
     scheduler.run_all_due(engine, clock=clock)
     with db.reading(engine) as conn:
-        (run,) = store_flows.runs_of_flow(conn, flow_id=flow_id)
+        (run,) = flow_runs.runs_of_flow(conn, flow_id=flow_id)
     assert (run.status, run.node_id) == ("exited", "failed")

@@ -22,7 +22,7 @@ from shopflow.domain.events import CanonicalEvent, Identity
 from shopflow.domain.flows import load_flow
 from shopflow.ingest import pipeline
 from shopflow.ingest.sources import shopify
-from shopflow.store import catalog, db, tables, workspaces
+from shopflow.store import catalog, db, flow_runs, tables, workspaces
 from shopflow.store import flows as store_flows
 from shopflow.store import triggers as store_triggers
 
@@ -117,7 +117,7 @@ class Shop:
             }
             return [
                 (emails[r.profile_id], r.trigger_key, r.state["trigger"]["name"])
-                for r in store_flows.runs_of_flow(conn, flow_id=flow_id)
+                for r in flow_runs.runs_of_flow(conn, flow_id=flow_id)
             ]
 
     def ask(self, body: dict[str, Any], *, key: str | None = None) -> httpx.Response:
@@ -153,7 +153,7 @@ def test_price_drop_notifies_recent_viewers_only(shop: Shop, clock: SimulatedClo
         ("recent@x.com", "price:111:85", "Price Dropped"),
     ]
     with db.reading(shop.engine) as conn:
-        run = store_flows.runs_of_flow(conn, flow_id=flow_id)[0]
+        run = flow_runs.runs_of_flow(conn, flow_id=flow_id)[0]
         product = catalog.product(conn, workspace_id=shop.ws, product_id="111")
     assert run.state["trigger"]["properties"] == {
         "product_id": "111", "title": "Boots 111", "url": "https://example.com/products/boots", "image_url": None, "category": "shoes",

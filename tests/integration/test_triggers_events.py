@@ -14,7 +14,7 @@ from shopflow.domain.events import CanonicalEvent, Identity
 from shopflow.domain.flows import load_flow
 from shopflow.flows import runtime, scheduler, triggers
 from shopflow.ingest import pipeline
-from shopflow.store import db, tables
+from shopflow.store import db, flow_runs, tables
 from shopflow.store import events as store_events
 from shopflow.store import flows as store_flows
 
@@ -57,9 +57,9 @@ def tick(engine: Engine, clock: SimulatedClock) -> int:
     return created
 
 
-def runs(engine: Engine, flow_id: int) -> list[store_flows.RunRow]:
+def runs(engine: Engine, flow_id: int) -> list[flow_runs.RunRow]:
     with db.reading(engine) as conn:
-        return store_flows.runs_of_flow(conn, flow_id=flow_id)
+        return flow_runs.runs_of_flow(conn, flow_id=flow_id)
 
 
 def test_filter_on_cart_value_and_any_line_item_category(engine: Engine, clock: SimulatedClock) -> None:

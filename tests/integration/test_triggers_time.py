@@ -14,7 +14,7 @@ from shopflow.domain.events import CanonicalEvent, Identity
 from shopflow.domain.flows import load_flow
 from shopflow.flows import sweeps
 from shopflow.ingest import pipeline
-from shopflow.store import db, workspaces
+from shopflow.store import db, flow_runs, workspaces
 from shopflow.store import flows as store_flows
 from shopflow.store import triggers as store_triggers
 from shopflow.workers import embedded
@@ -58,7 +58,7 @@ def send(
 
 def keys(engine: Engine, flow_id: int) -> list[tuple[str, datetime]]:
     with db.reading(engine) as conn:
-        return [(r.trigger_key, r.started_at) for r in store_flows.runs_of_flow(conn, flow_id=flow_id)]
+        return [(r.trigger_key, r.started_at) for r in flow_runs.runs_of_flow(conn, flow_id=flow_id)]
 
 
 def sweep_at(engine: Engine, clock: SimulatedClock, when: datetime) -> int:
@@ -216,7 +216,7 @@ def test_worker_tick_runs_the_sweep(engine: Engine, clock: SimulatedClock) -> No
     done = worker.run_until_idle()
     assert done.swept == 1
     with db.reading(engine) as conn:
-        (run,) = store_flows.runs_of_flow(conn, flow_id=flow_id)
+        (run,) = flow_runs.runs_of_flow(conn, flow_id=flow_id)
     assert (run.status, run.node_id, run.trigger_key) == (
         "exited",
         "done",

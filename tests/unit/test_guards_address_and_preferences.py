@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from shopflow.domain import flows, nodes
+from shopflow.domain import action_nodes, flows
 from shopflow.domain.step import Facts, Run, Send, step
 from shopflow.messaging import guards
 from shopflow.store import guard_facts, preferences
@@ -112,7 +112,9 @@ def test_frequency_preference_counts_email_only() -> None:
 
 
 def test_transactional_ignores_preferences_on_every_channel() -> None:
-    g = gate(guard_facts.Preference(paused_until=T0 + timedelta(days=9), topics_off=frozenset(nodes.TOPICS)))
+    g = gate(
+        guard_facts.Preference(paused_until=T0 + timedelta(days=9), topics_off=frozenset(action_nodes.TOPICS))
+    )
     for channel in ("email", "sms", "push"):
         receipt = replace(msg(channel, topic="promotional"), transactional=True)
         assert g.decide(receipt, replace(EMAIL, channel=channel, transactional=True)).send
@@ -146,7 +148,7 @@ def test_send_node_topic_goes_into_the_message_context() -> None:
 
 
 def test_the_topics_are_the_preference_centers() -> None:
-    assert preferences.TOPICS == nodes.TOPICS == ("promotional", "product_news", "educational")
+    assert preferences.TOPICS == action_nodes.TOPICS == ("promotional", "product_news", "educational")
 
 
 EXPECTED = "Input should be 'promotional', 'product_news' or 'educational'"

@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from shopflow.domain import nodes
+from shopflow.domain import action_nodes
 from shopflow.flows import library
 from shopflow.messaging.templates import email as templates
 from shopflow.messaging.templates import text as text_templates
@@ -27,8 +27,8 @@ CONTEXT: dict[str, Any] = {
 }
 
 
-def sends(name: str) -> list[nodes.SendNode]:
-    return [n for n in library.definition(name).nodes if isinstance(n, nodes.SendNode)]
+def sends(name: str) -> list[action_nodes.SendNode]:
+    return [n for n in library.definition(name).nodes if isinstance(n, action_nodes.SendNode)]
 
 
 @pytest.mark.parametrize("name", FLOWS)

@@ -8,7 +8,7 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric import ec
 from py_vapid import Vapid02
 
-from shopflow.api.routes import push as push_routes
+from shopflow.messaging import push_subscriptions
 from shopflow.messaging.channels.push import vapid
 
 
@@ -47,7 +47,7 @@ def test_claims_use_the_push_service_origin_and_the_given_clock() -> None:
     ],
 )
 def test_public_https_endpoints_pass(endpoint: str) -> None:
-    assert push_routes.check_endpoint(endpoint, allow_insecure=False) == endpoint
+    assert push_subscriptions.check_endpoint(endpoint, allow_insecure=False) == endpoint
 
 
 @pytest.mark.parametrize(
@@ -69,13 +69,15 @@ def test_public_https_endpoints_pass(endpoint: str) -> None:
     ],
 )
 def test_internal_or_odd_endpoints_fail(endpoint: object) -> None:
-    with pytest.raises(push_routes.Refused) as caught:
-        push_routes.check_endpoint(endpoint, allow_insecure=False)
-    assert caught.value.status == 400
-    assert caught.value.message.startswith("subscription.endpoint: ")
+    with pytest.raises(push_subscriptions.InvalidSubscription) as caught:
+        push_subscriptions.check_endpoint(endpoint, allow_insecure=False)
+    assert str(caught.value).startswith("subscription.endpoint: ")
 
 
 def test_insecure_endpoints_only_when_the_workspace_allows_them() -> None:
-    assert push_routes.check_endpoint("http://127.0.0.1:9/p", allow_insecure=True) == "http://127.0.0.1:9/p"
-    with pytest.raises(push_routes.Refused):
-        push_routes.check_endpoint("file:///etc/passwd", allow_insecure=True)
+    assert (
+        push_subscriptions.check_endpoint("http://127.0.0.1:9/p", allow_insecure=True)
+        == "http://127.0.0.1:9/p"
+    )
+    with pytest.raises(push_subscriptions.InvalidSubscription):
+        push_subscriptions.check_endpoint("file:///etc/passwd", allow_insecure=True)

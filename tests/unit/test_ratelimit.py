@@ -12,7 +12,7 @@ from shopflow.messaging import ratelimit as limits
 from shopflow.messaging.channels import registry
 from shopflow.messaging.channels.email import smtp
 from shopflow.messaging.channels.sms.base import SmsConfigError
-from shopflow.messaging.sms_commands import parse_assignments
+from shopflow.messaging.sms_settings import parse_assignments
 
 # --- parsing --------------------------------------------------------------------------------
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from shopflow.simulation import model
+from shopflow.simulation import assumptions
 
 DOC = Path(__file__).resolve().parents[2] / "docs" / "demo.md"
 ROW = re.compile(r"^\|\s*`(?P<name>[a-z_.]+)`\s*\|\s*(?P<value>[0-9.]+)\s*\|\s*(?P<source>.+?)\s*\|\s*$")
@@ -22,7 +22,7 @@ def documented() -> dict[str, tuple[float, str]]:
 
 def test_every_behaviour_number_is_documented_with_its_value_and_a_source() -> None:
     docs = documented()
-    figures = model.Behaviour().figures()
+    figures = assumptions.Behaviour().figures()
     assert sorted(docs) == sorted(figures)
     for name, value in figures.items():
         assert docs[name][0] == value, name

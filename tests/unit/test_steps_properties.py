@@ -8,7 +8,7 @@ from datetime import UTC, datetime, timedelta
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from shopflow.domain import nodes
+from shopflow.domain import action_nodes, timing_nodes
 from shopflow.domain.conditions import EventFact
 from shopflow.domain.flows import FlowDefinition, load_flow, parse_duration
 from shopflow.domain.step import Exit, Facts, NodeEntered, Resolved, Run, Send, WakeAt, step
@@ -86,7 +86,9 @@ EVERYTHING: FlowDefinition = load_flow(
         ],
     }
 )
-PARKING = {n.id: n for n in EVERYTHING.nodes if isinstance(n, nodes.WaitNode | nodes.WebhookNode)}
+PARKING = {
+    n.id: n for n in EVERYTHING.nodes if isinstance(n, timing_nodes.WaitNode | action_nodes.WebhookNode)
+}
 
 offsets = st.integers(min_value=-2 * 86400, max_value=6 * 86400).map(lambda s: timedelta(seconds=s))
 names = st.sampled_from(["Placed Order", "Opened Email", "Viewed Product", "Unsubscribed"])
@@ -136,7 +138,11 @@ def scenarios(draw: st.DrawFn) -> tuple[Run, Facts, datetime]:
 
 def _limit(node_id: str) -> timedelta:
     node = PARKING[node_id]
-    return parse_duration(node.timeout) if isinstance(node, nodes.WaitNode) else nodes.WEBHOOK_MAX_WAIT
+    return (
+        parse_duration(node.timeout)
+        if isinstance(node, timing_nodes.WaitNode)
+        else action_nodes.WEBHOOK_MAX_WAIT
+    )
 
 
 @settings(max_examples=400, deadline=None)
@@ -163,7 +169,7 @@ def test_no_run_is_lost_and_nothing_fires_early(case: tuple[Run, Facts, datetime
         else:
             # A delay ran: the run sleeps until it ends (its next node may be a wait, not yet entered).
             entered = [e for e in result.effects if isinstance(e, NodeEntered)]
-            assert entered and isinstance(EVERYTHING.node(entered[-1].node_id), nodes.DelayNode)
+            assert entered and isinstance(EVERYTHING.node(entered[-1].node_id), timing_nodes.DelayNode)
     for effect in result.effects:
         if isinstance(effect, Resolved) and effect.note == "timeout":
             # A timeout fires at its deadline or later, never before.

@@ -27,6 +27,9 @@ Lifecycle = Callable[[deps.AppContext], Any]
 
 
 def _link_secret(settings: Settings, engine: Engine) -> bytes:
+    # A configured key needs no database: the app starts, and answers 503, while it is down.
+    if settings.secret_key:
+        return settings.secret_key.encode()
     with db.transaction(engine) as conn:
         return workspaces.link_secret(conn, configured=settings.secret_key)
 

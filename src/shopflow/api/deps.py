@@ -14,6 +14,9 @@ from shopflow.config import Settings
 from shopflow.domain.clock import Clock
 from shopflow.store import db, workspaces
 
+# What `private_workspace` gives a route; routes name the type here, not in the store.
+Workspace = workspaces.Workspace
+
 
 @dataclass
 class AppContext:
@@ -58,6 +61,25 @@ def private_workspace(request: Request) -> workspaces.Workspace:
             headers={"WWW-Authenticate": "Bearer"},
         )
     return ws
+
+
+def workspace_by_id(request: Request, workspace_id: str) -> workspaces.Workspace | None:
+    """The workspace a webhook URL names (its signature or credentials are checked next)."""
+    with db.reading(context(request).engine) as conn:
+        return workspaces.get(conn, workspace_id)
+
+
+def workspace_by_key(
+    request: Request, key: str, *, private_too: bool = False
+) -> tuple[workspaces.Workspace, bool] | None:
+    """(workspace, is the private key) for a write key, or with `private_too` a private key first."""
+    with db.reading(context(request).engine) as conn:
+        if private_too:
+            ws = workspaces.by_private_key(conn, key)
+            if ws is not None:
+                return ws, True
+        ws = workspaces.by_write_key(conn, key)
+    return (ws, False) if ws is not None else None
 
 
 async def json_object(

@@ -13,8 +13,8 @@ from shopflow.store import db
 Handler = Callable[[argparse.Namespace, config.Settings], int]
 
 
-def engine(settings: config.Settings) -> Engine:
-    """The engine of the configured database, migrated to the newest schema."""
+def engine(settings: config.Settings, revision: str = "head") -> Engine:
+    """The engine of the configured database, migrated to `revision` (the newest schema)."""
     created = db.create_engine(settings.database_url)
-    db.upgrade(created)
+    db.upgrade(created, revision)
     return created

@@ -26,10 +26,10 @@ from pydantic import (
     field_validator,
 )
 
-from shopflow.domain import conditions, durations, nodes
+from shopflow.domain import action_nodes, branch_nodes, conditions, durations, nodes, timing_nodes
 
 NODE_TYPES = nodes.NODE_TYPES
-CHANNELS = nodes.CHANNELS
+CHANNELS = action_nodes.CHANNELS
 MAX_DEFINITION_CHARS = 200_000
 # Conditions nest; real ones stay shallow, and recursion in the validator must stay bounded.
 MAX_DEPTH = 64
@@ -247,12 +247,12 @@ class ReentryAfter(BaseModel):
 Reentry = Literal["never", "always"] | ReentryAfter
 
 
-# The node models are domain/nodes.py's; these names are re-exported for existing callers.
-DelayNode = nodes.DelayNode
-WaitNode = nodes.WaitNode
-SplitNode = nodes.SplitNode
-SendNode = nodes.SendNode
-ExitNode = nodes.ExitNode
+# The node models are domain/timing_nodes, branch_nodes and action_nodes'; these names are re-exported for existing callers.
+DelayNode = timing_nodes.DelayNode
+WaitNode = timing_nodes.WaitNode
+SplitNode = branch_nodes.SplitNode
+SendNode = action_nodes.SendNode
+ExitNode = action_nodes.ExitNode
 AnyNode = nodes.AnyNode
 Node = nodes.Node
 
@@ -292,7 +292,7 @@ class FlowDefinition(BaseModel):
         """Events whose arrival wakes this flow's waiting runs: the flow filter's and the waits'."""
         names = set(self.filter_event_names)
         for node in self.nodes:
-            if isinstance(node, nodes.WaitNode):
+            if isinstance(node, timing_nodes.WaitNode):
                 names |= node.event_names()
         return frozenset(names)
 

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from shopflow.domain import conditions, flows, nodes, schedule
+from shopflow.domain import action_nodes, branch_nodes, conditions, flows, nodes, schedule, timing_nodes
 
 WAITING = "waiting"
 EXITED = "exited"
@@ -192,7 +192,10 @@ def step(flow: flows.FlowDefinition, run: Run, facts: Facts, now: datetime) -> S
     if flow.flow_filter is not None and not _holds(flow.flow_filter, run, facts, ctx):
         return _exit(run, now, [], f"flow_filter: {flow.describe_filter()}", run.node_id)
     current = flow.node(run.node_id)
-    parked = isinstance(current, nodes.WaitNode | nodes.WebhookNode) and run.waiting_since is not None
+    parked = (
+        isinstance(current, timing_nodes.WaitNode | action_nodes.WebhookNode)
+        and run.waiting_since is not None
+    )
     # Woken before its time (an event its flow filter mentions arrived) and the filter still holds:
     # keep waiting, so a delay never fires early. A parked wait decides for itself below.
     if run.wake_at is not None and run.wake_at > now and run.node_id is not None and not parked:
@@ -235,16 +238,16 @@ def step(flow: flows.FlowDefinition, run: Run, facts: Facts, now: datetime) -> S
                 continue
             effects.append(WakeAt(wake, node.next))
             return StepResult(_park(run, node.next, wake, None), tuple(effects))
-        if isinstance(node, nodes.WaitNode):
+        if isinstance(node, timing_nodes.WaitNode):
             if _wait_satisfied(node, flow, run, facts, ctx, since=now):
                 effects.append(NodeEntered(node.id, "event"))
                 node_id = node.on_event
                 continue
             effects.append(NodeEntered(node.id))
-            deadline = now + nodes.span(node.timeout, facts.trigger)
+            deadline = now + timing_nodes.span(node.timeout, facts.trigger)
             effects.append(WakeAt(deadline, node.id))
             return StepResult(_park(run, node.id, deadline, now), tuple(effects))
-        if isinstance(node, nodes.WebhookNode):
+        if isinstance(node, action_nodes.WebhookNode):
             effects.append(NodeEntered(node.id))
             answer = facts.webhooks.get(node.id)
             if answer is not None:
@@ -254,7 +257,7 @@ def step(flow: flows.FlowDefinition, run: Run, facts: Facts, now: datetime) -> S
                 node_id = node.next if ok or node.on_failure is None else node.on_failure
                 continue
             effects.append(CallWebhook(node.id, node.url, node.method, _webhook_payload(flow, node, facts)))
-            deadline = now + nodes.WEBHOOK_MAX_WAIT
+            deadline = now + action_nodes.WEBHOOK_MAX_WAIT
             effects.append(WakeAt(deadline, node.id))
             return StepResult(_park(run, node.id, deadline, now), tuple(effects))
         if isinstance(node, flows.ExitNode):
@@ -288,7 +291,7 @@ def random_bucket(run_id: int, node_id: str) -> int:
 
 def _route(node: nodes.AnyNode, run: Run, facts: Facts, ctx: conditions.Context) -> tuple[str | None, str]:
     """(log note, next node id) for the nodes that pass straight through."""
-    if isinstance(node, nodes.SplitNode):
+    if isinstance(node, branch_nodes.SplitNode):
         if node.branches is not None and node.default is not None:
             for i, branch in enumerate(node.branches):
                 if _holds(branch.condition, run, facts, ctx):
@@ -300,10 +303,10 @@ def _route(node: nodes.AnyNode, run: Run, facts: Facts, ctx: conditions.Context)
         if not yes and conditions.references(node.condition, conditions.SegmentCondition):
             note = "no (segments are not available yet)"
         return note, node.yes if yes else node.no
-    if isinstance(node, nodes.TriggerSplitNode):
+    if isinstance(node, branch_nodes.TriggerSplitNode):
         yes = conditions.holds(node.condition, document=facts.trigger)
         return ("yes", node.yes) if yes else ("no", node.no)
-    if isinstance(node, nodes.RandomSplitNode):
+    if isinstance(node, branch_nodes.RandomSplitNode):
         bucket = random_bucket(run.id, node.id)
         edge = 0
         for i, arm in enumerate(node.branches):
@@ -312,12 +315,15 @@ def _route(node: nodes.AnyNode, run: Run, facts: Facts, ctx: conditions.Context)
                 return f"branch {i + 1}: {arm.next}", arm.next
         last = node.branches[-1]  # unreachable: percentages add up to 100
         return f"branch {len(node.branches)}: {last.next}", last.next
-    assert not isinstance(node, nodes.ExitNode | nodes.DelayNode | nodes.WaitNode | nodes.WebhookNode)
+    assert not isinstance(
+        node,
+        action_nodes.ExitNode | timing_nodes.DelayNode | timing_nodes.WaitNode | action_nodes.WebhookNode,
+    )
     return None, node.next
 
 
 def _actions(node: nodes.AnyNode, facts: Facts) -> list[Effect]:
-    if isinstance(node, nodes.SendNode):
+    if isinstance(node, action_nodes.SendNode):
         extra: dict[str, Any] = (
             {"webhooks": {k: dict(v) for k, v in facts.webhooks.items()}} if facts.webhooks else {}
         )
@@ -326,7 +332,7 @@ def _actions(node: nodes.AnyNode, facts: Facts) -> list[Effect]:
         if node.smart_sending is False:
             extra["smart_sending"] = False
         return [Send(node.id, node.channel, node.template, node.transactional, extra)]
-    if isinstance(node, nodes.UpdateProfileNode):
+    if isinstance(node, action_nodes.UpdateProfileNode):
         return [
             UpdateProfile(
                 node.id,
@@ -335,29 +341,29 @@ def _actions(node: nodes.AnyNode, facts: Facts) -> list[Effect]:
                 increment=tuple(sorted(node.increment.items())),
             )
         ]
-    if isinstance(node, nodes.ListNode):
+    if isinstance(node, action_nodes.ListNode):
         return [ListChange(node.id, node.action, node.list)]
-    if isinstance(node, nodes.AudienceNode):
+    if isinstance(node, action_nodes.AudienceNode):
         return [AudienceChange(node.id, node.action, node.audience)]
-    if isinstance(node, nodes.AlertNode):
+    if isinstance(node, action_nodes.AlertNode):
         return [Alert(node.id, node.message)]
-    if isinstance(node, nodes.StartFlowNode):
+    if isinstance(node, action_nodes.StartFlowNode):
         return [StartFlow(node.id, node.flow)]
-    if isinstance(node, nodes.ConsentNode):
+    if isinstance(node, action_nodes.ConsentNode):
         return [ConsentEffect(node.id, node.channel, node.status, node.reason, node.suppress)]
     return []
 
 
-def _delay_end(node: nodes.DelayNode, facts: Facts, now: datetime) -> datetime | None:
+def _delay_end(node: timing_nodes.DelayNode, facts: Facts, now: datetime) -> datetime | None:
     if node.duration is not None:
-        return now + nodes.span(node.duration, facts.trigger)
+        return now + timing_nodes.span(node.duration, facts.trigger)
     zone = schedule.zone_for(facts.profile, facts.settings)
     until = node.until
-    if isinstance(until, nodes.UntilTime):
+    if isinstance(until, timing_nodes.UntilTime):
         return schedule.next_time(now, zone, until.time, until.weekday)
-    if isinstance(until, nodes.UntilBestHour):
+    if isinstance(until, timing_nodes.UntilBestHour):
         return schedule.next_time(now, zone, f"{schedule.best_send_hour(facts.settings):02d}:00", None)
-    assert isinstance(until, nodes.UntilDate)
+    assert isinstance(until, timing_nodes.UntilDate)
     return schedule.date_target(
         conditions.resolve(facts.profile, until.date_property),
         now=now,
@@ -368,14 +374,14 @@ def _delay_end(node: nodes.DelayNode, facts: Facts, now: datetime) -> datetime |
     )
 
 
-def _date_path(node: nodes.DelayNode) -> str:
-    return node.until.date_property if isinstance(node.until, nodes.UntilDate) else "?"
+def _date_path(node: timing_nodes.DelayNode) -> str:
+    return node.until.date_property if isinstance(node.until, timing_nodes.UntilDate) else "?"
 
 
 def _deadline(node: nodes.AnyNode, since: datetime, facts: Facts) -> datetime:
-    if isinstance(node, nodes.WaitNode):
-        return since + nodes.span(node.timeout, facts.trigger)
-    return since + nodes.WEBHOOK_MAX_WAIT
+    if isinstance(node, timing_nodes.WaitNode):
+        return since + timing_nodes.span(node.timeout, facts.trigger)
+    return since + action_nodes.WEBHOOK_MAX_WAIT
 
 
 def _parked_outcome(
@@ -390,14 +396,14 @@ def _parked_outcome(
     """(note, next node) when a parked run may leave its node now, else None (keep waiting)."""
     assert run.waiting_since is not None
     deadline = _deadline(node, run.waiting_since, facts)
-    if isinstance(node, nodes.WaitNode):
+    if isinstance(node, timing_nodes.WaitNode):
         # The event wins a tie with the timeout: it did arrive in time.
         if _wait_satisfied(node, flow, run, facts, ctx, since=run.waiting_since):
             return "event", node.on_event
         if now >= deadline:
             return "timeout", node.on_timeout
         return None
-    assert isinstance(node, nodes.WebhookNode)
+    assert isinstance(node, action_nodes.WebhookNode)
     answer = facts.webhooks.get(node.id)
     failure = node.on_failure if node.on_failure is not None else node.next
     if answer is not None:
@@ -408,7 +414,7 @@ def _parked_outcome(
 
 
 def _wait_satisfied(
-    node: nodes.WaitNode,
+    node: timing_nodes.WaitNode,
     flow: flows.FlowDefinition,
     run: Run,
     facts: Facts,
@@ -417,9 +423,9 @@ def _wait_satisfied(
     since: datetime,
 ) -> bool:
     until = node.until
-    if isinstance(until, nodes.WaitCondition):
+    if isinstance(until, timing_nodes.WaitCondition):
         return _holds(until.condition, run, facts, ctx)
-    if isinstance(until, nodes.WaitEngagement):
+    if isinstance(until, timing_nodes.WaitEngagement):
         # An open of that message counts whenever it happened: it may precede the wait.
         return conditions.engaged(until.engagement, until.node, events=facts.events, messages=facts.messages)
     for event in facts.events:
@@ -443,7 +449,9 @@ def _same_key(document: Mapping[str, Any], facts: Facts, flow: flows.FlowDefinit
     return bool(found) and not isinstance(found[0], dict | list) and str(found[0])[:200] == facts.trigger_key
 
 
-def _webhook_payload(flow: flows.FlowDefinition, node: nodes.WebhookNode, facts: Facts) -> dict[str, Any]:
+def _webhook_payload(
+    flow: flows.FlowDefinition, node: action_nodes.WebhookNode, facts: Facts
+) -> dict[str, Any]:
     profile = facts.profile
     return {
         "flow": flow.id,

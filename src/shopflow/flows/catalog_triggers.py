@@ -18,7 +18,7 @@ from sqlalchemy.engine import Connection
 from shopflow.domain import conditions
 from shopflow.domain.flows import BackInStockTrigger, LowInventoryTrigger, PriceDropTrigger, parse_duration
 from shopflow.flows import triggers
-from shopflow.store import catalog, profiles
+from shopflow.store import catalog, profiles, run_facts
 from shopflow.store import flows as store_flows
 from shopflow.store import triggers as store_triggers
 
@@ -111,7 +111,7 @@ def _entry(  # noqa: PLR0917 - a private constructor, every argument required
 def _enter(conn: Connection, entries: list[tuple[triggers.Entry, dict[str, Any]]], *, now: datetime) -> int:
     """Check each trigger filter (against {name, properties, profile}) and create the runs."""
     filtered = [e for e, _ in entries if e.flow.definition.trigger.filter is not None]
-    profiles = store_flows.profiles_by_id(conn, profile_ids=[e.profile_id for e in filtered])
+    profiles = run_facts.profiles_by_id(conn, profile_ids=[e.profile_id for e in filtered])
     chosen = []
     for entry, props in entries:
         cond = entry.flow.definition.trigger.filter

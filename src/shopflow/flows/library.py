@@ -8,7 +8,7 @@ from importlib import resources
 
 from sqlalchemy.engine import Connection
 
-from shopflow.domain import nodes
+from shopflow.domain import action_nodes
 from shopflow.domain.flows import FlowDefinition, load_flow
 from shopflow.store import flows as store_flows
 from shopflow.store import steps as store_steps
@@ -18,6 +18,15 @@ from shopflow.store import steps as store_steps
 class LibraryFlow:
     name: str
     purpose: str
+
+
+class NotInLibrary(LookupError):
+    """No library flow of that name; `available` are the names there are, sorted."""
+
+    def __init__(self, name: str, available: list[str]) -> None:
+        super().__init__(f"flow {name!r}: not in the library; available: {', '.join(available)}")
+        self.name = name
+        self.available = available
 
 
 def _files() -> dict[str, str]:
@@ -32,7 +41,7 @@ def _files() -> dict[str, str]:
 def definition(name: str) -> FlowDefinition:
     files = _files()
     if name not in files:
-        raise LookupError(f"flow {name!r}: not in the library; available: {', '.join(sorted(files))}")
+        raise NotInLibrary(name, sorted(files))
     return load_flow(files[name])
 
 
@@ -48,7 +57,7 @@ def install(conn: Connection, *, workspace_id: str, name: str, now: datetime, li
     lapsed customers to `low-frequency`), so a library flow installs in any workspace.
     """
     flow = definition(name)
-    for key in sorted({node.list for node in flow.nodes if isinstance(node, nodes.ListNode)}):
+    for key in sorted({node.list for node in flow.nodes if isinstance(node, action_nodes.ListNode)}):
         store_steps.create_list(
             conn, workspace_id=workspace_id, key=key, name=key.replace("-", " ").capitalize(), now=now
         )

@@ -6,18 +6,28 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import Any, TypeAlias
 
 from sqlalchemy.engine import Connection
 
+from shopflow.store import flow_messages, flow_runs, flow_stats
 from shopflow.store import flows as store_flows
 from shopflow.store import messages as store_messages
+
+Flow = store_flows.Flow
+STATUSES = store_flows.STATUSES  # draft, manual, live, paused
+# How a caller names a flow: its id (the HTTP API), or its key or id as typed (the CLI's FLOW).
+FlowRef: TypeAlias = int | str
+
+
+class FlowNotFound(LookupError):
+    """No such flow in the workspace (the message names the reference as it was given)."""
 
 
 def _flow(conn: Connection, workspace_id: str, flow_id: int) -> store_flows.Flow:
     flow = store_flows.get_flow(conn, workspace_id=workspace_id, flow_id=flow_id)
     if flow is None:
-        raise LookupError(f"flow: no flow {flow_id} in workspace {workspace_id!r}")
+        raise FlowNotFound(f"flow: no flow {flow_id} in workspace {workspace_id!r}")
     return flow
 
 
@@ -27,8 +37,15 @@ def resolve(conn: Connection, *, workspace_id: str, ref: str) -> store_flows.Flo
     if flow is None and ref.isdigit():
         flow = store_flows.get_flow(conn, workspace_id=workspace_id, flow_id=int(ref))
     if flow is None:
-        raise LookupError(f"FLOW: no flow with id or key {ref!r} in workspace {workspace_id!r}")
+        raise FlowNotFound(f"FLOW: no flow with id or key {ref!r} in workspace {workspace_id!r}")
     return flow
+
+
+def find(conn: Connection, *, workspace_id: str, flow: FlowRef) -> store_flows.Flow:
+    """The flow an id (int) or a key-or-id (str, see `resolve`) names; FlowNotFound otherwise."""
+    if isinstance(flow, str):
+        return resolve(conn, workspace_id=workspace_id, ref=flow)
+    return _flow(conn, workspace_id, flow)
 
 
 def change_status(
@@ -46,10 +63,10 @@ def change_status(
     if old != status:
         store_flows.set_status(conn, workspace_id=workspace_id, flow_id=flow_id, status=status, now=now)
     if status in store_flows.RUNNING:
-        released = store_messages.QUEUED if status == "live" else store_flows.PENDING_APPROVAL
-        store_flows.release_messages(conn, workspace_id=workspace_id, flow_id=flow_id, status=released)
+        released = store_messages.QUEUED if status == "live" else flow_messages.PENDING_APPROVAL
+        flow_messages.release_messages(conn, workspace_id=workspace_id, flow_id=flow_id, status=released)
     else:
-        store_flows.hold_messages(conn, workspace_id=workspace_id, flow_id=flow_id)
+        flow_messages.hold_messages(conn, workspace_id=workspace_id, flow_id=flow_id)
     return old, status
 
 
@@ -60,7 +77,7 @@ def hold_for_approval(rows: Iterable[dict[str, Any]], *, manual_flow_ids: Iterab
         return
     for row in rows:
         if row.get("flow_id") in manual and row.get("status") == store_messages.QUEUED:
-            row["status"] = store_flows.PENDING_APPROVAL
+            row["status"] = flow_messages.PENDING_APPROVAL
 
 
 def approve(
@@ -70,11 +87,11 @@ def approve(
 
     A paused (or draft) flow's approved messages are held until it runs again."""
     flow = _flow(conn, workspace_id, flow_id)
-    ids = store_flows.approve_messages(
+    ids = flow_messages.approve_messages(
         conn, workspace_id=workspace_id, flow_id=flow_id, message_ids=message_ids, now=now
     )
     if flow.status not in store_flows.RUNNING:
-        store_flows.hold_messages(conn, workspace_id=workspace_id, flow_id=flow_id)
+        flow_messages.hold_messages(conn, workspace_id=workspace_id, flow_id=flow_id)
     return ids
 
 
@@ -83,7 +100,7 @@ def reject(
 ) -> list[int]:
     """Skip a flow's pending messages (these, or all when None) with reason 'rejected'; their ids."""
     _flow(conn, workspace_id, flow_id)
-    return store_flows.reject_messages(
+    return flow_messages.reject_messages(
         conn, workspace_id=workspace_id, flow_id=flow_id, message_ids=message_ids
     )
 
@@ -93,7 +110,7 @@ class Migration:
     to_version: int
     moved: int
     # Runs that stay on their version because the node they wait for is not in the new one.
-    stayed: list[store_flows.WaitingRun] = field(default_factory=list)
+    stayed: list[flow_runs.WaitingRun] = field(default_factory=list)
     already: int = 0  # runs on the target version already
 
     def to_json(self) -> dict[str, Any]:
@@ -119,16 +136,16 @@ def migrate_runs(
         )
     definition = store_flows.definitions(conn, versions=[(flow_id, target)])[(flow_id, target)]
     movable: list[int] = []
-    stayed: list[store_flows.WaitingRun] = []
+    stayed: list[flow_runs.WaitingRun] = []
     already = 0
-    for run in store_flows.waiting_runs(conn, workspace_id=workspace_id, flow_id=flow_id):
+    for run in flow_runs.waiting_runs(conn, workspace_id=workspace_id, flow_id=flow_id):
         if run.version == target:
             already += 1
         elif run.node_id is not None and definition.node(run.node_id) is not None:
             movable.append(run.id)
         else:
             stayed.append(run)
-    moved = store_flows.move_runs(conn, run_ids=movable, version=target, now=now)
+    moved = flow_runs.move_runs(conn, run_ids=movable, version=target, now=now)
     return Migration(to_version=target, moved=moved, stayed=stayed, already=already)
 
 
@@ -136,13 +153,13 @@ def node_report(conn: Connection, *, workspace_id: str, flow_id: int) -> dict[st
     """Per node of the flow's current definition (plus nodes only older versions had): entered,
     split branches, waiting now, exited here by reason, skipped here by reason."""
     flow = _flow(conn, workspace_id, flow_id)
-    activity = store_flows.node_activity(conn, workspace_id=workspace_id, flow_id=flow_id)
+    activity = flow_stats.node_activity(conn, workspace_id=workspace_id, flow_id=flow_id)
     order = [n.id for n in flow.definition.nodes] + sorted(
         set(activity) - {n.id for n in flow.definition.nodes}
     )
     nodes = []
     for node_id in order:
-        a = activity.get(node_id, store_flows.NodeActivity())
+        a = activity.get(node_id, flow_stats.NodeActivity())
         node = flow.definition.node(node_id)
         nodes.append(
             {

@@ -14,16 +14,16 @@ from typing import Any
 
 from sqlalchemy.engine import Connection
 
+from shopflow.domain import action_nodes, timing_nodes
 from shopflow.domain import clock as domain_clock
-from shopflow.domain import nodes
 from shopflow.domain import step as domain_step
 from shopflow.domain.conditions import ENGAGEMENT_EVENTS, EventFact
 from shopflow.domain.events import CanonicalEvent, ConsentChange, Identity
 from shopflow.domain.flows import FlowDefinition
+from shopflow.store import flow_runs, run_facts, suppressions
 from shopflow.store import flows as store_flows
 from shopflow.store import messages as store_messages
 from shopflow.store import steps as store_steps
-from shopflow.store import suppressions
 from shopflow.store import webhooks as store_webhooks
 
 JOINED_LIST = "Joined List"
@@ -49,7 +49,7 @@ def _time(value: Any) -> datetime | None:
         return None
 
 
-def as_domain_run(run: store_flows.RunRow) -> domain_step.Run:
+def as_domain_run(run: flow_runs.RunRow) -> domain_step.Run:
     # resume_at is when the run's delay ends; wake_at may be earlier (woken to re-check its filter).
     wake_at = run.resume_at if run.resume_at is not None else run.wake_at
     guard = run.state.get("guard") or {}
@@ -65,7 +65,7 @@ def as_domain_run(run: store_flows.RunRow) -> domain_step.Run:
     )
 
 
-def _state(run: store_flows.RunRow, new: domain_step.Run) -> dict[str, Any]:
+def _state(run: flow_runs.RunRow, new: domain_step.Run) -> dict[str, Any]:
     """The run's state document with what step() keeps between steps (wait start, loop guard)."""
     state = {k: v for k, v in run.state.items() if k not in ("wait_since", "guard")}
     if new.waiting_since is not None:
@@ -90,14 +90,14 @@ def _guard_matters(new: domain_step.Run) -> bool:
 GUARD_KEYS = frozenset({"topic", "smart_sending"})
 
 
-def trigger_context(run: store_flows.RunRow) -> dict[str, Any]:
+def trigger_context(run: flow_runs.RunRow) -> dict[str, Any]:
     """What a run's messages render with: the trigger event's properties (cart items, checkout URL)."""
     trigger = run.state.get("trigger") or {}
     props = trigger.get("properties") or {}
     return {key: value for key, value in props.items() if key not in GUARD_KEYS}
 
 
-def _trigger_document(run: store_flows.RunRow) -> dict[str, Any]:
+def _trigger_document(run: flow_runs.RunRow) -> dict[str, Any]:
     trigger = run.state.get("trigger") or {}
     return {
         "name": trigger.get("name"),
@@ -121,31 +121,31 @@ def _needs(flow: FlowDefinition) -> _Needs:
     return _Needs(
         lists=bool(flow.list_keys),
         messages=bool(flow.fact_event_names & set(ENGAGEMENT_EVENTS.values())),
-        webhooks=any(isinstance(n, nodes.WebhookNode) for n in flow.nodes),
-        settings=any(isinstance(n, nodes.DelayNode) and n.until is not None for n in flow.nodes),
+        webhooks=any(isinstance(n, action_nodes.WebhookNode) for n in flow.nodes),
+        settings=any(isinstance(n, timing_nodes.DelayNode) and n.until is not None for n in flow.nodes),
     )
 
 
 def load_facts(
-    conn: Connection, *, runs: Sequence[store_flows.RunRow], flows: dict[tuple[int, int], FlowDefinition]
+    conn: Connection, *, runs: Sequence[flow_runs.RunRow], flows: dict[tuple[int, int], FlowDefinition]
 ) -> dict[int, domain_step.Facts]:
     """Facts for a whole batch with a few queries: profiles, the events the flows ask about, and
     (only when a flow in the batch reads them) list memberships, messages, webhook answers and
     workspace settings."""
-    profiles = store_flows.profiles_by_id(conn, profile_ids=[r.profile_id for r in runs])
+    profiles = run_facts.profiles_by_id(conn, profile_ids=[r.profile_id for r in runs])
     names: set[str] = set()
     needs: dict[tuple[int, int], _Needs] = {}
     for key, flow in flows.items():
         names |= flow.fact_event_names
         needs[key] = _needs(flow)
 
-    def wanted(attr: str) -> list[store_flows.RunRow]:
+    def wanted(attr: str) -> list[flow_runs.RunRow]:
         return [r for r in runs if (n := needs.get((r.flow_id, r.version))) is not None and getattr(n, attr)]
 
     now_floor = {r.id: r.started_at - _lookback(flows.get((r.flow_id, r.version))) for r in runs}
-    by_profile: dict[int, list[store_flows.FactEvent]] = defaultdict(list)
+    by_profile: dict[int, list[run_facts.FactEvent]] = defaultdict(list)
     if names and runs:
-        for e in store_flows.events_since(
+        for e in run_facts.events_since(
             conn,
             workspace_ids={r.workspace_id for r in runs},
             profile_ids=[r.profile_id for r in runs],
@@ -204,15 +204,15 @@ class Batch:
     log: list[dict[str, Any]] = field(default_factory=list)
     profile_changes: list[tuple[str, int, store_steps.Change]] = field(default_factory=list)
     # (run, node id, action, key)
-    list_changes: list[tuple[store_flows.RunRow, str, str, str]] = field(default_factory=list)
+    list_changes: list[tuple[flow_runs.RunRow, str, str, str]] = field(default_factory=list)
     audience_adds: list[dict[str, Any]] = field(default_factory=list)
     audience_removes: list[tuple[str, str, int]] = field(default_factory=list)
     webhooks: list[dict[str, Any]] = field(default_factory=list)
     alerts: list[dict[str, Any]] = field(default_factory=list)
-    starts: list[tuple[store_flows.RunRow, str, str]] = field(default_factory=list)  # run, node, flow key
-    consents: list[tuple[store_flows.RunRow, domain_step.ConsentEffect]] = field(default_factory=list)
+    starts: list[tuple[flow_runs.RunRow, str, str]] = field(default_factory=list)  # run, node, flow key
+    consents: list[tuple[flow_runs.RunRow, domain_step.ConsentEffect]] = field(default_factory=list)
 
-    def _log(self, run: store_flows.RunRow, kind: str, node_id: str | None, reason: str | None) -> None:
+    def _log(self, run: flow_runs.RunRow, kind: str, node_id: str | None, reason: str | None) -> None:
         self.log.append(
             {
                 "workspace_id": run.workspace_id,
@@ -226,7 +226,7 @@ class Batch:
             }
         )
 
-    def add(self, run: store_flows.RunRow, result: domain_step.StepResult) -> None:
+    def add(self, run: flow_runs.RunRow, result: domain_step.StepResult) -> None:
         now = self.now
         new = result.run
         for effect in result.effects:
@@ -305,7 +305,7 @@ class Batch:
             }
         )
 
-    def _send(self, run: store_flows.RunRow, effect: domain_step.Send) -> None:
+    def _send(self, run: flow_runs.RunRow, effect: domain_step.Send) -> None:
         self.messages.append(
             {
                 "workspace_id": run.workspace_id,
@@ -330,7 +330,7 @@ class Batch:
 
     def apply(self, conn: Connection) -> None:
         store_messages.enqueue_many(conn, self.messages)
-        store_flows.update_runs(conn, self.updates)
+        flow_runs.update_runs(conn, self.updates)
         store_steps.set_run_states(conn, self.states)
         store_steps.update_properties(conn, changes=self.profile_changes, now=self.now)
         self._apply_lists(conn)
@@ -340,7 +340,7 @@ class Batch:
         store_webhooks.enqueue(conn, self.webhooks)
         store_steps.add_staff_alerts(conn, self.alerts)
         self._apply_starts(conn)
-        store_flows.append_log(conn, self.log)
+        flow_runs.append_log(conn, self.log)
 
     def _apply_lists(self, conn: Connection) -> None:
         """Memberships, and a "Joined List" / "Left List" event for each that changed (through the
@@ -356,7 +356,7 @@ class Batch:
                 ids[(ws, key)] = list_id
         adds: list[dict[str, Any]] = []
         removes: list[tuple[str, int, int]] = []
-        origin: dict[tuple[str, int, int], tuple[store_flows.RunRow, str, str]] = {}
+        origin: dict[tuple[str, int, int], tuple[flow_runs.RunRow, str, str]] = {}
         for run, node_id, action, key in self.list_changes:
             found = ids.get((run.workspace_id, key))
             if found is None:
@@ -479,7 +479,7 @@ class Batch:
                     "updated_at": self.now,
                 }
             )
-        for created in store_flows.create_runs(conn, rows):
+        for created in flow_runs.create_runs(conn, rows):
             self.log.append(
                 {
                     "workspace_id": created.workspace_id,

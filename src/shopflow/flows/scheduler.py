@@ -9,7 +9,7 @@ from sqlalchemy.engine import Connection, Engine
 from shopflow.domain import step as domain_step
 from shopflow.domain.clock import Clock
 from shopflow.flows import lifecycle, runtime
-from shopflow.store import db
+from shopflow.store import db, flow_runs
 from shopflow.store import flows as store_flows
 
 
@@ -36,7 +36,7 @@ def run_all_due(engine: Engine, *, clock: Clock, limit: int = 500, max_batches: 
 
 def step_batch(conn: Connection, *, now: datetime, limit: int) -> int:
     """Inside the caller's transaction: claim, load facts, step, apply. Returns the steps done."""
-    runs = store_flows.claim_due(conn, now=now, limit=limit)
+    runs = flow_runs.claim_due(conn, now=now, limit=limit)
     if not runs:
         return 0
     flows = store_flows.definitions(conn, versions=[(r.flow_id, r.version) for r in runs])
@@ -62,6 +62,6 @@ def step_batch(conn: Connection, *, now: datetime, limit: int) -> int:
     return len(runs)
 
 
-def _exit(run: store_flows.RunRow, now: datetime, reason: str) -> domain_step.StepResult:
+def _exit(run: flow_runs.RunRow, now: datetime, reason: str) -> domain_step.StepResult:
     ended = domain_step.Run(run.node_id, run.started_at, None, domain_step.EXITED, now, reason)
     return domain_step.StepResult(ended, (domain_step.Exit(reason, run.node_id),))

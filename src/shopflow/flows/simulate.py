@@ -18,14 +18,18 @@ from sqlalchemy.engine import Connection
 
 from shopflow.domain import conditions
 from shopflow.domain import step as domain_step
-from shopflow.flows import runtime
+from shopflow.flows import lifecycle, runtime
 from shopflow.messaging import guards
-from shopflow.store import consent, messages, workspaces
+from shopflow.store import consent, flow_runs, messages, run_facts, workspaces
 from shopflow.store import flows as store_flows
 
 # One simulated run visits at most this many wake-ups (a long drip with many delays is ~20).
 MAX_WAKES = 200
 EVENT_KEYS = frozenset({"name", "properties", "value", "currency"})
+
+
+class ProfileNotFound(LookupError):
+    """No such profile in the workspace."""
 
 
 @dataclass(frozen=True)
@@ -107,10 +111,10 @@ def simulate(
     """Read-only: what `profile_id` would go through in the flow's current version from `now`."""
     flow = store_flows.get_flow(conn, workspace_id=workspace_id, flow_id=flow_id)
     if flow is None:
-        raise LookupError(f"flow: no flow {flow_id} in workspace {workspace_id!r}")
-    profile = store_flows.profiles_by_id(conn, profile_ids=[profile_id]).get(profile_id)
+        raise lifecycle.FlowNotFound(f"flow: no flow {flow_id} in workspace {workspace_id!r}")
+    profile = run_facts.profiles_by_id(conn, profile_ids=[profile_id]).get(profile_id)
     if profile is None or profile.get("workspace_id") != workspace_id:
-        raise LookupError(f"profile: no profile {profile_id} in workspace {workspace_id!r}")
+        raise ProfileNotFound(f"profile: no profile {profile_id} in workspace {workspace_id!r}")
     definition = flow.definition
     trigger = definition.trigger
     document = dict(event) if event is not None else {"name": None, "properties": {}, "value": None}
@@ -140,7 +144,7 @@ def simulate(
     if holdout:
         add(Stop(now, None, "trigger", f"in the {definition.holdout_percent} % holdout: sends are skipped"))
 
-    row = store_flows.RunRow(
+    row = flow_runs.RunRow(
         id=0,
         workspace_id=workspace_id,
         flow_id=flow.id,

@@ -19,7 +19,7 @@ from shopflow.domain.clock import Clock
 from shopflow.domain.flows import DateTrigger, TimeSinceTrigger
 from shopflow.domain.trigger_times import Occurrence
 from shopflow.flows import triggers
-from shopflow.store import db, workspaces
+from shopflow.store import db, run_facts, workspaces
 from shopflow.store import flows as store_flows
 from shopflow.store import triggers as store_triggers
 
@@ -77,7 +77,7 @@ def _occurrences(
 ) -> tuple[dict[int, Occurrence | None], dict[int, dict[str, Any]]]:
     """The next occurrence of the flow's trigger for each profile, and the profile documents."""
     trigger = flow.definition.trigger
-    profiles = store_flows.profiles_by_id(conn, profile_ids=profile_ids)
+    profiles = run_facts.profiles_by_id(conn, profile_ids=profile_ids)
     out: dict[int, Occurrence | None] = {}
     if isinstance(trigger, TimeSinceTrigger) and trigger.since == "last_open":
         opens = store_triggers.last_event_times(

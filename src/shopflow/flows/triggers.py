@@ -13,6 +13,7 @@ from sqlalchemy.engine import Connection
 from shopflow.domain import conditions
 from shopflow.domain.flows import FlowDefinition
 from shopflow.flows import runtime
+from shopflow.store import flow_runs
 from shopflow.store import flows as store_flows
 from shopflow.store.events import EventRecord
 
@@ -67,14 +68,14 @@ class Entry:
     event_id: int | None = None
 
 
-def enter(conn: Connection, *, entries: Sequence[Entry], now: datetime) -> list[store_flows.RunRow]:
+def enter(conn: Connection, *, entries: Sequence[Entry], now: datetime) -> list[flow_runs.RunRow]:
     """Create the runs of these entries (re-entry policy, holdout, idempotent by trigger key).
 
     Trigger filters have been checked by the caller. Logs "entered" for every run created.
     """
     rows = _apply_reentry(conn, entries, now=now)
-    created = store_flows.create_runs(conn, rows)
-    store_flows.append_log(
+    created = flow_runs.create_runs(conn, rows)
+    flow_runs.append_log(
         conn,
         [
             {
@@ -120,7 +121,7 @@ def on_events(conn: Connection, *, events: list[EventRecord], now: datetime) -> 
         for e in events
         for flow in by_filter.get((e.workspace_id, e.name), [])
     }
-    store_flows.wake_runs(conn, keys=wake, now=now)
+    flow_runs.wake_runs(conn, keys=wake, now=now)
     return len(created)
 
 
@@ -160,7 +161,7 @@ def _apply_reentry(conn: Connection, entries: Sequence[Entry], *, now: datetime)
         for e in entries
         if e.flow.definition.reentry_after() is not None
     ]
-    last = store_flows.last_started(conn, keys=timed)
+    last = flow_runs.last_started(conn, keys=timed)
     seen: set[tuple[int, int, str]] = set()
     rows = []
     for entry in entries:

@@ -8,20 +8,16 @@ from __future__ import annotations
 
 import email.policy
 import itertools
-import logging
 import os
-import re
-import socket
 import threading
 from collections.abc import Callable
-from email.header import decode_header, make_header
 from email.message import EmailMessage
 from email.parser import BytesParser
 from pathlib import Path
-from typing import Any
 
-from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import SMTP, Envelope, Session
+
+from shopflow.messaging import smtp_server
 
 OnMessage = Callable[[Envelope, Path | None], None]
 
@@ -45,7 +41,7 @@ class _Handler:
         return "250 OK"
 
 
-class Sink:
+class Sink(smtp_server.SmtpServer):
     def __init__(
         self,
         host: str = "127.0.0.1",
@@ -53,8 +49,8 @@ class Sink:
         directory: Path | None = None,
         on_message: OnMessage | None = None,
     ) -> None:
-        self.host = host
-        self._requested_port = port
+        # Lift aiosmtpd's small default limits: store newsletters can be large.
+        super().__init__(_Handler(self), host=host, port=port, data_size_limit=50 * 1024 * 1024)
         self.directory = directory
         self.on_message = on_message
         self._lock = threading.Lock()
@@ -64,37 +60,12 @@ class Sink:
         self._sessions = 0
         self._rejections: list[str] = []
         self._seq = itertools.count(1)
-        self._controller: Controller | None = None
-        self.port = port
 
     def start(self) -> None:
         if self.directory is not None:
             for sub in ("new", "cur", "tmp"):
                 (self.directory / sub).mkdir(parents=True, exist_ok=True)
-        if not self._requested_port:
-            # aiosmtpd probes its own port once started, so it needs a concrete one, not 0.
-            with socket.socket() as probe:
-                probe.bind((self.host, 0))
-                self._requested_port = int(probe.getsockname()[1])
-        self.port = self._requested_port
-        kwargs: dict[str, Any] = {"hostname": self.host, "port": self._requested_port}
-        # Lift aiosmtpd's small default limits: store newsletters can be large.
-        kwargs["data_size_limit"] = 50 * 1024 * 1024
-        controller = Controller(_Handler(self), **kwargs)
-        controller.start()
-        self._controller = controller
-
-    def stop(self) -> None:
-        if self._controller is not None:
-            self._controller.stop()
-            self._controller = None
-
-    def __enter__(self) -> Sink:
-        self.start()
-        return self
-
-    def __exit__(self, *_exc: object) -> None:
-        self.stop()
+        super().start()
 
     # --- what was received ----------------------------------------------------------------
 
@@ -153,54 +124,3 @@ class Sink:
                 self._files.append(path)
         if self.on_message is not None:
             self.on_message(envelope, path)
-
-
-# --- CLI --------------------------------------------------------------------------------------
-
-
-_SUBJECT = re.compile(rb"^Subject:[ \t]*(.*(?:\r?\n[ \t].*)*)", re.I | re.M)
-
-
-def _subject(envelope: Envelope) -> str:
-    """The decoded Subject, read cheaply from the header block (the sink prints one per message)."""
-    content = envelope.original_content or b""
-    head = content.split(b"\r\n\r\n", 1)[0]
-    found = _SUBJECT.search(head)
-    if found is None:
-        return ""
-    raw = b" ".join(found.group(1).split()).decode("ascii", "replace")
-    return str(make_header(decode_header(raw)))
-
-
-def register(sub: Any) -> None:
-    p = sub.add_parser("sink", help="run a local SMTP server that keeps the mail it receives")
-    p.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
-    p.add_argument("--port", type=int, default=2525, help="port to listen on (default 2525)")
-    p.add_argument("--dir", type=Path, default=Path("mail"), help="Maildir-like directory (default ./mail)")
-    p.set_defaults(handler=_run)
-
-
-def _run(args: Any, _settings: Any) -> int:
-    import time
-
-    def show(envelope: Envelope, path: Path | None) -> None:
-        rcpt = ", ".join(envelope.rcpt_tos)
-        print(f"{envelope.mail_from} -> {rcpt}  {_subject(envelope)}  [{path}]", flush=True)
-
-    # aiosmtpd logs every SMTP command at INFO; one line per message (ours) is what a person wants.
-    logging.getLogger("mail.log").setLevel(logging.WARNING)
-    sink = Sink(host=args.host, port=args.port, directory=args.dir, on_message=show)
-    sink.start()
-    print(
-        f"SMTP sink listening on {args.host}:{sink.port}, storing mail in {args.dir}/new (Ctrl-C stops)",
-        flush=True,
-    )
-    try:
-        while True:
-            time.sleep(3600)
-    except KeyboardInterrupt:
-        pass
-    finally:
-        sink.stop()
-    print(f"received {sink.count()} messages")
-    return 0

@@ -35,7 +35,7 @@ from shopflow.config import Settings
 from shopflow.domain.clock import SimulatedClock
 from shopflow.flows import library
 from shopflow.messaging.channels.email.smtp import SmtpChannel
-from shopflow.simulation import model, payloads
+from shopflow.simulation import activity, model, payloads
 from shopflow.store import db, tables, workspaces
 from shopflow.store import flows as store_flows
 from shopflow.workers.embedded import Worker
@@ -241,7 +241,7 @@ def _simulate(
         actions = store.actions_between(t, t_next)
         _post(http, [payloads.to_segment(a) for a in actions if payloads.is_ingestable(a)])
         for action in actions:
-            if action.kind in (model.EMAIL_OPEN, model.EMAIL_CLICK):
+            if action.kind in (activity.EMAIL_OPEN, activity.EMAIL_CLICK):
                 _track(http, inbox, action)
         worker.run_until_idle()
         delivered = inbox.take_new()
@@ -271,12 +271,12 @@ def _post(http: httpx.Client, batch: list[dict[str, Any]]) -> None:
             raise RuntimeError(f"/v1/batch answered {response.status_code}: {response.text}")
 
 
-def _track(http: httpx.Client, inbox: _Inbox, action: model.Action) -> None:
+def _track(http: httpx.Client, inbox: _Inbox, action: activity.Action) -> None:
     ref = action.properties.get("ref")
     delivered = inbox.by_id.get(int(ref)) if ref is not None else None
     if delivered is None:
         return
-    url = delivered.open_url if action.kind == model.EMAIL_OPEN else delivered.click_url
+    url = delivered.open_url if action.kind == activity.EMAIL_OPEN else delivered.click_url
     if url is None:
         return
     response = http.get(url, follow_redirects=False)
@@ -359,23 +359,3 @@ def _print(
         file=out,
     )
     print(line, file=out)
-
-
-def _run_command(args: Any, settings: Settings) -> int:
-    if args.customers < 1 or args.customers > 1_000_000:
-        raise ValueError(f"--customers: expected 1 to 1,000,000, got {args.customers}")
-    if args.days < 1 or args.days > 365:
-        raise ValueError(f"--days: expected 1 to 365, got {args.days}")
-    run(settings, customers=args.customers, days=args.days, seed=args.seed, progress=not args.no_progress)
-    return 0
-
-
-def register(sub: Any) -> None:
-    p = sub.add_parser(
-        "demo", help="simulate a store for D days with the seed flows live, then report (a simulation)"
-    )
-    p.add_argument("--customers", type=int, default=5000, help="number of simulated customers (default 5000)")
-    p.add_argument("--days", type=int, default=30, help="simulated days (default 30)")
-    p.add_argument("--seed", type=int, default=7, help="random seed: the same seed gives the same store")
-    p.add_argument("--no-progress", action="store_true", help="no progress bar")
-    p.set_defaults(handler=_run_command)

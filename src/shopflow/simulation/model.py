@@ -1,7 +1,8 @@
 """The simulated store: customers, their sessions, checkouts, orders, and reactions to email.
 
 Seeded and pure: no database, no clock reads; the same seed and the same calls give the same
-actions. docs/demo.md lists every probability and where it comes from.
+actions. The numbers it runs on are simulation/assumptions.py's (docs/demo.md lists each one and
+where it comes from); what customers do comes out as simulation/activity.py's Actions.
 
 Use::
 
@@ -37,129 +38,14 @@ from decimal import Decimal
 from typing import Any
 from zoneinfo import ZoneInfo
 
+from shopflow.simulation import activity, assumptions, population
 from shopflow.simulation.catalog import CURRENCY, PRODUCTS, STORE_URL, Product
 
-# Action kinds.
-IDENTIFY = "identify"
-SUBSCRIBE = "subscribe"
-VIEW = "view"
-ADD_TO_CART = "add_to_cart"
-CHECKOUT = "checkout"
-ORDER = "order"
-CANCEL = "cancel"
-REFUND = "refund"
-EMAIL_OPEN = "email_open"
-EMAIL_CLICK = "email_click"
-
-# Why an order happened (Action.cause), for the demo's own bookkeeping; not sent to ingest.
-IN_SESSION = "session"
-ORGANIC_RECOVERY = "organic_recovery"
-EMAIL = "email"
-
-# Email kinds: each has its own reaction probabilities.
-ABANDONMENT = "abandonment"
-WELCOME = "welcome"
-OTHER = "other"
-
-
-@dataclass(frozen=True)
-class EmailResponse:
-    open: float  # P(open | delivered)
-    click_given_open: float  # P(click | opened)
-    purchase_given_click: float  # P(purchase | clicked)
-
-
-def _email_defaults() -> dict[str, EmailResponse]:
-    return {
-        ABANDONMENT: EmailResponse(open=0.50, click_given_open=0.18, purchase_given_click=0.40),
-        WELCOME: EmailResponse(open=0.52, click_given_open=0.15, purchase_given_click=0.30),
-        OTHER: EmailResponse(open=0.52, click_given_open=0.10, purchase_given_click=0.32),
-    }
-
-
-@dataclass(frozen=True)
-class Behaviour:
-    """Every number of the model; docs/demo.md gives each one's source (test_simulation_docs checks)."""
-
-    existing_customer_share: float = 0.60  # known (identified) when the simulation starts
-    marketing_opt_in: float = 0.60  # P(subscribed to email marketing)
-    sessions_per_month: float = 4.0  # mean visits per customer per 30 days
-    session_rate_shape: float = 0.7  # gamma shape: most customers visit rarely, a few often
-    views_per_session: float = 3.0  # mean product views per session (at least 1)
-    add_to_cart: float = 0.10  # P(adds to cart | session)
-    repeat_buyer_cart_multiplier: float = 1.5  # returning buyers add to cart more often
-    second_item: float = 0.30  # P(a second viewed product goes in the cart too)
-    quantity_two: float = 0.10  # P(a cart line has quantity 2 rather than 1)
-    checkout_given_cart: float = 0.50  # P(starts checkout | added to cart)
-    checkout_abandonment: float = 0.70  # P(leaves without paying | started checkout)
-    organic_recovery: float = 0.08  # P(comes back and buys an abandoned checkout unprompted)
-    organic_recovery_mean_hours: float = 30.0
-    cancellation: float = 0.02  # P(order cancelled)
-    refund: float = 0.05  # P(order refunded)
-    partial_refund_share: float = 0.40  # of refunds, share that return only part of the order
-    open_delay_mean_hours: float = 4.0  # mean time from send to open (exponential)
-    email: dict[str, EmailResponse] = field(default_factory=_email_defaults)
-
-    def figures(self) -> dict[str, float]:
-        """Every number by its name in docs/demo.md (e.g. "email.abandonment.open")."""
-        out = {k: float(v) for k, v in vars(self).items() if k != "email"}
-        for kind, resp in self.email.items():
-            for name, value in vars(resp).items():
-                out[f"email.{kind}.{name}"] = float(value)
-        return out
-
-
-# Share of a customer's visits in each local hour (0-23); mean 1.0. An assumption shaped like
-# typical retail traffic: quiet at night, rising through the day, peaking 19:00-22:00.
-HOURLY_WEIGHTS: tuple[float, ...] = (
-    0.35, 0.2, 0.12, 0.1, 0.1, 0.15, 0.35, 0.6, 0.85, 1.0, 1.1, 1.2,
-    1.3, 1.3, 1.2, 1.2, 1.25, 1.4, 1.6, 1.85, 1.95, 1.8, 1.3, 0.85,
-)  # fmt: skip
-_MEAN_W = sum(HOURLY_WEIGHTS) / 24
-_WEIGHTS = tuple(w / _MEAN_W for w in HOURLY_WEIGHTS)
+# The hourly weights scaled to mean 1.0; a visit is kept with probability weight / _MAX_W.
+_MEAN_W = sum(assumptions.HOURLY_WEIGHTS) / 24
+_WEIGHTS = tuple(w / _MEAN_W for w in assumptions.HOURLY_WEIGHTS)
 _MAX_W = max(_WEIGHTS)
 _HORIZON_DAYS = 3650.0
-
-TIMEZONES: tuple[tuple[str, float], ...] = (
-    ("America/New_York", 0.35),
-    ("America/Chicago", 0.20),
-    ("America/Denver", 0.07),
-    ("America/Los_Angeles", 0.20),
-    ("Europe/London", 0.10),
-    ("Europe/Berlin", 0.08),
-)
-
-FIRST_NAMES: tuple[str, ...] = (
-    "Ava", "Ben", "Chloe", "Daniel", "Emma", "Finn", "Grace", "Hugo", "Isla", "Jack", "Kai", "Lena",
-    "Mia", "Noah", "Olivia", "Pablo", "Quinn", "Rosa", "Sam", "Tara", "Umar", "Vera", "Will", "Xena",
-    "Yara", "Zoe", "Amir", "Bea", "Carlos", "Dana", "Eli", "Fatima", "Gus", "Hana", "Ivan", "Jade",
-)  # fmt: skip
-
-
-@dataclass(frozen=True)
-class Customer:
-    id: int
-    user_id: str  # the shop's customer id (Segment userId)
-    email: str
-    first_name: str
-    timezone: str
-    opted_in: bool  # subscribed to email marketing
-    joined_at: datetime  # identified (and subscribed, if opted in) at this time
-    existing: bool  # known before the simulation started
-    sessions_per_day: float
-
-
-@dataclass(frozen=True)
-class Action:
-    """Something a customer did. `id` is deterministic and unique: the Segment messageId."""
-
-    id: str
-    customer_id: int
-    user_id: str
-    kind: str
-    time: datetime
-    properties: dict[str, Any]
-    cause: str = ""  # for orders: session | organic_recovery | email
 
 
 @dataclass
@@ -197,34 +83,8 @@ class _State:
     tz: ZoneInfo | None = None
 
 
-def email_kind(template_name: str) -> str:
-    """Which reaction probabilities apply to a template (by its name)."""
-    name = template_name.lower()
-    if "cart" in name or "abandon" in name or "checkout" in name:
-        return ABANDONMENT
-    if "welcome" in name:
-        return WELCOME
-    return OTHER
-
-
 def _money(value: Decimal) -> Decimal:
     return value.quantize(Decimal("0.01"))
-
-
-def _lines_properties(lines: list[tuple[Product, int]]) -> list[dict[str, Any]]:
-    return [
-        {
-            "product_id": p.product_id,
-            "sku": p.sku,
-            "name": p.name,
-            "category": p.category,
-            "price": p.price,
-            "quantity": q,
-            "url": p.url,
-            "image_url": p.image_url,
-        }
-        for p, q in lines
-    ]
 
 
 def _digest(*parts: object) -> str:
@@ -241,7 +101,7 @@ class Store:
         start: datetime,
         *,
         days: int = 30,
-        behaviour: Behaviour | None = None,
+        behaviour: assumptions.Behaviour | None = None,
     ) -> None:
         if start.tzinfo is None:
             raise ValueError("start: expected a timezone-aware datetime")
@@ -251,55 +111,36 @@ class Store:
             raise ValueError(f"days: expected 1 or more, got {days}")
         self.seed = seed
         self.start = start
-        self.behaviour = behaviour or Behaviour()
+        self.behaviour = behaviour or assumptions.Behaviour()
         self._heap: list[tuple[datetime, int, str, Any]] = []
         self._checkouts: dict[str, _Checkout] = {}
-        self._capture: list[Action] | None = None  # collects what _email_purchase queues
+        self._capture: list[activity.Action] | None = None  # collects what _email_purchase queues
         self.stats = Stats()
-        self.customers: list[Customer] = []
         self._states: list[_State] = []
-        self._zones = {name: ZoneInfo(name) for name, _ in TIMEZONES}
-        rng = random.Random(f"shopflow-sim:{seed}")
-        zone_names = [z for z, _ in TIMEZONES]
-        zone_weights = [w for _, w in TIMEZONES]
-        b = self.behaviour
-        mean_per_day = b.sessions_per_month / 30
-        for cid in range(customers):
-            existing = rng.random() < b.existing_customer_share
-            joined_at = start if existing else start + timedelta(seconds=rng.uniform(0, days * 86400))
-            first = rng.choice(FIRST_NAMES)
-            customer = Customer(
-                id=cid,
-                user_id=f"cust_{cid:06d}",
-                email=f"{first.lower()}.{cid}@example.com",
-                first_name=first,
-                timezone=rng.choices(zone_names, zone_weights)[0],
-                opted_in=rng.random() < b.marketing_opt_in,
-                joined_at=joined_at,
-                existing=existing,
-                sessions_per_day=rng.gammavariate(b.session_rate_shape, mean_per_day / b.session_rate_shape),
-            )
-            self.customers.append(customer)
+        self._zones = {name: ZoneInfo(name) for name, _ in assumptions.TIMEZONES}
+        self.customers = population.draw(seed, customers, start, days=days, behaviour=self.behaviour)
+        for customer in self.customers:
+            cid = customer.id
             state = _State(rng=random.Random(f"shopflow-sim:{seed}:{cid}"))
             state.tz = self._zones[customer.timezone]
             self._states.append(state)
-            self._push(joined_at, cid, f"join-{cid}", ("join", cid))
+            self._push(customer.joined_at, cid, f"join-{cid}", ("join", cid))
 
     # --- the timeline ----------------------------------------------------------------------
 
     def _push(self, when: datetime, cid: int, key: str, item: Any) -> None:
         heapq.heappush(self._heap, (when, cid, key, item))
 
-    def _queue(self, action: Action) -> None:
+    def _queue(self, action: activity.Action) -> None:
         if self._capture is not None:
             self._capture.append(action)
         self._push(action.time, action.customer_id, action.id, ("action", action))
 
-    def actions_between(self, t0: datetime, t1: datetime) -> list[Action]:
+    def actions_between(self, t0: datetime, t1: datetime) -> list[activity.Action]:
         """Actions due before t1 not returned yet, in time order (t0 documents the window's start)."""
         if t1 < t0:
             raise ValueError("t1: expected a time at or after t0")
-        out: list[Action] = []
+        out: list[activity.Action] = []
         heap = self._heap
         while heap and heap[0][0] < t1:
             when, cid, _key, item = heapq.heappop(heap)
@@ -314,16 +155,16 @@ class Store:
                 self._join(cid, when)
         return out
 
-    def _emit(self, action: Action) -> bool:
+    def _emit(self, action: activity.Action) -> bool:
         """Apply an action's effect on the store's state; False when it no longer happens."""
-        if action.kind != ORDER:
+        if action.kind != activity.ORDER:
             self.stats.counts[action.kind] += 1
             return True
         checkout = self._checkouts[action.properties["checkout_id"]]
         if checkout.completed or checkout.planned != action.id:
             return False  # completed earlier another way
         checkout.completed = True
-        self.stats.counts[ORDER] += 1
+        self.stats.counts[activity.ORDER] += 1
         self.stats.orders_by_cause[action.cause] += 1
         self.stats.revenue_by_cause[action.cause] += checkout.value
         state = self._states[action.customer_id]
@@ -361,17 +202,22 @@ class Store:
         if customer.opted_in:
             traits["consent"] = {"email": "subscribed"}
         self._queue(
-            Action(
-                f"sim{self.seed}-{customer.user_id}-identify", cid, customer.user_id, IDENTIFY, when, traits
+            activity.Action(
+                f"sim{self.seed}-{customer.user_id}-identify",
+                cid,
+                customer.user_id,
+                activity.IDENTIFY,
+                when,
+                traits,
             )
         )
         if customer.opted_in and not customer.existing:
             self._queue(
-                Action(
+                activity.Action(
                     f"sim{self.seed}-{customer.user_id}-subscribe",
                     cid,
                     customer.user_id,
-                    SUBSCRIBE,
+                    activity.SUBSCRIBE,
                     when + timedelta(seconds=1),
                     {"channel": "email", "list": "Newsletter", "email": customer.email},
                 )
@@ -399,11 +245,20 @@ class Store:
         for i in range(views):
             product = rng.choice(PRODUCTS)
             viewed.append(product)
-            self._queue(Action(f"{prefix}-v{i}", cid, customer.user_id, VIEW, t, _product_props(product)))
+            self._queue(
+                activity.Action(
+                    f"{prefix}-v{i}",
+                    cid,
+                    customer.user_id,
+                    activity.VIEW,
+                    t,
+                    activity.product_properties(product),
+                )
+            )
             t += timedelta(seconds=rng.uniform(20, 150))
         p_cart = b.add_to_cart * (b.repeat_buyer_cart_multiplier if state.orders else 1.0)
         if rng.random() < min(p_cart, 1.0):
-            self._shop(cid, prefix, t, viewed, rng, cause=IN_SESSION)
+            self._shop(cid, prefix, t, viewed, rng, cause=activity.IN_SESSION)
         self._next_session(cid, t)
 
     def _shop(
@@ -425,8 +280,10 @@ class Store:
         lines = [(p, 2 if rng.random() < b.quantity_two else 1) for p in picks]
         cart_id = f"{prefix}-cart"
         for i, (product, qty) in enumerate(lines):
-            props = {**_product_props(product), "quantity": qty, "cart_id": cart_id}
-            self._queue(Action(f"{prefix}-a{i}", cid, customer.user_id, ADD_TO_CART, t, props))
+            props = {**activity.product_properties(product), "quantity": qty, "cart_id": cart_id}
+            self._queue(
+                activity.Action(f"{prefix}-a{i}", cid, customer.user_id, activity.ADD_TO_CART, t, props)
+            )
             t += timedelta(seconds=rng.uniform(10, 60))
         if not force_checkout and rng.random() >= b.checkout_given_cart:
             return t
@@ -441,9 +298,9 @@ class Store:
             "abandoned_checkout_url": f"{STORE_URL}/checkouts/{checkout_id}/recover",
             "value": value,
             "currency": CURRENCY,
-            "products": _lines_properties(lines),
+            "products": activity.line_properties(lines),
         }
-        self._queue(Action(f"{prefix}-c", cid, customer.user_id, CHECKOUT, t, props))
+        self._queue(activity.Action(f"{prefix}-c", cid, customer.user_id, activity.CHECKOUT, t, props))
         if force_order or rng.random() >= b.checkout_abandonment:
             self._plan_order(checkout, t + timedelta(seconds=rng.uniform(90, 600)), cause)
             return t
@@ -451,27 +308,27 @@ class Store:
         self._states[cid].checkouts.append(checkout)
         if rng.random() < b.organic_recovery:
             delay = timedelta(hours=rng.expovariate(1 / b.organic_recovery_mean_hours))
-            self._plan_order(checkout, t + max(delay, timedelta(minutes=20)), ORGANIC_RECOVERY)
+            self._plan_order(checkout, t + max(delay, timedelta(minutes=20)), activity.ORGANIC_RECOVERY)
         return t
 
-    def _plan_order(self, checkout: _Checkout, when: datetime, cause: str) -> Action | None:
+    def _plan_order(self, checkout: _Checkout, when: datetime, cause: str) -> activity.Action | None:
         """Plan the order completing a checkout unless it will be completed earlier anyway."""
         if checkout.completed or (checkout.planned_at is not None and checkout.planned_at <= when):
             return None
         customer = self.customers[checkout.customer_id]
         order_id = "ord_" + checkout.checkout_id.removeprefix("chk_")
-        action = Action(
+        action = activity.Action(
             f"sim{self.seed}-{order_id}-{cause}-{_digest(when.isoformat())}",
             checkout.customer_id,
             customer.user_id,
-            ORDER,
+            activity.ORDER,
             when,
             {
                 "order_id": order_id,
                 "checkout_id": checkout.checkout_id,
                 "value": checkout.value,
                 "currency": CURRENCY,
-                "products": _lines_properties(checkout.lines),
+                "products": activity.line_properties(checkout.lines),
             },
             cause=cause,
         )
@@ -479,7 +336,7 @@ class Store:
         self._queue(action)
         return action
 
-    def _after_order(self, order: Action) -> None:
+    def _after_order(self, order: activity.Action) -> None:
         b = self.behaviour
         order_id = order.properties["order_id"]
         value: Decimal = order.properties["value"]
@@ -490,8 +347,13 @@ class Store:
             when = order.time + timedelta(hours=rng.uniform(0.5, 12))
             props = {**base, "value": value}
             self._queue(
-                Action(
-                    f"sim{self.seed}-{order_id}-cancel", order.customer_id, order.user_id, CANCEL, when, props
+                activity.Action(
+                    f"sim{self.seed}-{order_id}-cancel",
+                    order.customer_id,
+                    order.user_id,
+                    activity.CANCEL,
+                    when,
+                    props,
                 )
             )
         elif roll < b.cancellation + b.refund:
@@ -501,8 +363,13 @@ class Store:
                 amount = _money(value * Decimal(rng.choice((25, 40, 50))) / 100)
             props = {**base, "value": amount}
             self._queue(
-                Action(
-                    f"sim{self.seed}-{order_id}-refund", order.customer_id, order.user_id, REFUND, when, props
+                activity.Action(
+                    f"sim{self.seed}-{order_id}-refund",
+                    order.customer_id,
+                    order.user_id,
+                    activity.REFUND,
+                    when,
+                    props,
                 )
             )
 
@@ -510,13 +377,13 @@ class Store:
 
     def react_to_email(
         self, customer_id: int, template_name: str, sent_at: datetime, *, ref: Any = None
-    ) -> list[Action]:
+    ) -> list[activity.Action]:
         """Decide (deterministically) the customer's open, click and purchase; queue and return them."""
         if not 0 <= customer_id < len(self.customers):
             raise ValueError(
                 f"customer_id: no customer {customer_id!r} (expected 0..{len(self.customers) - 1})"
             )
-        kind = email_kind(template_name)
+        kind = assumptions.email_kind(template_name)
         response = self.behaviour.email[kind]
         customer = self.customers[customer_id]
         key = _digest(self.seed, customer_id, template_name, sent_at.isoformat(), ref)
@@ -527,17 +394,21 @@ class Store:
         base = {"template": template_name, "email_kind": kind, "ref": ref}
         delay = min(rng.expovariate(1 / self.behaviour.open_delay_mean_hours), 72.0)
         opened_at = sent_at + timedelta(hours=delay) + timedelta(seconds=30)
-        planned = [Action(f"{prefix}-open", customer_id, customer.user_id, EMAIL_OPEN, opened_at, dict(base))]
+        planned = [
+            activity.Action(
+                f"{prefix}-open", customer_id, customer.user_id, activity.EMAIL_OPEN, opened_at, dict(base)
+            )
+        ]
         self._queue(planned[0])
         if rng.random() < response.click_given_open:
             clicked_at = opened_at + timedelta(seconds=rng.uniform(5, 180))
-            checkout = self._open_checkout(customer_id, sent_at) if kind == ABANDONMENT else None
+            checkout = self._open_checkout(customer_id, sent_at) if kind == assumptions.ABANDONMENT else None
             url = STORE_URL if checkout is None else f"{STORE_URL}/checkouts/{checkout.checkout_id}/recover"
-            click = Action(
+            click = activity.Action(
                 f"{prefix}-click",
                 customer_id,
                 customer.user_id,
-                EMAIL_CLICK,
+                activity.EMAIL_CLICK,
                 clicked_at,
                 {**base, "url": url},
             )
@@ -545,9 +416,9 @@ class Store:
             planned.append(click)
             if rng.random() < response.purchase_given_click:
                 buy_at = clicked_at + timedelta(seconds=rng.uniform(60, 1800))
-                if kind == ABANDONMENT:
+                if kind == assumptions.ABANDONMENT:
                     if checkout is not None:
-                        order = self._plan_order(checkout, buy_at, EMAIL)
+                        order = self._plan_order(checkout, buy_at, activity.EMAIL)
                         planned += [order] if order else []
                 else:
                     planned += self._email_purchase(customer_id, prefix, clicked_at, rng)
@@ -560,13 +431,20 @@ class Store:
 
     def _email_purchase(
         self, cid: int, prefix: str, clicked_at: datetime, rng: random.Random
-    ) -> list[Action]:
+    ) -> list[activity.Action]:
         """A click that leads to a purchase in the same visit: views, cart, checkout, order."""
         self._capture = []
         t = clicked_at + timedelta(seconds=5)
         product = rng.choice(PRODUCTS)
         self._queue(
-            Action(f"{prefix}-v0", cid, self.customers[cid].user_id, VIEW, t, _product_props(product))
+            activity.Action(
+                f"{prefix}-v0",
+                cid,
+                self.customers[cid].user_id,
+                activity.VIEW,
+                t,
+                activity.product_properties(product),
+            )
         )
         self._shop(
             cid,
@@ -574,7 +452,7 @@ class Store:
             t + timedelta(seconds=40),
             [product],
             rng,
-            cause=EMAIL,
+            cause=activity.EMAIL,
             force_checkout=True,
             force_order=True,
         )
@@ -583,22 +461,9 @@ class Store:
 
     # --- bookkeeping for the demo and tests ------------------------------------------------
 
-    def customer(self, customer_id: int) -> Customer:
+    def customer(self, customer_id: int) -> population.Customer:
         return self.customers[customer_id]
 
-    def by_user_id(self, user_id: str) -> Customer:
+    def by_user_id(self, user_id: str) -> population.Customer:
         cid = int(user_id.removeprefix("cust_"))
         return self.customers[cid]
-
-
-def _product_props(product: Product) -> dict[str, Any]:
-    return {
-        "product_id": product.product_id,
-        "sku": product.sku,
-        "name": product.name,
-        "category": product.category,
-        "price": product.price,
-        "currency": CURRENCY,
-        "url": product.url,
-        "image_url": product.image_url,
-    }

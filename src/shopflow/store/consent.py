@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from datetime import datetime
 from typing import Any
 
 import sqlalchemy as sa
@@ -72,18 +73,44 @@ def record_change(conn: Connection, *, workspace_id: str, profile_id: int, chang
     c = tables.consents
     key = (c.c.workspace_id == workspace_id, c.c.profile_id == profile_id, c.c.channel == change.channel)
     stored = conn.execute(sa.select(c.c.updated_at).where(*key)).scalar()
-    if stored is None:
+    _put_current(
+        conn,
+        workspace_id=workspace_id,
+        profile_id=profile_id,
+        channel=change.channel,
+        status=change.status,
+        at=occurred_at,
+        stored_at=stored,
+        replace_same_time=True,
+    )
+
+
+def _put_current(
+    conn: Connection,
+    *,
+    workspace_id: str,
+    profile_id: int,
+    channel: str,
+    status: str,
+    at: datetime,
+    stored_at: datetime | None,
+    replace_same_time: bool,
+) -> None:
+    """Set the current status unless the stored one (changed at `stored_at`) is newer."""
+    c = tables.consents
+    if stored_at is None:
         conn.execute(
             c.insert().values(
                 workspace_id=workspace_id,
                 profile_id=profile_id,
-                channel=change.channel,
-                status=change.status,
-                updated_at=occurred_at,
+                channel=channel,
+                status=status,
+                updated_at=at,
             )
         )
-    elif as_utc(stored) <= occurred_at:
-        conn.execute(c.update().where(*key).values(status=change.status, updated_at=occurred_at))
+    elif as_utc(stored_at) < as_utc(at) or (replace_same_time and as_utc(stored_at) == as_utc(at)):
+        key = (c.c.workspace_id == workspace_id, c.c.profile_id == profile_id, c.c.channel == channel)
+        conn.execute(c.update().where(*key).values(status=status, updated_at=at))
 
 
 def move(conn: Connection, *, workspace_id: str, from_profile_id: int, into_profile_id: int) -> None:
@@ -101,26 +128,17 @@ def move(conn: Connection, *, workspace_id: str, from_profile_id: int, into_prof
         if r.profile_id != from_profile_id:
             continue
         mine = into_rows.get(r.channel)
-        if mine is None:
-            conn.execute(
-                c.insert().values(
-                    workspace_id=workspace_id,
-                    profile_id=into_profile_id,
-                    channel=r.channel,
-                    status=r.status,
-                    updated_at=r.updated_at,
-                )
-            )
-        elif as_utc(mine.updated_at) < as_utc(r.updated_at):
-            conn.execute(
-                c.update()
-                .where(
-                    c.c.workspace_id == workspace_id,
-                    c.c.profile_id == into_profile_id,
-                    c.c.channel == r.channel,
-                )
-                .values(status=r.status, updated_at=r.updated_at)
-            )
+        # On a tie the surviving profile's own status stays.
+        _put_current(
+            conn,
+            workspace_id=workspace_id,
+            profile_id=into_profile_id,
+            channel=r.channel,
+            status=r.status,
+            at=r.updated_at,
+            stored_at=mine.updated_at if mine is not None else None,
+            replace_same_time=False,
+        )
     if rows:
         conn.execute(c.delete().where(c.c.workspace_id == workspace_id, c.c.profile_id == from_profile_id))
     ev = tables.consent_evidence

@@ -10,10 +10,10 @@ import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection
 
-from shopflow.domain import nodes
+from shopflow.domain import action_nodes
 from shopflow.store import db, tables
 
-TOPICS = nodes.TOPICS  # one list: send nodes name these (domain/nodes.py)
+TOPICS = action_nodes.TOPICS  # one list: send nodes name these (domain/action_nodes.py)
 FREQUENCIES = ("daily", "weekly", "monthly")
 MAX_REASON_CHARS = 500
 

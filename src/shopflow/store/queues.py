@@ -11,7 +11,7 @@ from datetime import datetime
 
 from sqlalchemy.engine import Connection
 
-from shopflow.store import db, events, flows, messages, steps, triggers, webhooks
+from shopflow.store import db, events, flow_runs, messages, steps, triggers, webhooks
 
 
 @dataclass(frozen=True)
@@ -32,7 +32,7 @@ def due_work(conn: Connection, *, now: datetime, stale_before: datetime) -> DueW
         {
             "events": [events.pending_query()],
             "sweeps": [triggers.sweepable_query()],
-            "runs": [flows.due_query(now=now)],
+            "runs": [flow_runs.due_query(now=now)],
             "email": messages.due_queries(channel="email", now=now, stale_before=stale_before),
             "sms": messages.due_queries(channel="sms", now=now, stale_before=stale_before),
             "push": messages.due_queries(channel="push", now=now, stale_before=stale_before),

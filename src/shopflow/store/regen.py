@@ -1,4 +1,4 @@
-"""Rewrite the initial migration from tables.py (allowed only until the first release).
+"""Rewrite the initial migration from store/tables/ (allowed only until the first release).
 
 Run: .venv/bin/python -m shopflow.store.regen
 """

@@ -1,25 +1,21 @@
 """Tables of segmentation: metric names, per-profile rollups, segment definitions and membership,
-and message engagement. Defined on the shared `tables.metadata` (store/tables.py imports this
-module, so the metadata is complete wherever tables is imported).
+and message engagement. Defined on the shared `tables.metadata` (store/tables/__init__.py
+imports this module, so the metadata is complete wherever tables is imported).
 
 Rollup keys lead with the metric id, not the workspace: a metric id belongs to one workspace, and
 a shorter key keeps the 20-million-row rollups and their index small. Every row still carries
-workspace_id, and every query filters on it.
+workspace_id, and every query reaches them through the workspace (a metric id is one workspace's).
 """
 
 from __future__ import annotations
 
 import sqlalchemy as sa
 
-from shopflow.store import tables
+from shopflow.store.tables.base import metadata, workspace_id
+from shopflow.store.tables.consent import consents
 from shopflow.store.types import BigId, Json, Money, UTCDateTime
 
-metadata = tables.metadata
 _SUMS = ("event_count", "value_count", "value_sum")
-
-
-def _ws() -> sa.Column[str]:
-    return sa.Column("workspace_id", sa.String(32), sa.ForeignKey("workspaces.id"), nullable=False)
 
 
 # Every event name a workspace has sent, with a small id the rollups use instead of the name.
@@ -27,7 +23,7 @@ metrics = sa.Table(
     "metrics",
     metadata,
     sa.Column("id", BigId, primary_key=True, autoincrement=True),
-    _ws(),
+    workspace_id(),
     sa.Column("name", sa.String(200), nullable=False),
     sa.Column("first_seen_at", UTCDateTime, nullable=False),
     sa.UniqueConstraint("workspace_id", "name"),
@@ -43,7 +39,7 @@ metric_rollups = sa.Table(
     sa.Column("metric_id", sa.BigInteger, nullable=False),
     sa.Column("day", sa.Integer, nullable=False),
     sa.Column("profile_id", sa.BigInteger, nullable=False),
-    _ws(),
+    workspace_id(),
     sa.Column("event_count", sa.Integer, nullable=False),
     sa.Column("value_count", sa.Integer, nullable=False),
     sa.Column("value_sum", Money, nullable=False),
@@ -63,7 +59,7 @@ dimension_rollups = sa.Table(
     sa.Column("value", sa.String(200), nullable=False),
     sa.Column("day", sa.Integer, nullable=False),
     sa.Column("profile_id", sa.BigInteger, nullable=False),
-    _ws(),
+    workspace_id(),
     sa.Column("event_count", sa.Integer, nullable=False),
     sa.Column("value_count", sa.Integer, nullable=False),
     sa.Column("value_sum", Money, nullable=False),
@@ -81,7 +77,7 @@ dimension_rollups = sa.Table(
 message_engagement = sa.Table(
     "message_engagement",
     metadata,
-    _ws(),
+    workspace_id(),
     sa.Column("message_id", sa.BigInteger, nullable=False),
     sa.Column("profile_id", sa.BigInteger, nullable=False),
     sa.Column("channel", sa.String(16), nullable=False),
@@ -95,7 +91,7 @@ segments = sa.Table(
     "segments",
     metadata,
     sa.Column("id", BigId, primary_key=True, autoincrement=True),
-    _ws(),
+    workspace_id(),
     sa.Column("key", sa.String(100), nullable=False),
     sa.Column("name", sa.String(200), nullable=False),
     sa.Column("rule", Json, nullable=False),  # the current version's rule (validation.dump)
@@ -123,7 +119,7 @@ segment_versions = sa.Table(
     metadata,
     sa.Column("segment_id", sa.BigInteger, sa.ForeignKey("segments.id"), nullable=False),
     sa.Column("version", sa.Integer, nullable=False),
-    _ws(),
+    workspace_id(),
     sa.Column("rule", Json, nullable=False),
     sa.Column("created_at", UTCDateTime, nullable=False),
     sa.PrimaryKeyConstraint("segment_id", "version"),
@@ -137,7 +133,7 @@ segment_members = sa.Table(
     metadata,
     sa.Column("segment_id", sa.BigInteger, nullable=False),
     sa.Column("profile_id", sa.BigInteger, nullable=False),
-    _ws(),
+    workspace_id(),
     sa.Column("entered_at", UTCDateTime, nullable=False),
     sa.Column("exited_at", UTCDateTime),
     sa.PrimaryKeyConstraint("segment_id", "profile_id"),
@@ -150,7 +146,7 @@ segment_sizes = sa.Table(
     metadata,
     sa.Column("segment_id", sa.BigInteger, nullable=False),
     sa.Column("at", UTCDateTime, nullable=False),
-    _ws(),
+    workspace_id(),
     sa.Column("members", sa.Integer, nullable=False),
     sa.PrimaryKeyConstraint("segment_id", "at"),
 )
@@ -158,8 +154,8 @@ segment_sizes = sa.Table(
 # Counting consent by channel and status over a whole workspace (audiences, segment counts).
 ix_consents_channel_status = sa.Index(
     "ix_consents_channel_status",
-    tables.consents.c.workspace_id,
-    tables.consents.c.channel,
-    tables.consents.c.status,
-    tables.consents.c.profile_id,
+    consents.c.workspace_id,
+    consents.c.channel,
+    consents.c.status,
+    consents.c.profile_id,
 )

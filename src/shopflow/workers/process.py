@@ -1,8 +1,8 @@
-"""Process entry points: `shopflow serve` (HTTP + embedded worker) and `shopflow worker`."""
+"""The worker processes: `shopflow worker` (one or a supervised group) and the worker that
+`shopflow serve` embeds in a thread."""
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import logging
 import multiprocessing
@@ -13,11 +13,9 @@ import threading
 import time
 from collections.abc import Awaitable, Callable, Mapping
 from datetime import timedelta
-from typing import Any
 
 from sqlalchemy.engine import Engine
 
-from shopflow.api import deps
 from shopflow.config import Settings
 from shopflow.domain.clock import Clock, SystemClock
 from shopflow.messaging import delivery, ratelimit
@@ -69,32 +67,19 @@ def build_worker(settings: Settings, *, engine: Engine, clock: Clock, link_secre
     )
 
 
-async def embedded_worker(ctx: deps.AppContext) -> Callable[[], Awaitable[None]]:
-    """App lifecycle hook: run the worker in a thread of the server process."""
-    worker = build_worker(ctx.settings, engine=ctx.engine, clock=ctx.clock, link_secret=ctx.link_secret)
-    thread, stop = start_thread(worker, poll_seconds=ctx.settings.worker_poll_ms / 1000)
-    ctx.services["worker"] = worker
+def start_embedded(
+    settings: Settings, *, engine: Engine, clock: Clock, link_secret: bytes
+) -> tuple[Worker, Callable[[], Awaitable[None]]]:
+    """Run the worker in a thread of this (the HTTP server's) process; the worker and its stop."""
+    worker = build_worker(settings, engine=engine, clock=clock, link_secret=link_secret)
+    thread, stop = start_thread(worker, poll_seconds=settings.worker_poll_ms / 1000)
 
     async def stop_worker() -> None:
         stop.set()
         await asyncio.to_thread(thread.join, 10)
         worker.channel.close()
 
-    return stop_worker
-
-
-def serve(settings: Settings, *, host: str, port: int, with_worker: bool) -> int:
-    import uvicorn
-
-    from shopflow.api.app import create_app
-
-    engine = db.create_engine(settings.database_url)
-    db.upgrade(engine)
-    hooks: list[Any] = [embedded_worker] if with_worker else []
-    app = create_app(settings, engine=engine, lifecycles=hooks)
-    log.info("Shopflow on http://%s:%d (worker %s)", host, port, "embedded" if with_worker else "off")
-    uvicorn.run(app, host=host, port=port, log_level=settings.log_level.lower())
-    return 0
+    return worker, stop_worker
 
 
 MAX_PROCESSES = 64
@@ -214,32 +199,3 @@ def run_worker(settings: Settings, migrate: bool = True) -> int:
     worker.run_forever(stop, poll_seconds=settings.worker_poll_ms / 1000)
     worker.channel.close()
     return 0
-
-
-def _serve(args: argparse.Namespace, settings: Settings) -> int:
-    return serve(
-        settings,
-        host=args.host or settings.host,
-        port=args.port or settings.port,
-        with_worker=not args.no_worker,
-    )
-
-
-def _worker(args: argparse.Namespace, settings: Settings) -> int:
-    processes = check_worker_settings(settings, args.processes)
-    return run_workers(settings, processes)
-
-
-def register(sub: Any) -> None:
-    p = sub.add_parser("serve", help="run the HTTP server (with an embedded worker unless --no-worker)")
-    p.add_argument("--host", help="address to listen on (default: SHOPFLOW_HOST or 127.0.0.1)")
-    p.add_argument("--port", type=int, help="port (default: SHOPFLOW_PORT or 8000)")
-    p.add_argument("--no-worker", action="store_true", help="serve HTTP only; run `shopflow worker` apart")
-    p.set_defaults(handler=_serve)
-    p = sub.add_parser("worker", help="run the worker loop (events, flow steps, delivery) in the foreground")
-    p.add_argument(
-        "--processes",
-        type=int,
-        help="worker processes to run (default: SHOPFLOW_WORKER_PROCESSES or 1; one per core for volume)",
-    )
-    p.set_defaults(handler=_worker)

@@ -13,25 +13,20 @@ import base64
 import binascii
 import html
 import json
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any
 from urllib.parse import parse_qs
 
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, JSONResponse, Response
 
-from shopflow.api import deps
-from shopflow.domain import events as ev
-from shopflow.domain.events import CanonicalEvent, ConsentChange, Identity
-from shopflow.ingest import pipeline
-from shopflow.messaging.consent import consent_links, subscriptions
+from shopflow.api import deps, errors
+from shopflow.messaging.consent import consent_links, preference_center, subscriptions
 from shopflow.messaging.tracking import links
-from shopflow.store import consent, db, messages, preferences, workspaces
 
 router = APIRouter(tags=["consent"])
 
 MAX_BODY_BYTES = 16 * 1024
-PAUSE = timedelta(days=30)
 _HEADERS = {
     "Cache-Control": "no-store, max-age=0",
     "Content-Security-Policy": "default-src 'none'; style-src 'unsafe-inline'; form-action 'self'; "
@@ -51,13 +46,6 @@ _FREQUENCY_LABELS = {
     "weekly": "At most weekly",
     "monthly": "At most monthly",
 }
-
-
-class _BadRequest(Exception):
-    def __init__(self, status: int, message: str) -> None:
-        super().__init__(message)
-        self.status = status
-        self.message = message
 
 
 def _error(status: int, message: str) -> JSONResponse:
@@ -87,12 +75,12 @@ def _not_found(message: str) -> HTMLResponse:
 async def _body(request: Request) -> bytes:
     declared = request.headers.get("content-length")
     if declared is not None and declared.isdigit() and int(declared) > MAX_BODY_BYTES:
-        raise _BadRequest(413, f"body: {declared} bytes, the limit is {MAX_BODY_BYTES} bytes")
+        raise errors.Refused(413, f"body: {declared} bytes, the limit is {MAX_BODY_BYTES} bytes")
     data = bytearray()
     async for chunk in request.stream():
         data.extend(chunk)
         if len(data) > MAX_BODY_BYTES:
-            raise _BadRequest(
+            raise errors.Refused(
                 413, f"body: more than {MAX_BODY_BYTES} bytes, the limit is {MAX_BODY_BYTES} bytes"
             )
     return bytes(data)
@@ -105,39 +93,34 @@ def _client_ip(request: Request) -> str | None:
 # --- double opt-in ------------------------------------------------------------------------------
 
 
-def _workspace_for_key(request: Request) -> tuple[workspaces.Workspace, bool]:
+def _workspace_for_key(request: Request) -> tuple[deps.Workspace, bool]:
     """(workspace, private?) from `Bearer <private or write key>` or Basic base64('WRITE_KEY:')."""
     scheme, _, value = request.headers.get("authorization", "").partition(" ")
-    ctx = deps.context(request)
-    with db.reading(ctx.engine) as conn:
-        if scheme.lower() == "bearer" and value.strip():
-            ws = workspaces.by_private_key(conn, value.strip())
-            if ws is not None:
-                return ws, True
-            ws = workspaces.by_write_key(conn, value.strip())
-        elif scheme.lower() == "basic":
-            try:
-                key = base64.b64decode(value.strip(), validate=True).decode().partition(":")[0]
-            except (binascii.Error, UnicodeDecodeError):
-                raise _BadRequest(401, "Authorization: expected Basic base64('WRITE_KEY:')") from None
-            ws = workspaces.by_write_key(conn, key) if key else None
-        else:
-            raise _BadRequest(401, "Authorization: expected 'Bearer <write or private key>'")
-    if ws is None:
-        raise _BadRequest(401, "Authorization: unknown key")
-    return ws, False
+    if scheme.lower() == "bearer" and value.strip():
+        found = deps.workspace_by_key(request, value.strip(), private_too=True)
+    elif scheme.lower() == "basic":
+        try:
+            key = base64.b64decode(value.strip(), validate=True).decode().partition(":")[0]
+        except (binascii.Error, UnicodeDecodeError):
+            raise errors.Refused(401, "Authorization: expected Basic base64('WRITE_KEY:')") from None
+        found = deps.workspace_by_key(request, key) if key else None
+    else:
+        raise errors.Refused(401, "Authorization: expected 'Bearer <write or private key>'")
+    if found is None:
+        raise errors.Refused(401, "Authorization: unknown key")
+    return found
 
 
 def _text(payload: dict[str, Any], name: str, *, required: bool, limit: int) -> str | None:
     value = payload.get(name)
     if value is None or value == "":
         if required:
-            raise _BadRequest(400, f"{name}: required")
+            raise errors.Refused(400, f"{name}: required")
         return None
     if not isinstance(value, str):
-        raise _BadRequest(400, f"{name}: expected a string, got {type(value).__name__}")
+        raise errors.Refused(400, f"{name}: expected a string, got {type(value).__name__}")
     if len(value) > limit:
-        raise _BadRequest(400, f"{name}: expected at most {limit} characters, got {len(value)}")
+        raise errors.Refused(400, f"{name}: expected at most {limit} characters, got {len(value)}")
     return value
 
 
@@ -150,36 +133,35 @@ async def subscribe(request: Request) -> Response:
         try:
             payload = json.loads(raw)
         except (ValueError, UnicodeDecodeError):
-            raise _BadRequest(400, "body: expected a JSON object") from None
+            raise errors.Refused(400, "body: expected a JSON object") from None
         if not isinstance(payload, dict):
-            raise _BadRequest(400, f"body: expected a JSON object, got {type(payload).__name__}")
+            raise errors.Refused(400, f"body: expected a JSON object, got {type(payload).__name__}")
         email = _text(payload, "email", required=True, limit=320)
         list_id = _text(payload, "list", required=False, limit=subscriptions.MAX_FIELD_CHARS)
         form = _text(payload, "form", required=False, limit=subscriptions.MAX_FIELD_CHARS)
         if not list_id and not form:
-            raise _BadRequest(400, "list: required (or form): where the person subscribed")
+            raise errors.Refused(400, "list: required (or form): where the person subscribed")
         text = _text(payload, "consent_text", required=True, limit=subscriptions.MAX_TEXT_CHARS)
         ip = _text(payload, "ip", required=False, limit=64) or _client_ip(request)
         ctx = deps.context(request)
         assert email is not None and text is not None
         try:
-            with db.transaction(ctx.engine) as conn:
-                result = subscriptions.request(
-                    conn,
-                    workspace_id=ws.id,
-                    email=email,
-                    list_id=list_id or form or "",
-                    form=form,
-                    consent_text=text,
-                    ip=ip,
-                    user_agent=request.headers.get("user-agent"),
-                    now=ctx.clock.now(),
-                    public_url=ctx.settings.public_url,
-                    secret=ctx.link_secret,
-                )
+            result = subscriptions.request(
+                ctx.engine,
+                workspace_id=ws.id,
+                email=email,
+                list_id=list_id or form or "",
+                form=form,
+                consent_text=text,
+                ip=ip,
+                user_agent=request.headers.get("user-agent"),
+                now=ctx.clock.now(),
+                public_url=ctx.settings.public_url,
+                secret=ctx.link_secret,
+            )
         except ValueError as exc:
-            raise _BadRequest(400, str(exc)) from None
-    except _BadRequest as exc:
+            raise errors.Refused(400, str(exc)) from None
+    except errors.Refused as exc:
         return _error(exc.status, exc.message)
     if not private:
         # The write key is public (it sits in the store's pages): tell it nothing about who is
@@ -215,14 +197,13 @@ def confirm(token: str, request: Request) -> Response:
     ctx = deps.context(request)
     try:
         claims = _confirm_claims(request, token)
-        with db.transaction(ctx.engine) as conn:
-            fresh = subscriptions.confirm(
-                conn,
-                claims=claims,
-                ip=_client_ip(request),
-                user_agent=request.headers.get("user-agent"),
-                now=ctx.clock.now(),
-            )
+        fresh = subscriptions.confirm(
+            ctx.engine,
+            claims=claims,
+            ip=_client_ip(request),
+            user_agent=request.headers.get("user-agent"),
+            now=ctx.clock.now(),
+        )
     except links.InvalidToken as exc:
         return _not_found(str(exc))
     except LookupError as exc:
@@ -235,21 +216,14 @@ def confirm(token: str, request: Request) -> Response:
 # --- preference center ------------------------------------------------------------------------------
 
 
-def _preference_profile(request: Request, token: str) -> tuple[str, int]:
-    """(workspace id, surviving profile id) for a preferences token; InvalidToken/LookupError."""
-    ctx = deps.context(request)
-    claims = consent_links.verify(ctx.link_secret, token, kind=consent_links.PREFERENCES)
-    with db.reading(ctx.engine) as conn:
-        found = messages.recipients(conn, workspace_id=claims.workspace_id, profile_ids=[claims.profile_id])
-    person = found.get(claims.profile_id)
-    if person is None:
-        raise LookupError("token: this person is no longer known")
-    return claims.workspace_id, person.profile_id
+def _preference_claims(request: Request, token: str) -> consent_links.ConsentClaims:
+    return consent_links.verify(deps.context(request).link_secret, token, kind=consent_links.PREFERENCES)
 
 
 def _preferences_form(
-    token: str, prefs: preferences.Preferences, status: str, *, now: datetime, notice: str = ""
+    token: str, shown: preference_center.Choices, *, now: datetime, notice: str = ""
 ) -> str:
+    prefs, status = shown.preferences, shown.status
     action = html.escape(f"/preferences/{token}")
     topics = "".join(
         f'<div><input type="checkbox" id="t-{t}" name="topics" value="{t}"'
@@ -277,115 +251,53 @@ def _preferences_form(
         "</form>"
         f'<form method="post" action="{action}"><h2>Unsubscribe</h2>'
         '<p><label for="reason">Would you tell us why? (optional)</label><br>'
-        f'<textarea id="reason" name="reason" rows="3" cols="40" maxlength="{preferences.MAX_REASON_CHARS}"></textarea></p>'
+        f'<textarea id="reason" name="reason" rows="3" cols="40" maxlength="{preference_center.MAX_REASON_CHARS}"></textarea></p>'
         '<p><button type="submit" name="action" value="unsubscribe">Unsubscribe from all marketing email</button></p>'
         "</form>"
     )
-
-
-def _current(conn: Any, workspace_id: str, profile_id: int) -> tuple[preferences.Preferences, str]:
-    prefs = preferences.get(conn, workspace_id=workspace_id, profile_id=profile_id)
-    status = consent.current(conn, workspace_id=workspace_id, profile_ids=[profile_id], channel="email")
-    return prefs, status[profile_id]
 
 
 @router.get("/preferences/{token}", include_in_schema=False)
 def preferences_page(token: str, request: Request) -> Response:
     ctx = deps.context(request)
     try:
-        ws_id, pid = _preference_profile(request, token)
+        _, shown = preference_center.choices(ctx.engine, claims=_preference_claims(request, token))
     except (links.InvalidToken, LookupError) as exc:
         return _not_found(str(exc))
-    with db.reading(ctx.engine) as conn:
-        prefs, status = _current(conn, ws_id, pid)
-    return _page("Email preferences", _preferences_form(token, prefs, status, now=ctx.clock.now()))
-
-
-def _consent_event(pid: int, status: str, now: Any, details: dict[str, Any]) -> CanonicalEvent:
-    name = ev.UNSUBSCRIBED if status == "unsubscribed" else ev.SUBSCRIBED
-    return CanonicalEvent(
-        message_id=f"preference-center:{status}:{pid}:{now:%Y%m%d%H%M%S}",
-        source="preference_center",
-        identity=Identity(profile_id=pid),
-        time=now,
-        name=name,
-        properties={"channel": "email", "method": "preference_center"},
-        consent=(ConsentChange("email", status, now, "preference_center", details),),
-    )
+    return _page("Email preferences", _preferences_form(token, shown, now=ctx.clock.now()))
 
 
 @router.post("/preferences/{token}", include_in_schema=False)
 async def preferences_save(token: str, request: Request) -> Response:
     ctx = deps.context(request)
     try:
-        ws_id, pid = _preference_profile(request, token)
+        # The person first: an erased one is told so (404) whatever the body holds.
+        person = preference_center.person(ctx.engine, claims=_preference_claims(request, token))
         raw = await _body(request)
         try:
             form = parse_qs(
                 raw.decode("utf-8"), keep_blank_values=True, max_num_fields=20, strict_parsing=False
             )
         except (UnicodeDecodeError, ValueError):
-            raise _BadRequest(
+            raise errors.Refused(
                 400, "body: expected an HTML form (application/x-www-form-urlencoded)"
             ) from None
     except (links.InvalidToken, LookupError) as exc:
         return _not_found(str(exc))
-    except _BadRequest as exc:
+    except errors.Refused as exc:
         return _error(exc.status, exc.message)
-    action = (form.get("action") or ["save"])[-1]
-    topics = set(form.get("topics", []))
-    unknown = topics - set(preferences.TOPICS)
-    frequency = (form.get("frequency") or [""])[-1] or None
-    reason = (form.get("reason") or [""])[-1]
-    if action not in ("save", "pause", "unsubscribe"):
-        return _error(400, f"action: expected save, pause or unsubscribe, got {action[:50]!r}")
-    if unknown:
-        return _error(
-            400, f"topics: expected some of {list(preferences.TOPICS)}, got {sorted(unknown)[0][:50]!r}"
-        )
-    if frequency is not None and frequency not in preferences.FREQUENCIES:
-        return _error(
-            400, f"frequency: expected one of {list(preferences.FREQUENCIES)}, got {frequency[:50]!r}"
-        )
-    if len(reason) > preferences.MAX_REASON_CHARS:
-        return _error(
-            400, f"reason: expected at most {preferences.MAX_REASON_CHARS} characters, got {len(reason)}"
-        )
     now = ctx.clock.now()
-    ip = _client_ip(request)
-    with db.transaction(ctx.engine) as conn:
-        before = preferences.get(conn, workspace_id=ws_id, profile_id=pid)
-        if action == "unsubscribe":
-            prefs = preferences.save(
-                conn,
-                workspace_id=ws_id,
-                profile_id=pid,
-                topics_off=before.topics_off,
-                frequency=before.frequency,
-                paused_until=before.paused_until,
-                unsubscribe_reason=reason or before.unsubscribe_reason,
-                now=now,
-            )
-            details = {"ip": ip, "reason": reason.strip()[: preferences.MAX_REASON_CHARS] or None}
-            pipeline.accept(
-                conn, workspace_id=ws_id, events=[_consent_event(pid, "unsubscribed", now, details)], now=now
-            )
-            notice = "You are unsubscribed from marketing email."
-        else:
-            prefs = preferences.save(
-                conn,
-                workspace_id=ws_id,
-                profile_id=pid,
-                topics_off=[t for t in preferences.TOPICS if t not in topics]
-                if action == "save"
-                else before.topics_off,
-                frequency=frequency if action == "save" else before.frequency,
-                paused_until=now + PAUSE if action == "pause" else before.paused_until,
-                unsubscribe_reason=before.unsubscribe_reason,
-                now=now,
-            )
-            notice = (
-                "Messages are paused for 30 days." if action == "pause" else "Your preferences are saved."
-            )
-        prefs, status = _current(conn, ws_id, pid)
-    return _page("Email preferences", _preferences_form(token, prefs, status, now=now, notice=notice))
+    try:
+        shown, notice = preference_center.save(
+            ctx.engine,
+            person=person,
+            action=(form.get("action") or ["save"])[-1],
+            topics=set(form.get("topics", [])),
+            frequency=(form.get("frequency") or [""])[-1] or None,
+            reason=(form.get("reason") or [""])[-1],
+            ip=_client_ip(request),
+            now=now,
+        )
+    except ValueError as exc:
+        return _error(400, str(exc))
+    return _page("Email preferences", _preferences_form(token, shown, now=now, notice=notice))

@@ -17,7 +17,6 @@ from fastapi.responses import JSONResponse
 
 from shopflow.api import deps
 from shopflow.messaging.inbound import bounces, feedback, sns
-from shopflow.store import db, workspaces
 
 router = APIRouter(tags=["feedback"])
 
@@ -43,7 +42,24 @@ async def _json_body(request: Request) -> dict[str, Any] | JSONResponse:
     return parsed
 
 
-def _answer(outcomes: list[feedback.Outcome]) -> JSONResponse:
+async def _apply(
+    request: Request,
+    items: list[bounces.Feedback],
+    *,
+    workspace_id: str | None = None,
+    topic_arn: str | None = None,
+) -> JSONResponse:
+    """Apply a report's items (feedback.apply_all) and answer with each one's outcome."""
+    ctx = deps.context(request)
+    outcomes = await asyncio.to_thread(
+        feedback.apply_all,
+        ctx.engine,
+        items,
+        now=ctx.clock.now(),
+        link_secret=ctx.link_secret,
+        workspace_id=workspace_id,
+        topic_arn=topic_arn,
+    )
     return JSONResponse(
         {
             "results": [
@@ -88,15 +104,7 @@ async def ses_webhook(request: Request) -> JSONResponse:
         items = bounces.parse_ses(notification)
     except bounces.ReportError as exc:
         return _error(400, str(exc))
-    outcomes = await asyncio.to_thread(
-        feedback.apply_all,
-        ctx.engine,
-        items,
-        now=ctx.clock.now(),
-        link_secret=ctx.link_secret,
-        topic_arn=str(message["TopicArn"]),
-    )
-    return _answer(outcomes)
+    return await _apply(request, items, topic_arn=str(message["TopicArn"]))
 
 
 def _basic(request: Request) -> tuple[str, str] | None:
@@ -117,27 +125,17 @@ _CHALLENGE = {"WWW-Authenticate": 'Basic realm="shopflow-postmark"'}
 
 @router.post("/webhooks/postmark/{workspace_id}")
 async def postmark_webhook(workspace_id: str, request: Request) -> JSONResponse:
-    ctx = deps.context(request)
     given = _basic(request)
     if given is None:
         return _error(401, "Authorization: expected HTTP Basic credentials", _CHALLENGE)
-
-    def lookup() -> workspaces.Workspace | None:
-        with db.reading(ctx.engine) as conn:
-            return workspaces.get(conn, workspace_id)
-
-    ws = await asyncio.to_thread(lookup)
-    user = str(ws.settings.get("postmark_webhook_user") or "") if ws else ""
-    password = str(ws.settings.get("postmark_webhook_password") or "") if ws else ""
-    if ws is not None and not (user and password):
+    ws = await asyncio.to_thread(deps.workspace_by_id, request, workspace_id)
+    access = feedback.postmark_credentials(ws, user=given[0], password=given[1])
+    if access == feedback.POSTMARK_NOT_CONFIGURED:
         return _error(
             403,
             "workspace: Postmark webhooks are not configured (set postmark_webhook_user and postmark_webhook_password)",
         )
-    # Compare both in constant time, and the same way for an unknown workspace (no id probing).
-    ok_user = workspaces.constant_time_equal(given[0], user or "\x00")
-    ok_password = workspaces.constant_time_equal(given[1], password or "\x00")
-    if ws is None or not (ok_user and ok_password):
+    if access != feedback.POSTMARK_OK:
         return _error(401, "Authorization: wrong Postmark webhook credentials", _CHALLENGE)
     payload = await _json_body(request)
     if isinstance(payload, JSONResponse):
@@ -146,12 +144,4 @@ async def postmark_webhook(workspace_id: str, request: Request) -> JSONResponse:
         items = bounces.parse_postmark(payload)
     except bounces.ReportError as exc:
         return _error(400, str(exc))
-    outcomes = await asyncio.to_thread(
-        feedback.apply_all,
-        ctx.engine,
-        items,
-        now=ctx.clock.now(),
-        link_secret=ctx.link_secret,
-        workspace_id=workspace_id,
-    )
-    return _answer(outcomes)
+    return await _apply(request, items, workspace_id=workspace_id)

@@ -12,9 +12,7 @@ from fastapi.responses import JSONResponse
 
 from shopflow.api import deps
 from shopflow.domain.flows import FlowDefinitionError, load_flow
-from shopflow.flows import lifecycle, simulate
-from shopflow.store import db, workspaces
-from shopflow.store import flows as store_flows
+from shopflow.flows import lifecycle, manage, queries, simulate
 
 router = APIRouter(prefix="/api/v1/flows", tags=["flows"])
 
@@ -25,7 +23,11 @@ def _error(status: int, message: str, **extra: Any) -> JSONResponse:
     return JSONResponse({"error": message, **extra}, status_code=status)
 
 
-def _summary(flow: store_flows.Flow) -> dict[str, Any]:
+def _no_flow(flow_id: int) -> JSONResponse:
+    return _error(404, f"flow_id: no flow {flow_id} in this workspace")
+
+
+def _summary(flow: lifecycle.Flow) -> dict[str, Any]:
     return {
         "id": flow.id,
         "key": flow.key,
@@ -50,11 +52,9 @@ def _plain(value: Any) -> Any:
 
 
 @router.get("")
-def list_flows(request: Request, ws: workspaces.Workspace = Depends(deps.private_workspace)) -> Any:
+def list_flows(request: Request, ws: deps.Workspace = Depends(deps.private_workspace)) -> Any:
     """Every flow of the workspace with its status and current version."""
-    ctx = deps.context(request)
-    with db.reading(ctx.engine) as conn:
-        flows = store_flows.list_flows(conn, workspace_id=ws.id)
+    flows = queries.list_flows(deps.context(request).engine, workspace_id=ws.id)
     return {"flows": [_summary(f) for f in flows]}
 
 
@@ -64,11 +64,11 @@ async def create_flow(
     status: str | None = Query(
         None, description="draft | manual | live | paused (default: draft when new, unchanged when editing)"
     ),
-    ws: workspaces.Workspace = Depends(deps.private_workspace),
+    ws: deps.Workspace = Depends(deps.private_workspace),
 ) -> Any:
     """Create a flow from a JSON definition, or add a version to the flow with the same `id`."""
-    if status is not None and status not in store_flows.STATUSES:
-        return _error(400, f"status: expected one of {', '.join(store_flows.STATUSES)}, got {status!r}")
+    if status is not None and status not in lifecycle.STATUSES:
+        return _error(400, f"status: expected one of {', '.join(lifecycle.STATUSES)}, got {status!r}")
     data = await deps.json_object(
         request, limit=MAX_BODY, what="a JSON object (a flow definition)", empty=False
     )
@@ -79,52 +79,29 @@ async def create_flow(
     except FlowDefinitionError as exc:
         return _error(400, "; ".join(exc.messages()), errors=exc.messages())
     ctx = deps.context(request)
-    with db.transaction(ctx.engine) as conn:
-        existed = store_flows.get_by_key(conn, workspace_id=ws.id, key=definition.id) is not None
-        # Editing keeps the status unless one is given; a status change goes through the
-        # lifecycle so a pause holds queued messages too.
-        flow_id, _ = store_flows.save_flow(
-            conn,
-            workspace_id=ws.id,
-            definition=definition,
-            now=ctx.clock.now(),
-            status=None if existed else status,
-        )
-        if existed and status is not None:
-            lifecycle.change_status(
-                conn, workspace_id=ws.id, flow_id=flow_id, status=status, now=ctx.clock.now()
-            )
-        flow = store_flows.get_flow(conn, workspace_id=ws.id, flow_id=flow_id)
-    assert flow is not None
-    return JSONResponse(_summary(flow), status_code=200 if existed else 201)
+    saved = manage.save_definition(
+        ctx.engine, workspace_id=ws.id, definition=definition, status=status, now=ctx.clock.now()
+    )
+    return JSONResponse(_summary(saved.flow), status_code=201 if saved.created else 200)
 
 
 @router.get("/{flow_id}")
-def get_flow(
-    flow_id: int, request: Request, ws: workspaces.Workspace = Depends(deps.private_workspace)
-) -> Any:
+def get_flow(flow_id: int, request: Request, ws: deps.Workspace = Depends(deps.private_workspace)) -> Any:
     """One flow with its current definition."""
-    ctx = deps.context(request)
-    with db.reading(ctx.engine) as conn:
-        flow = store_flows.get_flow(conn, workspace_id=ws.id, flow_id=flow_id)
-    if flow is None:
-        return _error(404, f"flow_id: no flow {flow_id} in this workspace")
+    try:
+        flow = queries.get_flow(deps.context(request).engine, workspace_id=ws.id, flow=flow_id)
+    except lifecycle.FlowNotFound:
+        return _no_flow(flow_id)
     return {**_summary(flow), "definition": flow.definition.to_json()}
 
 
 @router.get("/{flow_id}/report")
-def flow_report(
-    flow_id: int, request: Request, ws: workspaces.Workspace = Depends(deps.private_workspace)
-) -> Any:
+def flow_report(flow_id: int, request: Request, ws: deps.Workspace = Depends(deps.private_workspace)) -> Any:
     """Entrants, sends, skips, conversions and attributed revenue of one flow (analytics.reports)."""
-    from shopflow.analytics import reports
-
-    ctx = deps.context(request)
-    with db.reading(ctx.engine) as conn:
-        try:
-            report = reports.flow_report(conn, workspace_id=ws.id, flow_id=flow_id)
-        except LookupError:
-            return _error(404, f"flow_id: no flow {flow_id} in this workspace")
+    try:
+        report = queries.flow_report(deps.context(request).engine, workspace_id=ws.id, flow_id=flow_id)
+    except LookupError:
+        return _no_flow(flow_id)
     return _plain(report)
 
 
@@ -147,7 +124,7 @@ def _unknown_keys(data: dict[str, Any], allowed: set[str]) -> JSONResponse | Non
 
 @router.patch("/{flow_id}")
 async def update_flow(
-    flow_id: int, request: Request, ws: workspaces.Workspace = Depends(deps.private_workspace)
+    flow_id: int, request: Request, ws: deps.Workspace = Depends(deps.private_workspace)
 ) -> Any:
     """Change a flow's status: {"status": "draft" | "manual" | "live" | "paused"}."""
     data = await _object_body(request)
@@ -156,21 +133,18 @@ async def update_flow(
     if (bad := _unknown_keys(data, {"status"})) is not None:
         return bad
     status = data.get("status")
-    if not isinstance(status, str) or status not in store_flows.STATUSES:
+    if not isinstance(status, str) or status not in lifecycle.STATUSES:
         return _error(
-            400, f"status: expected one of {', '.join(store_flows.STATUSES)}, got {json.dumps(status)}"
+            400, f"status: expected one of {', '.join(lifecycle.STATUSES)}, got {json.dumps(status)}"
         )
     ctx = deps.context(request)
-    with db.transaction(ctx.engine) as conn:
-        try:
-            lifecycle.change_status(
-                conn, workspace_id=ws.id, flow_id=flow_id, status=status, now=ctx.clock.now()
-            )
-        except LookupError:
-            return _error(404, f"flow_id: no flow {flow_id} in this workspace")
-        flow = store_flows.get_flow(conn, workspace_id=ws.id, flow_id=flow_id)
-    assert flow is not None
-    return _summary(flow)
+    try:
+        change = manage.change_status(
+            ctx.engine, workspace_id=ws.id, flow=flow_id, status=status, now=ctx.clock.now()
+        )
+    except lifecycle.FlowNotFound:
+        return _no_flow(flow_id)
+    return _summary(change.flow)
 
 
 def _message_ids(data: dict[str, Any]) -> list[int] | JSONResponse | None:
@@ -192,7 +166,7 @@ def _message_ids(data: dict[str, Any]) -> list[int] | JSONResponse | None:
     return list(ids)
 
 
-async def _decide(flow_id: int, request: Request, ws: workspaces.Workspace, *, approve: bool) -> Any:
+async def _decide(flow_id: int, request: Request, ws: deps.Workspace, *, approve: bool) -> Any:
     data = await _object_body(request)
     if isinstance(data, JSONResponse):
         return data
@@ -200,22 +174,21 @@ async def _decide(flow_id: int, request: Request, ws: workspaces.Workspace, *, a
     if isinstance(ids, JSONResponse):
         return ids
     ctx = deps.context(request)
-    with db.transaction(ctx.engine) as conn:
-        try:
-            if approve:
-                done = lifecycle.approve(
-                    conn, workspace_id=ws.id, flow_id=flow_id, message_ids=ids, now=ctx.clock.now()
-                )
-            else:
-                done = lifecycle.reject(conn, workspace_id=ws.id, flow_id=flow_id, message_ids=ids)
-        except LookupError:
-            return _error(404, f"flow_id: no flow {flow_id} in this workspace")
-    return {"approved" if approve else "rejected": done}
+    try:
+        if approve:
+            decision = manage.approve_messages(
+                ctx.engine, workspace_id=ws.id, flow=flow_id, message_ids=ids, now=ctx.clock.now()
+            )
+        else:
+            decision = manage.reject_messages(ctx.engine, workspace_id=ws.id, flow=flow_id, message_ids=ids)
+    except lifecycle.FlowNotFound:
+        return _no_flow(flow_id)
+    return {"approved" if approve else "rejected": decision.message_ids}
 
 
 @router.post("/{flow_id}/approve")
 async def approve_messages(
-    flow_id: int, request: Request, ws: workspaces.Workspace = Depends(deps.private_workspace)
+    flow_id: int, request: Request, ws: deps.Workspace = Depends(deps.private_workspace)
 ) -> Any:
     """Queue a manual flow's messages waiting for approval: {"message_ids": [..]} or {"all": true}."""
     return await _decide(flow_id, request, ws, approve=True)
@@ -223,7 +196,7 @@ async def approve_messages(
 
 @router.post("/{flow_id}/reject")
 async def reject_messages(
-    flow_id: int, request: Request, ws: workspaces.Workspace = Depends(deps.private_workspace)
+    flow_id: int, request: Request, ws: deps.Workspace = Depends(deps.private_workspace)
 ) -> Any:
     """Skip (reason "rejected") a manual flow's messages waiting for approval."""
     return await _decide(flow_id, request, ws, approve=False)
@@ -231,20 +204,19 @@ async def reject_messages(
 
 @router.get("/{flow_id}/pending")
 def pending_messages(
-    flow_id: int, request: Request, ws: workspaces.Workspace = Depends(deps.private_workspace)
+    flow_id: int, request: Request, ws: deps.Workspace = Depends(deps.private_workspace)
 ) -> Any:
     """Messages of a manual flow waiting for approval."""
-    ctx = deps.context(request)
-    with db.reading(ctx.engine) as conn:
-        if store_flows.get_flow(conn, workspace_id=ws.id, flow_id=flow_id) is None:
-            return _error(404, f"flow_id: no flow {flow_id} in this workspace")
-        rows = store_flows.pending_messages(conn, workspace_id=ws.id, flow_id=flow_id)
+    try:
+        rows = queries.pending_messages(deps.context(request).engine, workspace_id=ws.id, flow=flow_id)
+    except lifecycle.FlowNotFound:
+        return _no_flow(flow_id)
     return {"messages": [{**r, "created_at": r["created_at"].isoformat()} for r in rows]}
 
 
 @router.post("/{flow_id}/migrate-runs")
 async def migrate_runs(
-    flow_id: int, request: Request, ws: workspaces.Workspace = Depends(deps.private_workspace)
+    flow_id: int, request: Request, ws: deps.Workspace = Depends(deps.private_workspace)
 ) -> Any:
     """Move waiting runs to {"to_version": N} (default: current) where their node still exists."""
     data = await _object_body(request)
@@ -258,21 +230,20 @@ async def migrate_runs(
             400, f"to_version: expected a version number (1 or more), got {json.dumps(version)[:80]}"
         )
     ctx = deps.context(request)
-    with db.transaction(ctx.engine) as conn:
-        try:
-            result = lifecycle.migrate_runs(
-                conn, workspace_id=ws.id, flow_id=flow_id, to_version=version, now=ctx.clock.now()
-            )
-        except LookupError:
-            return _error(404, f"flow_id: no flow {flow_id} in this workspace")
-        except ValueError as exc:
-            return _error(400, str(exc))
-    return result.to_json()
+    try:
+        moved = manage.migrate_runs(
+            ctx.engine, workspace_id=ws.id, flow=flow_id, to_version=version, now=ctx.clock.now()
+        )
+    except lifecycle.FlowNotFound:
+        return _no_flow(flow_id)
+    except ValueError as exc:
+        return _error(400, str(exc))
+    return moved.migration.to_json()
 
 
 @router.post("/{flow_id}/simulate")
 async def simulate_flow(
-    flow_id: int, request: Request, ws: workspaces.Workspace = Depends(deps.private_workspace)
+    flow_id: int, request: Request, ws: deps.Workspace = Depends(deps.private_workspace)
 ) -> Any:
     """Dry run: {"profile_id": P, "event"?: {...}} -> the path the profile would take now, and why."""
     data = await _object_body(request)
@@ -288,31 +259,26 @@ async def simulate_flow(
     except ValueError as exc:
         return _error(400, str(exc))
     ctx = deps.context(request)
-    with db.reading(ctx.engine) as conn:
-        if store_flows.get_flow(conn, workspace_id=ws.id, flow_id=flow_id) is None:
-            return _error(404, f"flow_id: no flow {flow_id} in this workspace")
-        try:
-            result = simulate.simulate(
-                conn,
-                workspace_id=ws.id,
-                flow_id=flow_id,
-                profile_id=profile_id,
-                now=ctx.clock.now(),
-                event=event,
-            )
-        except LookupError:
-            return _error(404, f"profile_id: no profile {profile_id} in this workspace")
+    try:
+        result = queries.dry_run(
+            ctx.engine,
+            workspace_id=ws.id,
+            flow=flow_id,
+            profile_id=profile_id,
+            now=ctx.clock.now(),
+            event=event,
+        )
+    except lifecycle.FlowNotFound:
+        return _no_flow(flow_id)
+    except simulate.ProfileNotFound:
+        return _error(404, f"profile_id: no profile {profile_id} in this workspace")
     return result.to_json()
 
 
 @router.get("/{flow_id}/nodes")
-def node_counts(
-    flow_id: int, request: Request, ws: workspaces.Workspace = Depends(deps.private_workspace)
-) -> Any:
+def node_counts(flow_id: int, request: Request, ws: deps.Workspace = Depends(deps.private_workspace)) -> Any:
     """Per node: entered (and split branches), waiting now, exited here by reason, skipped by reason."""
-    ctx = deps.context(request)
-    with db.reading(ctx.engine) as conn:
-        try:
-            return lifecycle.node_report(conn, workspace_id=ws.id, flow_id=flow_id)
-        except LookupError:
-            return _error(404, f"flow_id: no flow {flow_id} in this workspace")
+    try:
+        return queries.node_report(deps.context(request).engine, workspace_id=ws.id, flow=flow_id)
+    except lifecycle.FlowNotFound:
+        return _no_flow(flow_id)

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 from fastapi import APIRouter, Depends, Request
 from fastapi.concurrency import run_in_threadpool
@@ -11,57 +12,69 @@ from fastapi.responses import JSONResponse
 from shopflow.api import deps
 from shopflow.messaging.templates import email as templates
 from shopflow.messaging.templates import preview as template_preview
-from shopflow.store import workspaces
 
 router = APIRouter(prefix="/api/v1/templates", tags=["templates"])
 MAX_BODY_BYTES = 128 * 1024
+T = TypeVar("T")
 
 
 def _error(status: int, message: str) -> JSONResponse:
     return JSONResponse({"error": message}, status_code=status)
 
 
-async def _body(request: Request) -> dict[str, Any] | JSONResponse:
-    return await deps.json_object(request, limit=MAX_BODY_BYTES)
+def _sample(
+    request: Request, ws: deps.Workspace, name: str, profile_id: int | None, event: object
+) -> template_preview.Sample:
+    ctx = deps.context(request)
+    return template_preview.Sample(
+        workspace_id=ws.id,
+        template=name,
+        profile_id=profile_id,
+        event=template_preview.check_event(event),
+        now=ctx.clock.now(),
+        link_secret=ctx.link_secret,
+        public_url=ctx.settings.public_url,
+    )
+
+
+async def _run(call: Callable[[], T], *, sends: bool = False) -> T | JSONResponse:
+    """`call` off the event loop; its errors as answers (an SMTP failure is 502 when it `sends`)."""
+    try:
+        return await run_in_threadpool(call)
+    except LookupError as exc:
+        return _error(404, str(exc))
+    except (templates.TemplateError, ValueError) as exc:
+        return _error(400, str(exc))
+    except (RuntimeError, OSError) as exc:
+        if not sends:
+            raise
+        return _error(502, f"smtp: {exc}")
 
 
 @router.post("/{name}/preview")
 async def preview(
-    name: str, request: Request, ws: workspaces.Workspace = Depends(deps.private_workspace)
+    name: str, request: Request, ws: deps.Workspace = Depends(deps.private_workspace)
 ) -> JSONResponse:
-    body = await _body(request)
+    body: dict[str, Any] | JSONResponse = await deps.json_object(request, limit=MAX_BODY_BYTES)
     if isinstance(body, JSONResponse):
         return body
     profile_id = body.get("profile_id")
     if not isinstance(profile_id, int) or isinstance(profile_id, bool) or profile_id <= 0:
         return _error(400, f"profile_id: expected a positive integer, got {str(profile_id)[:50]!r}")
-    ctx = deps.context(request)
-    try:
-        event = template_preview.check_event(body.get("event"))
-        shown = await run_in_threadpool(
-            lambda: template_preview.preview(
-                ctx.engine,
-                workspace_id=ws.id,
-                template=name,
-                profile_id=profile_id,
-                event=event,
-                now=ctx.clock.now(),
-                link_secret=ctx.link_secret,
-                public_url=ctx.settings.public_url,
-            )
-        )
-    except LookupError as exc:
-        return _error(404, str(exc))
-    except (templates.TemplateError, ValueError) as exc:
-        return _error(400, str(exc))
+    engine = deps.context(request).engine
+    shown = await _run(
+        lambda: template_preview.preview(engine, _sample(request, ws, name, profile_id, body.get("event")))
+    )
+    if isinstance(shown, JSONResponse):
+        return shown
     return JSONResponse({"subject": shown.subject, "html": shown.html, "text": shown.text})
 
 
 @router.post("/{name}/test-send")
 async def test_send(
-    name: str, request: Request, ws: workspaces.Workspace = Depends(deps.private_workspace)
+    name: str, request: Request, ws: deps.Workspace = Depends(deps.private_workspace)
 ) -> JSONResponse:
-    body = await _body(request)
+    body: dict[str, Any] | JSONResponse = await deps.json_object(request, limit=MAX_BODY_BYTES)
     if isinstance(body, JSONResponse):
         return body
     to = body.get("to")
@@ -71,26 +84,15 @@ async def test_send(
     if profile_id is not None and (not isinstance(profile_id, int) or isinstance(profile_id, bool)):
         return _error(400, f"profile_id: expected a positive integer, got {str(profile_id)[:50]!r}")
     ctx = deps.context(request)
-    try:
-        event = template_preview.check_event(body.get("event"))
-        answer = await run_in_threadpool(
-            lambda: template_preview.test_send(
-                ctx.engine,
-                workspace_id=ws.id,
-                template=name,
-                to=to,
-                profile_id=profile_id,
-                event=event,
-                now=ctx.clock.now(),
-                link_secret=ctx.link_secret,
-                public_url=ctx.settings.public_url,
-                smtp_url=ctx.settings.smtp_url,
-            )
-        )
-    except LookupError as exc:
-        return _error(404, str(exc))
-    except (templates.TemplateError, ValueError) as exc:
-        return _error(400, str(exc))
-    except (RuntimeError, OSError) as exc:
-        return _error(502, f"smtp: {exc}")
+    answer = await _run(
+        lambda: template_preview.test_send(
+            ctx.engine,
+            _sample(request, ws, name, profile_id, body.get("event")),
+            to=to,
+            smtp_url=ctx.settings.smtp_url,
+        ),
+        sends=True,
+    )
+    if isinstance(answer, JSONResponse):
+        return answer
     return JSONResponse({"sent_to": to, "smtp": answer})

@@ -3,7 +3,7 @@
 The request is stored as a "Subscription Requested" event (its form, list, the consent text shown
 and the IP are the first half of the evidence); the confirmation sends a "Subscribed" event through
 ingest carrying the consent change, so the welcome series starts from the same place as any other
-subscription. Both run inside the caller's transaction.
+subscription. Each opens its own transaction.
 """
 
 from __future__ import annotations
@@ -13,13 +13,13 @@ from datetime import datetime
 from typing import Any
 
 import email_validator
-from sqlalchemy.engine import Connection
+from sqlalchemy.engine import Connection, Engine
 
 from shopflow.domain import events as ev
 from shopflow.domain.events import CanonicalEvent, ConsentChange, Identity
 from shopflow.ingest import pipeline
 from shopflow.messaging.consent import consent_links
-from shopflow.store import consent, messages
+from shopflow.store import consent, db, messages
 
 SUBSCRIPTION_REQUESTED = "Subscription Requested"
 CONFIRM_TEMPLATE = "subscribe-confirm"
@@ -47,7 +47,7 @@ def valid_email(value: object) -> str:
 
 
 def request(
-    conn: Connection,
+    engine: Engine,
     *,
     workspace_id: str,
     email: str,
@@ -62,13 +62,34 @@ def request(
 ) -> Requested:
     """Store the request and queue the confirmation email (once per address and list a minute)."""
     address = valid_email(email)
-    details = {
-        "list": list_id[:MAX_FIELD_CHARS],
-        "form": (form or "")[:MAX_FIELD_CHARS] or None,
-        "consent_text": consent_text[:MAX_TEXT_CHARS],
-        "ip": (ip or "")[:64] or None,
-        "user_agent": (user_agent or "")[:300] or None,
-    }
+    with db.transaction(engine) as conn:
+        return _request(
+            conn,
+            workspace_id=workspace_id,
+            address=address,
+            details={
+                "list": list_id[:MAX_FIELD_CHARS],
+                "form": (form or "")[:MAX_FIELD_CHARS] or None,
+                "consent_text": consent_text[:MAX_TEXT_CHARS],
+                "ip": (ip or "")[:64] or None,
+                "user_agent": (user_agent or "")[:300] or None,
+            },
+            now=now,
+            public_url=public_url,
+            secret=secret,
+        )
+
+
+def _request(
+    conn: Connection,
+    *,
+    workspace_id: str,
+    address: str,
+    details: dict[str, Any],
+    now: datetime,
+    public_url: str,
+    secret: bytes,
+) -> Requested:
     result = pipeline.accept(
         conn,
         workspace_id=workspace_id,
@@ -115,7 +136,7 @@ def request(
 
 
 def confirm(
-    conn: Connection,
+    engine: Engine,
     *,
     claims: consent_links.ConsentClaims,
     ip: str | None,
@@ -124,9 +145,22 @@ def confirm(
 ) -> bool:
     """Subscribe the person the link was sent to; False if already confirmed. LookupError if the
     request is gone (erased, or another workspace's)."""
-    req = consent.subscription_request(conn, workspace_id=claims.workspace_id, event_id=claims.ref)
-    if req is None:
-        raise LookupError("token: this subscription request no longer exists")
+    with db.transaction(engine) as conn:
+        req = consent.subscription_request(conn, workspace_id=claims.workspace_id, event_id=claims.ref)
+        if req is None:
+            raise LookupError("token: this subscription request no longer exists")
+        return _confirm(conn, claims=claims, req=req, ip=ip, user_agent=user_agent, now=now)
+
+
+def _confirm(
+    conn: Connection,
+    *,
+    claims: consent_links.ConsentClaims,
+    req: dict[str, Any],
+    ip: str | None,
+    user_agent: str | None,
+    now: datetime,
+) -> bool:
     asked: dict[str, Any] = dict(req["properties"])
     evidence = {
         "method": "double_opt_in",

@@ -1,4 +1,4 @@
-"""Sender settings: `shopflow senders add-domain | list | records | settings`.
+"""Sender domains, their DKIM keys and DNS records, and a workspace's sender settings.
 
 Adding a domain generates its DKIM key and prints the DNS records to publish: SPF (RFC 7208),
 DKIM (RFC 6376 §3.6.2, at `<selector>._domainkey.<domain>`) and DMARC (RFC 7489, at `_dmarc.`).
@@ -7,18 +7,13 @@ Gmail and Yahoo require all three from bulk senders since February 2024.
 
 from __future__ import annotations
 
-import argparse
-import json
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy.engine import Connection
+from sqlalchemy.engine import Engine
 
-from shopflow import config
-from shopflow.domain import warmup
-from shopflow.domain.clock import SystemClock
 from shopflow.messaging.deliverability import dkim
 from shopflow.store import db, senders, workspaces
 
@@ -96,16 +91,18 @@ def check_records(domain: str, selector: str, private_key_pem: str, lookup: TxtL
 
 
 def verify_domain(
-    conn: Connection, *, workspace_id: str, domain: str, lookup: TxtLookup
+    engine: Engine, *, workspace_id: str, domain: str, lookup: TxtLookup | None = None
 ) -> list[RecordCheck]:
-    """Check the published records and store the domain's `verified` flag (all three present)."""
-    sender = senders.get(conn, workspace_id=workspace_id, domain=domain)
-    if sender is None:
-        raise LookupError(f"domain: {domain!r} is not a sender domain of {workspace_id}")
-    checks = check_records(sender.domain, sender.selector, sender.private_key_pem, lookup)
-    senders.set_verified(
-        conn, workspace_id=workspace_id, domain=sender.domain, verified=all(c.ok for c in checks)
-    )
+    """Check the published records (`lookup`, default the system resolver) and store the domain's
+    `verified` flag (all three present)."""
+    with db.transaction(engine) as conn:
+        sender = senders.get(conn, workspace_id=workspace_id, domain=domain)
+        if sender is None:
+            raise LookupError(f"domain: {domain!r} is not a sender domain of {workspace_id}")
+        checks = check_records(sender.domain, sender.selector, sender.private_key_pem, lookup or dns_txt)
+        senders.set_verified(
+            conn, workspace_id=workspace_id, domain=sender.domain, verified=all(c.ok for c in checks)
+        )
     return checks
 
 
@@ -123,140 +120,63 @@ def dns_txt(name: str) -> list[str]:
     return [b"".join(r.strings).decode("utf-8", "replace") for r in answer]
 
 
-# --- CLI --------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class AddedDomain:
+    workspace_id: str
+    domain: str
+    selector: str
+    algorithm: str
+    records: list[DnsRecord]
 
 
-def register(sub: Any) -> None:
-    p_s = sub.add_parser("senders", help="sender domains, DKIM keys and sender settings").add_subparsers(
-        dest="senders_command", required=True, metavar="COMMAND"
-    )
-    p = p_s.add_parser("add-domain", help="add a sending domain, generate its DKIM key, print DNS records")
-    p.add_argument("domain", help="the domain of the From address, e.g. shop.example.com")
-    p.add_argument("--workspace", required=True, help="workspace id")
-    p.add_argument("--selector", help="DKIM selector (default sfYYYYMM)")
-    p.add_argument(
-        "--algorithm",
-        choices=dkim.ALGORITHMS,
-        default=dkim.RSA_SHA256,
-        help="rsa-sha256 (default, verified everywhere) or ed25519-sha256 (RFC 8463)",
-    )
-    p.add_argument("--json", action="store_true", help="print JSON")
-    p.set_defaults(handler=_add_domain)
-
-    p = p_s.add_parser("list", help="list sender domains")
-    p.add_argument("--workspace", help="only this workspace id")
-    p.add_argument("--json", action="store_true", help="print JSON")
-    p.set_defaults(handler=_list)
-
-    p = p_s.add_parser("records", help="print the DNS records of a sender domain again")
-    p.add_argument("domain")
-    p.add_argument("--workspace", required=True, help="workspace id")
-    p.set_defaults(handler=_records)
-
-    p = p_s.add_parser("verify", help="look up the DNS records of a sender domain and mark it verified")
-    p.add_argument("domain")
-    p.add_argument("--workspace", required=True, help="workspace id")
-    p.set_defaults(handler=_verify)
-
-    p = p_s.add_parser("settings", help="show or change a workspace's sender settings (key=value ...)")
-    p.add_argument("workspace", help="workspace id")
-    p.add_argument("changes", nargs="*", metavar="KEY=VALUE", help=", ".join(SENDER_SETTINGS))
-    p.set_defaults(handler=_settings)
-
-
-def _print_records(records: list[DnsRecord]) -> None:
-    print("Publish these DNS records:")
-    for r in records:
-        print(f"  {r.kind:6} {r.zone_line()}")
-
-
-def _add_domain(args: argparse.Namespace, settings: config.Settings) -> int:
-    from shopflow.cli import common
-
-    engine = common.engine(settings)
-    now = SystemClock().now()
-    selector = args.selector or default_selector(now)
-    pem = dkim.generate_private_key(args.algorithm)
+def add_domain(
+    engine: Engine, *, workspace_id: str, domain: str, selector: str | None, algorithm: str, now: datetime
+) -> AddedDomain:
+    """Add a sending domain with a new DKIM key (selector default sfYYYYMM); the records to publish."""
+    selector = selector or default_selector(now)
+    pem = dkim.generate_private_key(algorithm)
     with db.transaction(engine) as conn:
         sender = senders.add_domain(
             conn,
-            workspace_id=args.workspace,
-            domain=args.domain,
+            workspace_id=workspace_id,
+            domain=domain,
             selector=selector,
-            algorithm=args.algorithm,
+            algorithm=algorithm,
             private_key_pem=pem,
             now=now,
         )
-    records = dns_records(sender.domain, selector, pem)
-    if args.json:
-        out = {
-            "workspace_id": sender.workspace_id,
-            "domain": sender.domain,
-            "selector": selector,
-            "algorithm": args.algorithm,
-            "records": [r.__dict__ for r in records],
-        }
-        print(json.dumps(out, indent=2))
-        return 0
-    print(f"sender domain {sender.domain} added to {sender.workspace_id} (DKIM selector {selector})")
-    _print_records(records)
-    first = warmup.DAILY_LIMITS[0]
-    print(
-        f"Warm-up: {first} emails today, rising over {len(warmup.DAILY_LIMITS)} days (see domain/warmup.py)."
+    return AddedDomain(
+        sender.workspace_id, sender.domain, selector, algorithm, dns_records(sender.domain, selector, pem)
     )
-    return 0
 
 
-def _list(args: argparse.Namespace, settings: config.Settings) -> int:
-    from shopflow.cli import common
-
-    engine = common.engine(settings)
-    now = SystemClock().now()
+def list_domains(engine: Engine, *, workspace_id: str | None, now: datetime) -> list[dict[str, Any]]:
+    """Sender domains (of one workspace, or all) with what warm-up still allows today (None: warmed up)."""
     with db.reading(engine) as conn:
-        rows = senders.list_domains(conn, workspace_id=args.workspace)
-        allowance = {
-            (r.workspace_id, r.domain): senders.warmup_allowance(
-                conn, workspace_id=r.workspace_id, domain=r.domain, now=now
-            )
+        rows = senders.list_domains(conn, workspace_id=workspace_id)
+        return [
+            {
+                "workspace_id": r.workspace_id,
+                "domain": r.domain,
+                "selector": r.selector,
+                "algorithm": r.algorithm,
+                "verified": r.verified,
+                "created_at": r.created_at.isoformat(),
+                "warmup_remaining_today": senders.warmup_allowance(
+                    conn, workspace_id=r.workspace_id, domain=r.domain, now=now
+                ),
+            }
             for r in rows
-        }
-    out = [
-        {
-            "workspace_id": r.workspace_id,
-            "domain": r.domain,
-            "selector": r.selector,
-            "algorithm": r.algorithm,
-            "verified": r.verified,
-            "created_at": r.created_at.isoformat(),
-            "warmup_remaining_today": allowance[(r.workspace_id, r.domain)],
-        }
-        for r in rows
-    ]
-    if args.json:
-        print(json.dumps(out, indent=2))
-        return 0
-    for o in out:
-        left = (
-            "warmed up"
-            if o["warmup_remaining_today"] is None
-            else f"{o['warmup_remaining_today']} left today"
-        )
-        print(f"{o['workspace_id']}  {o['domain']:30} {o['selector']:10} {o['algorithm']:15} {left}")
-    if not out:
-        print("(no sender domains)")
-    return 0
+        ]
 
 
-def _records(args: argparse.Namespace, settings: config.Settings) -> int:
-    from shopflow.cli import common
-
-    engine = common.engine(settings)
+def domain_records(engine: Engine, *, workspace_id: str, domain: str) -> list[DnsRecord]:
+    """The DNS records of a sender domain, again."""
     with db.reading(engine) as conn:
-        sender = senders.get(conn, workspace_id=args.workspace, domain=args.domain)
+        sender = senders.get(conn, workspace_id=workspace_id, domain=domain)
     if sender is None:
-        raise LookupError(f"domain: {args.domain!r} is not a sender domain of {args.workspace}")
-    _print_records(dns_records(sender.domain, sender.selector, sender.private_key_pem))
-    return 0
+        raise LookupError(f"domain: {domain!r} is not a sender domain of {workspace_id}")
+    return dns_records(sender.domain, sender.selector, sender.private_key_pem)
 
 
 def parse_changes(items: list[str]) -> dict[str, str]:
@@ -273,34 +193,12 @@ def parse_changes(items: list[str]) -> dict[str, str]:
     return changes
 
 
-def _settings(args: argparse.Namespace, settings: config.Settings) -> int:
-    from shopflow.cli import common
-
-    changes = parse_changes(args.changes)
-    engine = common.engine(settings)
+def sender_settings(engine: Engine, *, workspace_id: str, changes: Mapping[str, str]) -> dict[str, Any]:
+    """Apply `changes` (from `parse_changes`; none: only read); the workspace's settings after."""
     with db.transaction(engine) as conn:
         if changes:
-            current = workspaces.update_settings(conn, workspace_id=args.workspace, changes=changes)
-        else:
-            ws = workspaces.get(conn, args.workspace)
-            if ws is None:
-                raise LookupError(f"workspace_id: no workspace {args.workspace!r}")
-            current = ws.settings
-    for key in SENDER_SETTINGS:
-        value = current.get(key)
-        shown = "(set)" if key.endswith("password") and value else value
-        print(f"{key:26} {shown if shown is not None else '-'}")
-    return 0
-
-
-def _verify(args: argparse.Namespace, settings: config.Settings) -> int:
-    from shopflow.cli import common
-
-    engine = common.engine(settings)
-    with db.transaction(engine) as conn:
-        checks = verify_domain(conn, workspace_id=args.workspace, domain=args.domain, lookup=dns_txt)
-    for c in checks:
-        print(f"{'ok     ' if c.ok else 'MISSING'} {c.kind:6} {c.name}")
-    verified = all(c.ok for c in checks)
-    print(f"{args.domain}: {'verified' if verified else 'not verified yet (DNS changes can take hours)'}")
-    return 0 if verified else 1
+            return workspaces.update_settings(conn, workspace_id=workspace_id, changes=dict(changes))
+        ws = workspaces.get(conn, workspace_id)
+        if ws is None:
+            raise LookupError(f"workspace_id: no workspace {workspace_id!r}")
+        return ws.settings

@@ -10,7 +10,7 @@ from __future__ import annotations
 import email.utils
 import hashlib
 import re
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from email.message import Message
@@ -289,14 +289,12 @@ def parse_ses(notification: Mapping[str, Any]) -> list[Feedback]:
             raise ReportError(
                 f"Message.bounce.bounceType: expected Permanent, Transient or Undetermined, got {bounce_type!r}"
             )
-        recipients = _require(bounce, "bouncedRecipients", list, "Message.bounce.")
-        feedback_id = str(bounce.get("feedbackId") or mail.get("messageId") or "")
         return [
             Feedback(
                 BOUNCE,
                 "ses",
-                f"{feedback_id}#{i}",
-                str(_require(r, "emailAddress", str, f"Message.bounce.bouncedRecipients[{i}].")),
+                feedback_id,
+                address,
                 _iso_time(bounce.get("timestamp")),
                 # SES: Permanent = do not retry this address; Transient and Undetermined may pass later.
                 bounce_type=HARD if bounce_type == "Permanent" else SOFT,
@@ -307,24 +305,24 @@ def parse_ses(notification: Mapping[str, Any]) -> list[Feedback]:
                 original_message_id=message_id,
                 list_unsubscribe=unsubscribe,
             )
-            for i, r in enumerate(_dicts(recipients, "Message.bounce.bouncedRecipients"))
+            for feedback_id, address, r in _ses_recipients(bounce, "bounce", "bouncedRecipients", mail)
         ]
     if kind == "Complaint":
         complaint = _require(notification, "complaint", dict, "Message.")
-        recipients = _require(complaint, "complainedRecipients", list, "Message.complaint.")
-        feedback_id = str(complaint.get("feedbackId") or mail.get("messageId") or "")
         return [
             Feedback(
                 COMPLAINT,
                 "ses",
-                f"{feedback_id}#{i}",
-                str(_require(r, "emailAddress", str, f"Message.complaint.complainedRecipients[{i}].")),
+                feedback_id,
+                address,
                 _iso_time(complaint.get("timestamp")),
                 complaint_type=str(complaint.get("complaintFeedbackType") or "abuse"),
                 original_message_id=message_id,
                 list_unsubscribe=unsubscribe,
             )
-            for i, r in enumerate(_dicts(recipients, "Message.complaint.complainedRecipients"))
+            for feedback_id, address, _ in _ses_recipients(
+                complaint, "complaint", "complainedRecipients", mail
+            )
         ]
     if kind == "Delivery":
         delivery = _require(notification, "delivery", dict, "Message.")
@@ -343,6 +341,18 @@ def parse_ses(notification: Mapping[str, Any]) -> list[Feedback]:
             if isinstance(r, str)
         ]
     raise ReportError(f"Message.notificationType: expected Bounce, Complaint or Delivery, got {kind!r}")
+
+
+def _ses_recipients(
+    part: Mapping[str, Any], part_name: str, key: str, mail: Mapping[str, Any]
+) -> Iterator[tuple[str, str, Mapping[str, Any]]]:
+    """(feedback id, address, recipient) for each recipient of an SES bounce or complaint, checked
+    one at a time as the caller builds its items (so the first mistake is the one named)."""
+    recipients = _require(part, key, list, f"Message.{part_name}.")
+    feedback_id = str(part.get("feedbackId") or mail.get("messageId") or "")
+    where = f"Message.{part_name}.{key}"
+    for i, r in enumerate(_dicts(recipients, where)):
+        yield f"{feedback_id}#{i}", str(_require(r, "emailAddress", str, f"{where}[{i}].")), r
 
 
 def _dicts(items: list[Any], where: str) -> list[Mapping[str, Any]]:

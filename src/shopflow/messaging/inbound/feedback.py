@@ -21,7 +21,7 @@ from shopflow.domain.events import CanonicalEvent, ConsentChange, Identity
 from shopflow.ingest import pipeline
 from shopflow.messaging.inbound import bounces
 from shopflow.messaging.inbound.bounces import Feedback
-from shopflow.messaging.tracking import links
+from shopflow.messaging.tracking import engagement, links
 from shopflow.store import db, suppressions, workspaces
 
 BOUNCED_EMAIL = ev.BOUNCED_EMAIL
@@ -226,22 +226,7 @@ def _topic_allowed(conn: Connection, workspace_id: str, topic_arn: str) -> bool:
 
 def unsubscribe_by_mail(conn: Connection, claims: links.LinkClaims, *, now: datetime) -> Outcome:
     """An RFC 2369 mailto: unsubscribe (subject "unsubscribe-<token>") received by inbound SMTP."""
-    change = ConsentChange(
-        channel="email",
-        status="unsubscribed",
-        occurred_at=now,
-        source="unsubscribe_mailto",
-        details={"message_id": claims.message_id, "flow_id": claims.flow_id},
-    )
-    event = CanonicalEvent(
-        message_id=f"email-unsubscribe:{claims.message_id}:{now:%Y%m%d%H%M}",
-        source=SOURCE,
-        identity=Identity(profile_id=claims.profile_id),
-        time=now,
-        name=ev.UNSUBSCRIBED,
-        properties={"message_id": claims.message_id, "flow_id": claims.flow_id, "channel": "email"},
-        consent=(change,),
-    )
+    event = engagement.unsubscribe_event(claims, now=now, source=SOURCE, via="unsubscribe_mailto")
     try:
         result = pipeline.accept(conn, workspace_id=claims.workspace_id, events=[event], now=now)
     except LookupError:
@@ -259,3 +244,22 @@ def unsubscribe_token(subject: str, link_secret: bytes) -> links.LinkClaims | No
         return links.verify(link_secret, found.group(2), kind=links.UNSUBSCRIBE)
     except links.InvalidToken:
         return None
+
+
+POSTMARK_OK = "ok"
+POSTMARK_NOT_CONFIGURED = "not_configured"
+POSTMARK_WRONG = "wrong"
+
+
+def postmark_credentials(ws: workspaces.Workspace | None, *, user: str, password: str) -> str:
+    """Do the HTTP Basic credentials of a Postmark webhook match the workspace's settings?
+
+    Both are compared in constant time, and the same way for an unknown workspace (no id probing).
+    """
+    want_user = str(ws.settings.get("postmark_webhook_user") or "") if ws else ""
+    want_password = str(ws.settings.get("postmark_webhook_password") or "") if ws else ""
+    if ws is not None and not (want_user and want_password):
+        return POSTMARK_NOT_CONFIGURED
+    ok_user = workspaces.constant_time_equal(user, want_user or "\x00")
+    ok_password = workspaces.constant_time_equal(password, want_password or "\x00")
+    return POSTMARK_OK if ws is not None and ok_user and ok_password else POSTMARK_WRONG

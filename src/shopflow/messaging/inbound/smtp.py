@@ -10,20 +10,17 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import socket
-import time
 from collections.abc import Callable
 from email.parser import HeaderParser
-from typing import Any
 
-from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import SMTP, Envelope, Session
 from sqlalchemy.engine import Engine
 
-from shopflow.domain.clock import Clock, SystemClock
+from shopflow.domain.clock import Clock
+from shopflow.messaging import smtp_server
 from shopflow.messaging.inbound import bounces, feedback
-from shopflow.messaging.tracking import links
-from shopflow.store import db, workspaces
+from shopflow.messaging.tracking import links, signing
+from shopflow.store import db
 
 log = logging.getLogger(__name__)
 
@@ -42,7 +39,7 @@ class _Handler:
         return await loop.run_in_executor(None, self.server.handle, raw)
 
 
-class InboundServer:
+class InboundServer(smtp_server.SmtpServer):
     def __init__(
         self,
         engine: Engine,
@@ -53,13 +50,11 @@ class InboundServer:
         port: int = 0,
         on_report: OnReport | None = None,
     ) -> None:
+        super().__init__(_Handler(self), host=host, port=port, data_size_limit=bounces.MAX_REPORT_BYTES)
         self.engine = engine
         self.clock = clock
         self.link_secret = link_secret
-        self.host = host
-        self.port = port
         self.on_report = on_report
-        self._controller: Controller | None = None
 
     def handle(self, raw: bytes) -> str:
         """Parse and apply one received message; the SMTP reply to give."""
@@ -91,68 +86,16 @@ class InboundServer:
         subject = HeaderParser().parsestr(head.decode("utf-8", "replace"), headersonly=True).get("Subject")
         return feedback.unsubscribe_token(str(subject), self.link_secret) if subject else None
 
-    def start(self) -> None:
-        if not self.port:
-            with socket.socket() as probe:  # aiosmtpd needs a concrete port to probe itself
-                probe.bind((self.host, 0))
-                self.port = int(probe.getsockname()[1])
-        controller = Controller(
-            _Handler(self), hostname=self.host, port=self.port, data_size_limit=bounces.MAX_REPORT_BYTES
-        )
-        controller.start()
-        self._controller = controller
 
-    def stop(self) -> None:
-        if self._controller is not None:
-            self._controller.stop()
-            self._controller = None
-
-    def __enter__(self) -> InboundServer:
-        self.start()
-        return self
-
-    def __exit__(self, *_exc: object) -> None:
-        self.stop()
-
-
-# --- CLI --------------------------------------------------------------------------------------
-
-
-def register(sub: Any) -> None:
-    p = sub.add_parser("inbound-smtp", help="receive bounce (DSN) and complaint (ARF) reports by SMTP")
-    p.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
-    p.add_argument("--port", type=int, default=2526, help="port to listen on (default 2526)")
-    p.set_defaults(handler=_run)
-
-
-def _run(args: Any, settings: Any) -> int:
-    from shopflow.cli import common
-
-    engine = common.engine(settings)
-    if settings.secret_key:
-        secret = settings.secret_key.encode()
-    else:
-        with db.transaction(engine) as conn:
-            secret = workspaces.instance_secret(conn).encode()
-
-    def show(_raw: bytes, outcomes: list[feedback.Outcome], error: str | None) -> None:
-        if error:
-            print(f"not a report: {error}", flush=True)
-        for o in outcomes:
-            extra = f" suppressed ({o.suppressed})" if o.suppressed else ""
-            print(f"{o.status}: workspace {o.workspace_id} message {o.message_id}{extra}", flush=True)
-
-    logging.getLogger("mail.log").setLevel(logging.WARNING)
-    server = InboundServer(
-        engine, clock=SystemClock(), link_secret=secret, host=args.host, port=args.port, on_report=show
-    )
-    server.start()
-    print(f"inbound SMTP for bounces and complaints on {args.host}:{server.port} (Ctrl-C stops)", flush=True)
-    try:
-        while True:
-            time.sleep(3600)
-    except KeyboardInterrupt:
-        pass
-    finally:
-        server.stop()
-    return 0
+def open_server(
+    engine: Engine,
+    *,
+    clock: Clock,
+    configured_secret: str,
+    host: str,
+    port: int,
+    on_report: OnReport | None = None,
+) -> InboundServer:
+    """An inbound server (not yet started) that verifies links with the instance's signing key."""
+    secret = signing.link_secret(engine, configured=configured_secret)
+    return InboundServer(engine, clock=clock, link_secret=secret, host=host, port=port, on_report=on_report)

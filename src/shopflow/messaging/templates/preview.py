@@ -1,4 +1,4 @@
-"""Preview a template with a chosen profile, and send one test copy: `shopflow templates ...` and API.
+"""Preview a template with a chosen profile, and send one test copy (`shopflow templates ...`, the API).
 
 A preview never changes anything: coupon codes show as placeholders (no code is taken from a pool)
 and the message id is 0. A test send goes out transactional-flagged (no guards, no marketing footer
@@ -7,21 +7,16 @@ requirements) with "[TEST]" in the subject, straight through the SMTP channel.
 
 from __future__ import annotations
 
-import argparse
 import dataclasses
 import json
-import sys
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
-from pathlib import Path
 from typing import Any
 
 from sqlalchemy.engine import Engine
 
-from shopflow import config
-from shopflow.domain.clock import SystemClock
 from shopflow.messaging import delivery
 from shopflow.messaging.channels.email.smtp import SmtpChannel
 from shopflow.messaging.consent import consent_links
@@ -41,25 +36,37 @@ class Preview:
     text: str
 
 
-def _claimed(
-    template: str, workspace_id: str, profile_id: int, event: Mapping[str, Any]
-) -> messages.ClaimedMessage:
+@dataclass(frozen=True)
+class Sample:
+    """What to render: a workspace's template for a profile, with an event's data, links signed."""
+
+    workspace_id: str
+    template: str
+    profile_id: int | None  # None: no profile's data (a test send to any address)
+    event: Mapping[str, Any]
+    now: datetime
+    link_secret: bytes
+    public_url: str
+
+
+def _claimed(sample: Sample, profile_id: int) -> messages.ClaimedMessage:
     return messages.ClaimedMessage(
         id=PREVIEW_MESSAGE_ID,
-        workspace_id=workspace_id,
+        workspace_id=sample.workspace_id,
         profile_id=profile_id,
         channel="email",
-        template=template,
+        template=sample.template,
         transactional=True,
         flow_id=None,
-        context={"event": dict(event)},
+        context={"event": dict(sample.event)},
         attempts=1,
     )
 
 
 def _load(
-    engine: Engine, *, workspace_id: str, profile_id: int | None, address: str | None
+    engine: Engine, sample: Sample, *, address: str | None
 ) -> tuple[workspaces.Workspace, messages.Recipient]:
+    workspace_id, profile_id = sample.workspace_id, sample.profile_id
     with db.reading(engine) as conn:
         ws = workspaces.get(conn, workspace_id)
         if ws is None:
@@ -74,20 +81,13 @@ def _load(
     return ws, person
 
 
-def _extras(
-    engine: Engine,
-    *,
-    library: templates.Library,
-    template: str,
-    workspace_id: str,
-    profile_id: int,
-    now: datetime,
-) -> dict[str, Any]:
-    compiled = library.get(template)
+def _extras(engine: Engine, sample: Sample, *, library: templates.Library, profile_id: int) -> dict[str, Any]:
+    compiled = library.get(sample.template)
+    ws_id = sample.workspace_id
     batch = personalise.load_batch(
-        engine, library=library, wanted={workspace_id: [(profile_id, template)]}, now=now
+        engine, library=library, wanted={ws_id: [(profile_id, sample.template)]}, now=sample.now
     )
-    extras = personalise.extras_for(batch.get(workspace_id, {}), profile_id, compiled)
+    extras = personalise.extras_for(batch.get(ws_id, {}), profile_id, compiled)
     pools = personalise.coupon_pools(compiled)
     if pools:
         extras["coupon"] = {pool: f"{pool}-PREVIEW" for pool in pools}
@@ -104,55 +104,29 @@ def check_event(event: object) -> dict[str, Any]:
     return event
 
 
-def preview(
-    engine: Engine,
-    *,
-    workspace_id: str,
-    template: str,
-    profile_id: int,
-    event: Mapping[str, Any],
-    now: datetime,
-    link_secret: bytes,
-    public_url: str,
-    library: templates.Library | None = None,
-) -> Preview:
-    """The email as `profile_id` would get it now (TemplateError / LookupError / ValueError if not)."""
+def preview(engine: Engine, sample: Sample, *, library: templates.Library | None = None) -> Preview:
+    """The email as the sample's profile would get it now (TemplateError / LookupError / ValueError if not)."""
     lib = library or templates.default_library()
-    ws, person = _load(engine, workspace_id=workspace_id, profile_id=profile_id, address=None)
-    msg = _claimed(template, workspace_id, person.profile_id, event)
+    ws, person = _load(engine, sample, address=None)
+    public_url, secret = sample.public_url, sample.link_secret
     claims = links.LinkClaims(links.OPEN, ws.id, PREVIEW_MESSAGE_ID, person.profile_id, None)
     context = delivery.render_context(
-        msg,
+        _claimed(sample, person.profile_id),
         person=person,
         workspace=ws,
-        unsubscribe_url=links.unsubscribe_url(public_url, link_secret, claims),
+        unsubscribe_url=links.unsubscribe_url(public_url, secret, claims),
         preferences_url=consent_links.preferences_url(
-            public_url, link_secret, workspace_id=ws.id, profile_id=person.profile_id
+            public_url, secret, workspace_id=ws.id, profile_id=person.profile_id
         ),
-        now=now,
+        now=sample.now,
     )
-    context.update(
-        _extras(
-            engine, library=lib, template=template, workspace_id=ws.id, profile_id=person.profile_id, now=now
-        )
-    )
-    rendered = lib.get(template).render(context)
+    context.update(_extras(engine, sample, library=lib, profile_id=person.profile_id))
+    rendered = lib.get(sample.template).render(context)
     return Preview(subject=rendered.subject, html=rendered.html, text=rendered.text)
 
 
 def test_send(
-    engine: Engine,
-    *,
-    workspace_id: str,
-    template: str,
-    to: str,
-    profile_id: int | None,
-    event: Mapping[str, Any],
-    now: datetime,
-    link_secret: bytes,
-    public_url: str,
-    smtp_url: str,
-    library: templates.Library | None = None,
+    engine: Engine, sample: Sample, *, to: str, smtp_url: str, library: templates.Library | None = None
 ) -> str:
     """Send one transactional-flagged copy to `to`; returns the SMTP server's answer id."""
     from email_validator import EmailNotValidError, validate_email
@@ -162,21 +136,17 @@ def test_send(
     except EmailNotValidError as exc:
         raise ValueError(f"to: expected an email address, got {to[:200]!r} ({exc})") from None
     lib = library or templates.default_library()
-    ws, person = _load(engine, workspace_id=workspace_id, profile_id=profile_id, address=address)
+    ws, person = _load(engine, sample, address=address)
     person = dataclasses.replace(person, email=address)  # the profile's data, sent to `to`
-    msg = _claimed(template, workspace_id, person.profile_id, event)
-    extras = _extras(
-        engine, library=lib, template=template, workspace_id=ws.id, profile_id=person.profile_id, now=now
-    )
     prepared = delivery.prepare(
-        msg,
+        _claimed(sample, person.profile_id),
         person=person,
         workspace=ws,
-        now=now,
-        link_secret=link_secret,
-        public_url=public_url,
+        now=sample.now,
+        link_secret=sample.link_secret,
+        public_url=sample.public_url,
         library=_TestLibrary(lib),
-        extras=extras,
+        extras=_extras(engine, sample, library=lib, profile_id=person.profile_id),
     )
     channel = SmtpChannel(smtp_url, connections=1)
     try:
@@ -204,95 +174,3 @@ class _Prefixed(templates.Template):
     def render(self, context: Mapping[str, Any]) -> templates.RenderedEmail:
         rendered = super().render(context)
         return templates.RenderedEmail(f"[TEST] {rendered.subject}", rendered.html, rendered.text)
-
-
-# --- CLI ---------------------------------------------------------------------------------------
-
-
-def register(sub: Any) -> None:
-    group = sub.add_parser("templates", help="preview and test-send email templates").add_subparsers(
-        dest="templates_command", required=True, metavar="COMMAND"
-    )
-    pv = group.add_parser(
-        "preview",
-        help="render a template for a profile",
-        description="print a template rendered for a profile",
-    )
-    pv.add_argument("name", help="template name")
-    pv.add_argument("--workspace", required=True, help="workspace id")
-    pv.add_argument("--profile", type=int, required=True, help="profile id")
-    pv.add_argument("--event", default=None, help="the triggering event's properties as a JSON object")
-    pv.add_argument("--html", type=Path, default=None, help="write the HTML part to this file")
-    pv.set_defaults(handler=_preview_cmd)
-    ts = group.add_parser(
-        "test-send", help="send one test copy over SMTP", description="send one test copy (settings.smtp_url)"
-    )
-    ts.add_argument("name", help="template name")
-    ts.add_argument("--workspace", required=True, help="workspace id")
-    ts.add_argument("--to", required=True, help="recipient address")
-    ts.add_argument("--profile", type=int, default=None, help="render with this profile's data")
-    ts.add_argument("--event", default=None, help="the triggering event's properties as a JSON object")
-    ts.set_defaults(handler=_test_send_cmd)
-
-
-def _event_arg(raw: str | None) -> dict[str, Any]:
-    if raw is None:
-        return {}
-    try:
-        return check_event(json.loads(raw))
-    except json.JSONDecodeError as exc:
-        raise ValueError(f"--event: expected a JSON object ({exc})") from None
-
-
-def _setup(settings: config.Settings) -> tuple[Engine, bytes]:
-    from shopflow.cli import common
-
-    engine = common.engine(settings)
-    with db.transaction(engine) as conn:
-        return engine, workspaces.link_secret(conn, configured=settings.secret_key)
-
-
-def _preview_cmd(args: argparse.Namespace, settings: config.Settings) -> int:
-    event = _event_arg(args.event)
-    engine, secret = _setup(settings)
-    try:
-        shown = preview(
-            engine,
-            workspace_id=args.workspace,
-            template=args.name,
-            profile_id=args.profile,
-            event=event,
-            now=SystemClock().now(),
-            link_secret=secret,
-            public_url=settings.public_url,
-        )
-    except templates.TemplateError as exc:
-        print(f"shopflow: {exc}", file=sys.stderr)
-        return 2
-    print(f"Subject: {shown.subject}\n\n{shown.text}", end="")
-    if args.html is not None:
-        args.html.write_text(shown.html, encoding="utf-8")
-    return 0
-
-
-def _test_send_cmd(args: argparse.Namespace, settings: config.Settings) -> int:
-    event = _event_arg(args.event)
-    engine, secret = _setup(settings)
-    try:
-        answer = test_send(
-            engine,
-            workspace_id=args.workspace,
-            template=args.name,
-            to=args.to,
-            profile_id=args.profile,
-            event=event,
-            now=SystemClock().now(),
-            link_secret=secret,
-            public_url=settings.public_url,
-            smtp_url=settings.smtp_url,
-        )
-    except (templates.TemplateError, RuntimeError, OSError) as exc:
-        print(f"shopflow: {exc}", file=sys.stderr)
-        return 2
-    print(json.dumps({"sent_to": args.to, "smtp": answer}))
-    return 0

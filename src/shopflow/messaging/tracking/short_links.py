@@ -3,7 +3,7 @@
 Email can afford a signed click URL (messaging.tracking.links); an SMS pays per 153-character segment and a
 push payload has 4 KB, so these channels store the target and send a short random code instead. The
 code is 9 base62 characters (62**9 > 2**53), drawn from `secrets`, so nobody can enumerate links.
-Clicks come back through api/routes/short_links.py.
+Clicks come back through api/routes/short_links.py to `follow`.
 """
 
 from __future__ import annotations
@@ -15,10 +15,13 @@ from dataclasses import dataclass
 from datetime import datetime
 from urllib.parse import urlsplit
 
-from sqlalchemy.engine import Connection
+from sqlalchemy.engine import Connection, Engine
 
-from shopflow.messaging.tracking import links
-from shopflow.store import messages
+from shopflow.domain import events as ev
+from shopflow.domain import link_previews
+from shopflow.domain.events import CanonicalEvent, Identity
+from shopflow.messaging.tracking import engagement, links
+from shopflow.store import db, messages
 from shopflow.store import short_links as store
 
 ALPHABET = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
@@ -28,6 +31,7 @@ MIN_CODE_CHARS, MAX_CODE_CHARS = 6, 22
 _CODE = re.compile(f"[0-9A-Za-z]{{{MIN_CODE_CHARS},{MAX_CODE_CHARS}}}")
 MAX_TARGET_CHARS = 4000  # as the email click redirect (api/routes/tracking.py)
 _ATTEMPTS = 5
+CLICK_METRICS = {"sms": ev.CLICKED_SMS, "push": ev.CLICKED_PUSH}
 
 # A URL in plain text runs to the next space; punctuation that ends a sentence is not part of it.
 _URL = re.compile(r"https?://[^\s<>\"]+", re.IGNORECASE)
@@ -147,3 +151,39 @@ def _row(w: Wanted, full: str, *, now: datetime) -> dict[str, object]:
         "url_hash": store.url_hash(full),
         "created_at": now,
     }
+
+
+def _click(link: store.ShortLink, now: datetime) -> CanonicalEvent | None:
+    name = CLICK_METRICS.get(link.channel)
+    if name is None:
+        return None
+    return CanonicalEvent(
+        # Per link and hour: a double tap counts once, a return visit days later (which the
+        # attribution window cares about) counts again.
+        message_id=f"{link.channel}-click:{link.message_id}:{link.id}:{now:%Y%m%d%H}",
+        source=engagement.SOURCE,
+        identity=Identity(profile_id=link.profile_id),
+        time=now,
+        name=name,
+        properties={
+            "message_id": link.message_id,
+            "flow_id": link.flow_id,
+            "url": link.url,
+            "channel": link.channel,
+        },
+    )
+
+
+def follow(engine: Engine, *, code: str, method: str, user_agent: str | None, now: datetime) -> str | None:
+    """The target of a well-formed `code`, its click recorded; None for no such (live) link."""
+    with db.reading(engine) as conn:
+        link = store.find(conn, code=code)
+    if link is None or not link.url.startswith(("https://", "http://")):
+        return None
+    # A messaging app drawing a preview card is not the person: redirect, record nothing.
+    event = None if link_previews.is_preview(method=method, user_agent=user_agent) else _click(link, now)
+    if event is not None and not engagement.record(
+        engine, workspace_id=link.workspace_id, event=event, now=event.time
+    ):
+        return None  # the workspace was deleted
+    return link.url

@@ -8,9 +8,10 @@ from pathlib import Path
 from typing import Any
 
 from shopflow import config
+from shopflow.cli import common
 from shopflow.domain import coupons as rules
 from shopflow.domain.clock import SystemClock
-from shopflow.store import coupons, db, workspaces
+from shopflow.messaging import coupon_pools
 
 MAX_FILE_BYTES = 50_000_000
 
@@ -42,24 +43,7 @@ def register(sub: Any) -> None:
     show.set_defaults(handler=_show)
 
 
-def _store(settings: config.Settings, workspace_id: str, pool: str, codes: list[str]) -> dict[str, Any]:
-    from shopflow.cli import common
-
-    engine = common.engine(settings)
-    now = SystemClock().now()
-    with db.transaction(engine) as conn:
-        if workspaces.get(conn, workspace_id) is None:
-            raise LookupError(f"workspace: no workspace {workspace_id!r}")
-        pid = coupons.ensure_pool(conn, workspace_id=workspace_id, name=pool, now=now)
-        added = coupons.add_codes(conn, workspace_id=workspace_id, pool=pid, codes=codes, now=now)
-        counts = coupons.counts(conn, workspace_id=workspace_id, name=pool)
-    assert counts is not None
-    return {"pool": pool, "added": added, "total": counts.total, "free": counts.free}
-
-
-def _upload(args: argparse.Namespace, settings: config.Settings) -> int:
-    pool = rules.check_pool_name(args.pool)
-    path: Path = args.file
+def _read_codes(path: Path) -> list[str]:
     try:
         size = path.stat().st_size
     except OSError as exc:
@@ -73,24 +57,33 @@ def _upload(args: argparse.Namespace, settings: config.Settings) -> int:
     codes = rules.parse_csv(text)
     if not codes:
         raise ValueError(f"file: {str(path)!r} holds no codes")
-    print(json.dumps(_store(settings, args.workspace, pool, codes), sort_keys=True))
+    return codes
+
+
+def _upload(args: argparse.Namespace, settings: config.Settings) -> int:
+    pool = rules.check_pool_name(args.pool)  # before the file: the first mistake on the line first
+    codes = _read_codes(args.file)
+    summary = coupon_pools.add_codes(
+        common.engine(settings), workspace_id=args.workspace, pool=pool, codes=codes, now=SystemClock().now()
+    )
+    print(json.dumps(summary, sort_keys=True))
     return 0
 
 
 def _generate(args: argparse.Namespace, settings: config.Settings) -> int:
-    pool = rules.check_pool_name(args.pool)
-    codes = rules.generate(args.count, prefix=args.prefix)
-    print(json.dumps(_store(settings, args.workspace, pool, codes), sort_keys=True))
+    summary = coupon_pools.generate_codes(
+        common.engine(settings),
+        workspace_id=args.workspace,
+        pool=args.pool,
+        count=args.count,
+        prefix=args.prefix,
+        now=SystemClock().now(),
+    )
+    print(json.dumps(summary, sort_keys=True))
     return 0
 
 
 def _show(args: argparse.Namespace, settings: config.Settings) -> int:
-    from shopflow.cli import common
-
-    engine = common.engine(settings)
-    with db.reading(engine) as conn:
-        counts = coupons.counts(conn, workspace_id=args.workspace, name=args.pool)
-    if counts is None:
-        raise LookupError(f"pool: no pool {args.pool!r} in workspace {args.workspace!r}")
-    print(json.dumps({"pool": args.pool, "total": counts.total, "free": counts.free}, sort_keys=True))
+    counts = coupon_pools.pool_counts(common.engine(settings), workspace_id=args.workspace, pool=args.pool)
+    print(json.dumps(counts, sort_keys=True))
     return 0

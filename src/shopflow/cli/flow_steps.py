@@ -4,17 +4,15 @@ from __future__ import annotations
 
 import argparse
 import csv
-import hashlib
 import json
 import re
 import sys
 from typing import Any
 
-from shopflow import config
+from shopflow import config, workspaces
 from shopflow.cli import common
 from shopflow.domain.clock import SystemClock
-from shopflow.store import db, workspaces
-from shopflow.store import steps as store_steps
+from shopflow.flows import lists
 
 _KEY = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,99}$")
 
@@ -46,16 +44,9 @@ def register(sub: Any) -> None:
     p.set_defaults(handler=_export)
 
 
-def hash_email(email: str) -> str:
-    """SHA-256 of the trimmed, lower-cased address: the customer-match form ad platforms expect."""
-    return hashlib.sha256(email.strip().lower().encode()).hexdigest()
-
-
-def _workspace_or_error(conn: Any, workspace_id: str) -> bool:
-    if workspaces.get(conn, workspace_id) is None:
-        print(f"error: --workspace: no workspace {workspace_id!r}", file=sys.stderr)
-        return False
-    return True
+def _no_workspace(exc: workspaces.NoWorkspace) -> int:
+    print(f"error: --workspace: no workspace {exc.workspace_id!r}", file=sys.stderr)
+    return 2
 
 
 def _create_list(args: argparse.Namespace, settings: config.Settings) -> int:
@@ -65,27 +56,25 @@ def _create_list(args: argparse.Namespace, settings: config.Settings) -> int:
             file=sys.stderr,
         )
         return 2
-    engine = common.engine(settings)
-    with db.transaction(engine) as conn:
-        if not _workspace_or_error(conn, args.workspace):
-            return 2
-        list_id = store_steps.create_list(
-            conn,
+    try:
+        list_id = lists.create_list(
+            common.engine(settings),
             workspace_id=args.workspace,
             key=args.key,
             name=args.name or args.key,
             now=SystemClock().now(),
         )
+    except workspaces.NoWorkspace as exc:
+        return _no_workspace(exc)
     print(f"list {args.key} (id {list_id})")
     return 0
 
 
 def _show_lists(args: argparse.Namespace, settings: config.Settings) -> int:
-    engine = common.engine(settings)
-    with db.reading(engine) as conn:
-        if not _workspace_or_error(conn, args.workspace):
-            return 2
-        rows = store_steps.all_lists(conn, workspace_id=args.workspace)
+    try:
+        rows = lists.all_lists(common.engine(settings), workspace_id=args.workspace)
+    except workspaces.NoWorkspace as exc:
+        return _no_workspace(exc)
     if args.json:
         print(json.dumps(rows))
     else:
@@ -95,13 +84,14 @@ def _show_lists(args: argparse.Namespace, settings: config.Settings) -> int:
 
 
 def _export(args: argparse.Namespace, settings: config.Settings) -> int:
-    engine = common.engine(settings)
-    with db.reading(engine) as conn:
-        if not _workspace_or_error(conn, args.workspace):
-            return 2
-        emails = store_steps.exportable_emails(conn, workspace_id=args.workspace, audience=args.name)
+    try:
+        digests = lists.export_audience(
+            common.engine(settings), workspace_id=args.workspace, audience=args.name
+        )
+    except workspaces.NoWorkspace as exc:
+        return _no_workspace(exc)
     writer = csv.writer(sys.stdout, lineterminator="\n")
     writer.writerow(["email_sha256"])
-    for digest in sorted({hash_email(e) for e in emails}):
+    for digest in digests:
         writer.writerow([digest])
     return 0

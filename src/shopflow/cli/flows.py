@@ -12,9 +12,7 @@ from shopflow import config
 from shopflow.cli import common
 from shopflow.domain.clock import SystemClock
 from shopflow.domain.flows import FlowDefinitionError, load_flow
-from shopflow.flows import library, lifecycle, simulate
-from shopflow.store import db, workspaces
-from shopflow.store import flows as store_flows
+from shopflow.flows import install, library, lifecycle, manage, queries, simulate
 
 
 def register(sub: Any) -> None:
@@ -54,7 +52,7 @@ def _flow_arg(p: argparse.ArgumentParser) -> None:
 def _register_lifecycle(p_flows: Any) -> None:
     p = p_flows.add_parser("status", help="set a flow's status: draft, manual, live or paused")
     _flow_arg(p)
-    p.add_argument("status", choices=store_flows.STATUSES, help="the new status")
+    p.add_argument("status", choices=lifecycle.STATUSES, help="the new status")
     p.set_defaults(handler=_status)
 
     for name, verb in (("approve", "queue for delivery"), ("reject", "skip (reason 'rejected')")):
@@ -98,47 +96,44 @@ def _register_lifecycle(p_flows: Any) -> None:
 
 
 def _status(args: argparse.Namespace, settings: config.Settings) -> int:
-    engine = common.engine(settings)
-    with db.transaction(engine) as conn:
-        flow = lifecycle.resolve(conn, workspace_id=args.workspace, ref=args.flow)
-        old, new = lifecycle.change_status(
-            conn, workspace_id=args.workspace, flow_id=flow.id, status=args.status, now=SystemClock().now()
-        )
-    print(f"flow {flow.id} ({flow.key}): {old} -> {new}")
+    change = manage.change_status(
+        common.engine(settings),
+        workspace_id=args.workspace,
+        flow=args.flow,
+        status=args.status,
+        now=SystemClock().now(),
+    )
+    print(f"flow {change.flow.id} ({change.flow.key}): {change.old} -> {change.new}")
     return 0
 
 
 def _approve(args: argparse.Namespace, settings: config.Settings) -> int:
-    engine = common.engine(settings)
-    with db.transaction(engine) as conn:
-        flow = lifecycle.resolve(conn, workspace_id=args.workspace, ref=args.flow)
-        ids = lifecycle.approve(
-            conn,
-            workspace_id=args.workspace,
-            flow_id=flow.id,
-            message_ids=None if args.all else args.message,
-            now=SystemClock().now(),
-        )
-    print(f"flow {flow.id} ({flow.key}): {len(ids)} message(s) approved and queued")
+    decision = manage.approve_messages(
+        common.engine(settings),
+        workspace_id=args.workspace,
+        flow=args.flow,
+        message_ids=None if args.all else args.message,
+        now=SystemClock().now(),
+    )
+    flow = decision.flow
+    print(f"flow {flow.id} ({flow.key}): {len(decision.message_ids)} message(s) approved and queued")
     return 0
 
 
 def _reject(args: argparse.Namespace, settings: config.Settings) -> int:
-    engine = common.engine(settings)
-    with db.transaction(engine) as conn:
-        flow = lifecycle.resolve(conn, workspace_id=args.workspace, ref=args.flow)
-        ids = lifecycle.reject(
-            conn, workspace_id=args.workspace, flow_id=flow.id, message_ids=None if args.all else args.message
-        )
-    print(f"flow {flow.id} ({flow.key}): {len(ids)} message(s) rejected")
+    decision = manage.reject_messages(
+        common.engine(settings),
+        workspace_id=args.workspace,
+        flow=args.flow,
+        message_ids=None if args.all else args.message,
+    )
+    flow = decision.flow
+    print(f"flow {flow.id} ({flow.key}): {len(decision.message_ids)} message(s) rejected")
     return 0
 
 
 def _pending(args: argparse.Namespace, settings: config.Settings) -> int:
-    engine = common.engine(settings)
-    with db.reading(engine) as conn:
-        flow = lifecycle.resolve(conn, workspace_id=args.workspace, ref=args.flow)
-        rows = store_flows.pending_messages(conn, workspace_id=args.workspace, flow_id=flow.id)
+    rows = queries.pending_messages(common.engine(settings), workspace_id=args.workspace, flow=args.flow)
     if args.json:
         print(json.dumps(rows, indent=2, default=str))
     else:
@@ -149,16 +144,14 @@ def _pending(args: argparse.Namespace, settings: config.Settings) -> int:
 
 
 def _migrate_runs(args: argparse.Namespace, settings: config.Settings) -> int:
-    engine = common.engine(settings)
-    with db.transaction(engine) as conn:
-        flow = lifecycle.resolve(conn, workspace_id=args.workspace, ref=args.flow)
-        result = lifecycle.migrate_runs(
-            conn,
-            workspace_id=args.workspace,
-            flow_id=flow.id,
-            to_version=args.to_version,
-            now=SystemClock().now(),
-        )
+    moved = manage.migrate_runs(
+        common.engine(settings),
+        workspace_id=args.workspace,
+        flow=args.flow,
+        to_version=args.to_version,
+        now=SystemClock().now(),
+    )
+    flow, result = moved.flow, moved.migration
     if args.json:
         print(json.dumps(result.to_json(), indent=2))
         return 0
@@ -178,26 +171,20 @@ def _simulate(args: argparse.Namespace, settings: config.Settings) -> int:
         except json.JSONDecodeError as exc:
             raise ValueError(f"--event: not valid JSON: {exc}") from None
         event = simulate.parse_event(raw)
-    engine = common.engine(settings)
-    with db.reading(engine) as conn:
-        flow = lifecycle.resolve(conn, workspace_id=args.workspace, ref=args.flow)
-        result = simulate.simulate(
-            conn,
-            workspace_id=args.workspace,
-            flow_id=flow.id,
-            profile_id=args.profile,
-            now=SystemClock().now(),
-            event=event,
-        )
+    result = queries.dry_run(
+        common.engine(settings),
+        workspace_id=args.workspace,
+        flow=args.flow,
+        profile_id=args.profile,
+        now=SystemClock().now(),
+        event=event,
+    )
     print(json.dumps(result.to_json(), indent=2) if args.json else "\n".join(result.lines()))
     return 0
 
 
 def _report(args: argparse.Namespace, settings: config.Settings) -> int:
-    engine = common.engine(settings)
-    with db.reading(engine) as conn:
-        flow = lifecycle.resolve(conn, workspace_id=args.workspace, ref=args.flow)
-        report = lifecycle.node_report(conn, workspace_id=args.workspace, flow_id=flow.id)
+    report = queries.node_report(common.engine(settings), workspace_id=args.workspace, flow=args.flow)
     if args.json:
         print(json.dumps(report, indent=2))
         return 0
@@ -229,26 +216,20 @@ def _install(args: argparse.Namespace, settings: config.Settings) -> int:
     names = [f.name for f in library.available()] if args.all else list(args.names)
     if not names:
         raise ValueError("NAME: give library flow names or --all")
-    engine = db.create_engine(settings.database_url)
-    db.upgrade(engine)
-    now = SystemClock().now()
-    with db.transaction(engine) as conn:
-        if workspaces.get(conn, args.workspace) is None:
-            raise LookupError(f"--workspace: no workspace {args.workspace!r}")
-        installed = [
-            (name, library.install(conn, workspace_id=args.workspace, name=name, now=now, live=args.live))
-            for name in names
-        ]
-    for name, flow_id in installed:
-        print(f"installed {name} as flow {flow_id} ({'live' if args.live else 'draft'})")
+    installed = install.install_from_library(
+        common.engine(settings),
+        workspace_id=args.workspace,
+        names=names,
+        now=SystemClock().now(),
+        live=args.live,
+    )
+    for item in installed:
+        print(f"installed {item.name} as flow {item.flow_id} ({'live' if args.live else 'draft'})")
     return 0
 
 
 def _list(args: argparse.Namespace, settings: config.Settings) -> int:
-    engine = db.create_engine(settings.database_url)
-    db.upgrade(engine)
-    with db.reading(engine) as conn:
-        flows = store_flows.list_flows(conn, workspace_id=args.workspace)
+    flows = queries.list_flows(common.engine(settings), workspace_id=args.workspace)
     rows = [
         {
             "id": f.id,

@@ -1,0 +1,29 @@
+"""Analytics: revenue attributed to the messages that earned it."""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+
+from shopflow.store.tables import base
+from shopflow.store.types import BigId, Money, UTCDateTime
+
+attributions = sa.Table(
+    "attributions",
+    base.metadata,
+    sa.Column("id", BigId, primary_key=True, autoincrement=True),
+    base.workspace_id(),
+    sa.Column("conversion_event_id", sa.BigInteger, nullable=False, unique=True),
+    sa.Column("order_id", sa.String(200)),
+    sa.Column("profile_id", sa.BigInteger, nullable=False),
+    sa.Column("message_id", sa.BigInteger, nullable=False),
+    sa.Column("flow_id", sa.BigInteger),
+    sa.Column("touch", sa.String(16), nullable=False),  # opened | clicked
+    sa.Column("touched_at", UTCDateTime, nullable=False),
+    sa.Column("revenue", Money, nullable=False),
+    sa.Column("currency", sa.String(3)),
+    sa.Column("converted_at", UTCDateTime, nullable=False),
+    sa.Column("reversed_at", UTCDateTime),  # set by a refund or cancellation of the order
+    sa.Column("reversed_amount", Money, nullable=False, server_default="0"),
+    sa.Index("ix_attributions_flow", "flow_id"),
+    sa.Index("ix_attributions_order", "workspace_id", "order_id"),
+)
