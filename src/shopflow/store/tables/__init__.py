@@ -78,3 +78,7 @@ __all__ = [
     "webhook_receipts",
     "workspaces",
 ]
+
+# Segmentation's tables live in store/segment_tables.py on this metadata; imported here so that
+# `tables.metadata` is complete wherever tables is (migrations, truncate_all, schema checks).
+from shopflow.store import segment_tables  # noqa: F401
