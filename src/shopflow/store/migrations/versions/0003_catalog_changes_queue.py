@@ -1,7 +1,7 @@
 """catalog changes queue: price and inventory changes waiting for the catalog triggers
 
-Revision ID: 0002
-Revises: 0001
+Revision ID: 0003
+Revises: 0002
 Create Date: 2026-12-03 12:34:42.600148
 """
 
@@ -12,8 +12,8 @@ from alembic import op
 
 import shopflow.store.types
 
-revision = "0002"
-down_revision = "0001"
+revision = "0003"
+down_revision = "0002"
 branch_labels = None
 depends_on = None
 
