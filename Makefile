@@ -20,9 +20,13 @@ install: $(STAMP)
 demo: $(STAMP)
 	$(BIN)/shopflow demo
 
+# The house rules (docs/ARCHITECTURE.md): imports go one way (import-linter, .importlinter), no
+# module over 600 lines and argparse only in cli/ (tools/check_modules.py).
 lint: $(STAMP)
-	$(BIN)/ruff check src tests bench
-	$(BIN)/ruff format --check src tests bench
+	$(BIN)/ruff check src tests bench tools
+	$(BIN)/ruff format --check src tests bench tools
+	$(BIN)/lint-imports --no-cache
+	$(BIN)/python tools/check_modules.py
 
 typecheck: $(STAMP)
 	$(BIN)/mypy
