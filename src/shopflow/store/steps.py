@@ -14,7 +14,8 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection
 
 from shopflow.domain import nodes
-from shopflow.domain.flows import FlowDefinition, FlowDefinitionError, Problem
+from shopflow.domain.flows import FlowDefinition, FlowDefinitionError
+from shopflow.domain.problems import Problem
 from shopflow.store import db, tables
 
 
