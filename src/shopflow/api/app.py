@@ -13,8 +13,9 @@ from fastapi.responses import JSONResponse
 from sqlalchemy.engine import Engine
 
 from shopflow import __version__
-from shopflow.api import deps
+from shopflow.api import deps, metrics
 from shopflow.api.routes import health
+from shopflow.api.routes import metrics as metrics_routes
 from shopflow.config import Settings
 from shopflow.domain.clock import Clock, SystemClock
 from shopflow.store import db, workspaces
@@ -63,8 +64,11 @@ def create_app(
 
     app = FastAPI(title="Shopflow", version=__version__, lifespan=lifespan, docs_url="/docs")
     app.state.ctx = ctx
+    app.state.metrics = metrics.Metrics(engine, ctx.clock)
+    app.add_middleware(metrics.TimingMiddleware, metrics=app.state.metrics)
     _install_error_handlers(app)
     app.include_router(health.router)
+    app.include_router(metrics_routes.router)
     for router in _routers():
         app.include_router(router)
     return app
