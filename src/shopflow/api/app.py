@@ -13,7 +13,7 @@ from fastapi.responses import JSONResponse
 from sqlalchemy.engine import Engine
 
 from shopflow import __version__
-from shopflow.api import deps, metrics
+from shopflow.api import deps, metrics, requests
 from shopflow.api.routes import health
 from shopflow.api.routes import metrics as metrics_routes
 from shopflow.config import Settings
@@ -65,7 +65,7 @@ def create_app(
     app = FastAPI(title="Shopflow", version=__version__, lifespan=lifespan, docs_url="/docs")
     app.state.ctx = ctx
     app.state.metrics = metrics.Metrics(engine, ctx.clock)
-    app.add_middleware(metrics.TimingMiddleware, metrics=app.state.metrics)
+    app.add_middleware(requests.RequestMiddleware, metrics=app.state.metrics)
     _install_error_handlers(app)
     app.include_router(health.router)
     app.include_router(metrics_routes.router)

@@ -1,4 +1,5 @@
-"""Prometheus metrics (prometheus-client): HTTP request latency measured in this process, and what
+"""Prometheus metrics (prometheus-client): HTTP request latency measured in this process
+(api/requests.py feeds `Metrics.requests`), and what
 the instance is doing, read from the database at scrape time (analytics/operations.py), so one
 scrape of any `shopflow serve` covers every worker process.
 
@@ -104,33 +105,3 @@ class Metrics:
 
     def render(self) -> bytes:
         return generate_latest(self.registry)
-
-
-class TimingMiddleware:
-    """Times every HTTP request into `metrics.requests`. The label is the route's template
-    (`/api/v1/flows/{flow_id}`), never the raw path, so ids and probes cannot grow the label set;
-    paths that match no route are "unmatched"."""
-
-    def __init__(self, app: ASGIApp, metrics: Metrics) -> None:
-        self.app = app
-        self.metrics = metrics
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        started = time.perf_counter()
-        status = [500]
-
-        async def send_status(message: MutableMapping[str, Any]) -> None:
-            if message["type"] == "http.response.start":
-                status[0] = int(message["status"])
-            await send(message)
-
-        try:
-            await self.app(scope, receive, send_status)
-        finally:
-            template = getattr(scope.get("route"), "path", None) or "unmatched"
-            self.metrics.requests.labels(scope.get("method", ""), template, f"{status[0] // 100}xx").observe(
-                time.perf_counter() - started
-            )

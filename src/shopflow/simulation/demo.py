@@ -176,6 +176,9 @@ def run(
                 for name in DEMO_FLOWS
             }
         app = create_app(app_settings, engine=engine, clock=clock)
+        # The simulated store makes tens of thousands of requests: one access line each would bury
+        # the demo's own report.
+        logging.getLogger("shopflow.access").setLevel(logging.WARNING)
         server = testing.LiveServer(app, port=port)
         server.start()
         worker = Worker(

@@ -25,7 +25,9 @@ def beat(conn: Connection, *, worker_id: str, started_at: datetime, now: datetim
         h.update().where(h.c.worker_id == worker_id).values(beat_at=now, passes=passes, started_at=started_at)
     ).rowcount
     if not updated:
-        conn.execute(h.insert().values(worker_id=worker_id, started_at=started_at, beat_at=now, passes=passes))
+        conn.execute(
+            h.insert().values(worker_id=worker_id, started_at=started_at, beat_at=now, passes=passes)
+        )
 
 
 def recent(conn: Connection, *, now: datetime, within: timedelta) -> list[Heartbeat]:
