@@ -39,6 +39,12 @@ class Settings:
     # Delivery commits email results in groups of this many as the SMTP server accepts them
     # (1 = one commit per email; see messaging.delivery._ResultGroups for the trade).
     delivery_record_group: int = 16
+    # Public endpoints (ingest, tracking, unsubscribe, subscribe, back in stock): requests a second
+    # and burst per client address and per write key, per server process (api/limits.py); 0: off.
+    public_rate_per_ip: int = 1000
+    public_burst_per_ip: int = 2000
+    public_rate_per_key: int = 2000
+    public_burst_per_key: int = 4000
     log_level: str = "INFO"
     # json: one JSON object a line (request id, workspace id; emails and phones masked); text: the
     # same as a readable line; auto: text on a terminal, json otherwise (systemd, containers).
