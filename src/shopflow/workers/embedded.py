@@ -15,6 +15,7 @@ from sqlalchemy.engine import Engine
 from shopflow.analytics import operations
 from shopflow.domain.clock import Clock
 from shopflow.flows import alerts, scheduler, sweeps, webhooks
+from shopflow.ingest import retention
 from shopflow.messaging import delivery, delivery_push, delivery_sms
 from shopflow.messaging.channels.base import Channel
 from shopflow.messaging.channels.push.webpush import PushChannel
@@ -58,8 +59,8 @@ class Worker:
     sms_channel: SmsChannel | None = None
     push_channel: PushChannel | None = None
     counts: WorkerCounts = field(default_factory=WorkerCounts)
-    # List hygiene (sunset: 180 days without engagement) and the bounce/complaint-rate alert over
-    # the last day run this often, by the clock.
+    # List hygiene (sunset: 180 days without engagement), the bounce/complaint-rate alert over
+    # the last day and data retention (ingest/retention.py) run this often, by the clock.
     maintenance_every: timedelta = timedelta(days=1)
     _last_maintenance: datetime | None = None
 
@@ -70,6 +71,7 @@ class Worker:
             return False
         self._last_maintenance = now
         hygiene.run_daily(self.engine, clock=self.clock)
+        retention.run(self.engine, now=now)
         return True
 
     def tick(self) -> WorkerCounts:
