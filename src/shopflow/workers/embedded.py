@@ -21,6 +21,7 @@ from shopflow.messaging.channels.base import Channel
 from shopflow.messaging.channels.push.webpush import PushChannel
 from shopflow.messaging.channels.sms.base import SmsChannel
 from shopflow.messaging.deliverability import hygiene
+from shopflow.segments import scores
 from shopflow.store import db, queues
 from shopflow.workers import events
 
@@ -60,7 +61,8 @@ class Worker:
     push_channel: PushChannel | None = None
     counts: WorkerCounts = field(default_factory=WorkerCounts)
     # List hygiene (sunset: 180 days without engagement), the bounce/complaint-rate alert over
-    # the last day and data retention (ingest/retention.py) run this often, by the clock.
+    # the last day, data retention (ingest/retention.py) and lifecycle stages and RFM scores
+    # (segments/scores.py) run this often, by the clock.
     maintenance_every: timedelta = timedelta(days=1)
     _last_maintenance: datetime | None = None
 
@@ -72,6 +74,7 @@ class Worker:
         self._last_maintenance = now
         hygiene.run_daily(self.engine, clock=self.clock)
         retention.run(self.engine, now=now)
+        scores.refresh_all(self.engine, now=now)
         return True
 
     def tick(self) -> WorkerCounts:
