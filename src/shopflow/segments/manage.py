@@ -28,6 +28,8 @@ MAX_NAME = 200
 MAX_SAMPLE = 100
 CREATE_STATUSES = ("draft", "live")
 ACTIONS = ("pause", "resume", "archive")
+# Names of the API's own paths under /api/v1/segments/.
+RESERVED_KEYS = frozenset({"library", "validate", "preview"})
 
 Segment = segment_admin.SegmentRow
 
@@ -94,6 +96,8 @@ def check_key(key: Any) -> str:
                 )
             ]
         )
+    if key in RESERVED_KEYS:
+        raise Invalid([Problem("key", f"{key!r} is reserved; choose another key")])
     return key
 
 
