@@ -146,7 +146,7 @@ def record_sizes(conn: Connection, *, at: datetime) -> int:
     stmt = insert.from_select(["segment_id", "at", "workspace_id", "members"], source).on_conflict_do_nothing(
         index_elements=["segment_id", "at"]
     )
-    return int(conn.execute(stmt).rowcount or 0)
+    return len(conn.execute(stmt.returning(z.c.segment_id)).all())
 
 
 def sizes(

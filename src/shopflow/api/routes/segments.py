@@ -54,11 +54,14 @@ async def _read_body(request: Request) -> JSONResponse | None:
     request._body = raw
     if raw.strip():
         try:
-            request._json = json.loads(raw)
+            data = json.loads(raw)
         except (json.JSONDecodeError, UnicodeDecodeError) as exc:
             return _error(400, f"body: not valid JSON: {exc}")
         except RecursionError:
             return _error(400, "body: nested too deeply")
+        if not isinstance(data, dict):
+            return _error(400, f"body: expected a JSON object, got {type(data).__name__}")
+        request._json = data
     return None
 
 
