@@ -140,11 +140,27 @@ def _text_problems(data: Any, path: str) -> list[Problem]:
     return sorted(found, key=lambda p: p.path)
 
 
+def _load_text(text: str | bytes) -> Any:
+    """JSON or YAML text -> data. Text that starts with `{` is read as JSON first, then as a YAML
+    flow mapping (`{where: {metric: Placed Order}}`); when both fail, the JSON error is named."""
+    try:
+        return validation.load_document(text)
+    except validation.RuleError:
+        raw = text.decode("utf-8", errors="replace") if isinstance(text, bytes) else text
+        if not raw.lstrip().startswith("{") or len(raw) > validation.MAX_RULE_CHARS:
+            raise
+        try:
+            return validation.load_document("---\n" + raw)
+        except validation.RuleError:
+            pass
+        raise
+
+
 def parse_rule(data: Any) -> rules.Condition:
     """A rule from data or JSON/YAML text; Invalid names the path of every bad node."""
     try:
         if isinstance(data, str | bytes):
-            data = validation.load_document(data)
+            data = _load_text(data)
         if problems := _text_problems(data, "rule"):
             raise Invalid(problems)
         return validation.parse(data)
