@@ -57,3 +57,12 @@ def enter(engine: Engine, ws: str, segment_id: int, profile_ids: list[int], *, a
         segment_store.record_membership(
             conn, workspace_id=ws, segment_id=segment_id, entered=profile_ids, exited=[], now=at
         )
+
+
+def set_traits(engine: Engine, ws: str, external_id: str, traits: dict[str, object]) -> None:
+    """Change a profile's fields through ingest (an identify call)."""
+    event = CanonicalEvent(
+        f"traits-{external_id}-{len(traits)}", "test", Identity(external_id=external_id), NOW, traits=traits
+    )
+    with db.transaction(engine) as conn:
+        pipeline.accept(conn, workspace_id=ws, events=[event], now=NOW)

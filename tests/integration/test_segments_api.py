@@ -583,3 +583,28 @@ def test_openapi_documents_every_segment_route(
     assert (
         "text/csv" in spec["paths"]["/api/v1/segments/{key}/export.csv"]["get"]["responses"]["200"]["content"]
     )
+
+
+def test_export_defuses_spreadsheet_formulas(
+    engine: Engine, clock: SimulatedClock, server_factory: Any
+) -> None:
+    created = testing.make_workspace(engine)
+    ws = created.workspace.id
+    url = f"{_server(engine, clock, server_factory)}/api/v1/segments"
+    auth = _auth(created)
+    hostile = {
+        "first_name": '=HYPERLINK("http://evil","x")',
+        "last_name": '-2+3,"quoted"\nnext line',
+        "phone": "+1 (555) 000-1234",
+    }
+    (pid,) = support.people(engine, ws, 1, prefix="h")
+    support.set_traits(engine, ws, "h0", hostile)
+    seg = httpx.post(
+        url, headers=auth, json={"key": "all", "name": "All", "rule": {"not": {"consent": "sms"}}}
+    ).json()
+    support.enter(engine, ws, seg["id"], [pid])
+    rows = list(csv.reader(io.StringIO(httpx.get(f"{url}/all/export.csv", headers=auth).text)))
+    assert rows[1] == [
+        str(pid), "h0@example.com", "+15550001234", "h0", "'=HYPERLINK(\"http://evil\",\"x\")",
+        "'-2+3,\"quoted\"\nnext line", "2026-01-05T09:00:00+00:00",
+    ]  # fmt: skip
