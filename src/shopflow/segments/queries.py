@@ -139,7 +139,8 @@ def sizes(
 def record_sizes(engine: Engine, *, now: datetime) -> int:
     """Record the size of every live and paused segment of every workspace, at `now` truncated to
     the hour: one row per segment per hour, however often it is called (a second call within the
-    hour writes nothing). The worker calls it once an hour; returns the rows written."""
+    hour writes nothing), so the worker's loop may call it hourly or more often; returns the rows
+    written."""
     at = now.replace(minute=0, second=0, microsecond=0)
     with db.transaction(engine) as conn:
         return segment_admin.record_sizes(conn, at=at)
