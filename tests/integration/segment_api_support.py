@@ -4,6 +4,7 @@ and stored membership, built through ingest and the store's verbs."""
 from __future__ import annotations
 
 from datetime import datetime, timedelta
+from typing import Any
 from decimal import Decimal
 
 from sqlalchemy.engine import Engine
@@ -59,7 +60,7 @@ def enter(engine: Engine, ws: str, segment_id: int, profile_ids: list[int], *, a
         )
 
 
-def set_traits(engine: Engine, ws: str, external_id: str, traits: dict[str, object]) -> None:
+def set_traits(engine: Engine, ws: str, external_id: str, traits: dict[str, Any]) -> None:
     """Change a profile's fields through ingest (an identify call)."""
     event = CanonicalEvent(
         f"traits-{external_id}-{len(traits)}", "test", Identity(external_id=external_id), NOW, traits=traits
