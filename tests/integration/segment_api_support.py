@@ -4,8 +4,8 @@ and stored membership, built through ingest and the store's verbs."""
 from __future__ import annotations
 
 from datetime import datetime, timedelta
-from typing import Any
 from decimal import Decimal
+from typing import Any
 
 from sqlalchemy.engine import Engine
 
