@@ -199,6 +199,14 @@ def test_bad_rules_are_400s_naming_the_path_and_change_nothing(
     )
     assert httpx.post(f"{url}/preview", headers=auth, json={"rule": BUYERS, "sample": 101}).status_code == 400
 
+    null = httpx.put(f"{url}/buyers", headers=auth, json={"name": "Renamed", "rule": None})
+    assert (null.status_code, null.json()["error"]) == (
+        400,
+        "rule: expected a condition (a mapping), got null",
+    )
+    for body in ({"name": ""}, {"rule": 7}, {"fire_on_backfill": 1}, {"version": 3}):
+        assert httpx.patch(f"{url}/buyers", headers=auth, json=body).status_code == 400, body
+
     # Nothing stored changed.
     assert httpx.get(f"{url}/buyers", headers=auth).json() == before
     assert [s["key"] for s in httpx.get(url, headers=auth).json()["segments"]] == ["buyers"]

@@ -234,6 +234,12 @@ def replace_segment(
     key: str, body: m.ReplaceSegment, request: Request, ws: deps.Workspace = Depends(deps.private_workspace)
 ) -> Any:
     """Replace the name and the rule (a new version if the rule changed)."""
+    if body.rule is None:
+        return _error(
+            400,
+            "rule: expected a condition (a mapping), got null",
+            errors=[{"field": "rule", "error": "expected a condition (a mapping), got null"}],
+        )
     return _edit(key, request, ws, body)
 
 
