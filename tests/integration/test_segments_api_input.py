@@ -188,6 +188,17 @@ def test_bad_rules_are_400s_naming_the_path_and_change_nothing(
         assert answer.status_code == status, (content[:40], answer.text[:200])
         assert answer.json()["error"].startswith(message), answer.json()["error"][:200]
 
+    plain = httpx.post(url, headers={**auth, "Content-Type": "text/plain"}, content=b'{"key": "x"}')
+    assert (plain.status_code, plain.json()) == (
+        415,
+        {"error": "Content-Type: expected application/json, got 'text/plain'"},
+    )
+    bare = httpx.post(url, headers=auth, content=b'{"key": "x", "name": "X", "rule": {"consent": "email"}}')
+    assert (bare.status_code, bare.json()) == (
+        415,
+        {"error": "Content-Type: expected application/json, got 'none'"},
+    )
+
     # Strings that look like SQL are plain values: a valid rule that matches nobody.
     innocent = httpx.post(f"{url}/preview", headers=auth, json={"rule": {"any": [
         {"property": "email", "value": sql}, {"property": f"properties.{sql}", "op": "contains", "value": sql},

@@ -4,7 +4,7 @@ the built-in library. Each route parses, calls one segments use case, and answer
 
 Errors are {"error": message}: 400 for bad input (every problem naming its path, also listed in
 "errors"), 404 for a key this workspace has no segment for, 409 when the segment's state forbids
-the change, 413 for a body over 256 KB.
+the change, 413 for a body over 256 KB, 415 for a body that is not JSON.
 """
 
 from __future__ import annotations
@@ -52,6 +52,9 @@ async def _read_body(request: Request) -> JSONResponse | None:
         if len(raw) > MAX_BODY:
             return _error(413, f"body: more than {MAX_BODY} bytes; the limit is {MAX_BODY}")
     request._body = raw
+    kind = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    if raw.strip() and kind != "application/json":
+        return _error(415, f"Content-Type: expected application/json, got {kind or 'none'!r}")
     if raw.strip():
         try:
             data = json.loads(raw)
@@ -72,6 +75,7 @@ _ERRORS: dict[int | str, dict[str, Any]] = {
     404: {"model": m.Error, "description": "No such segment in this workspace"},
     409: {"model": m.Error, "description": "The segment's state forbids it"},
     413: {"model": m.Error, "description": "Body over 256 KB"},
+    415: {"model": m.Error, "description": "A body that is not application/json"},
 }
 
 
