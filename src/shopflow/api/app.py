@@ -130,7 +130,14 @@ def _routers() -> list[Any]:
         _consent_routes(),
         _privacy_routes(),
         _template_routes(),
+        _segment_routes(),
     ]
+
+
+def _segment_routes() -> Any:
+    from shopflow.api.routes import segments
+
+    return segments.router
 
 
 def _consent_routes() -> Any:
