@@ -10,8 +10,8 @@ from datetime import datetime
 from sqlalchemy.engine import Engine
 
 from shopflow import workspaces
+from shopflow.domain.problems import Problem
 from shopflow.domain.segments import validation
-from shopflow.domain.segments.validation import Problem
 from shopflow.segments import builtin
 from shopflow.segments.manage import Invalid
 from shopflow.store import db, segment_admin

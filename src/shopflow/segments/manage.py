@@ -16,8 +16,8 @@ from typing import Any
 from sqlalchemy.engine import Connection, Engine
 
 from shopflow import workspaces
+from shopflow.domain.problems import Problem
 from shopflow.domain.segments import rules, validation
-from shopflow.domain.segments.validation import Problem
 from shopflow.segments import audience
 from shopflow.store import db, segment_admin
 from shopflow.store import segments as segment_store

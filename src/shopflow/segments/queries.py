@@ -15,8 +15,8 @@ from typing import Any
 from sqlalchemy.engine import Engine
 
 from shopflow import workspaces
+from shopflow.domain.problems import Problem
 from shopflow.domain.segments import rules
-from shopflow.domain.segments.validation import Problem
 from shopflow.segments import manage
 from shopflow.segments.manage import Invalid, Segment
 from shopflow.store import db, segment_admin
