@@ -64,6 +64,7 @@ class Facts:
     trigger_key: str | None = None
     trigger_event_id: int | None = None
     lists: frozenset[str] = frozenset()
+    segments: frozenset[str] = frozenset()
     messages: Mapping[int, str] = field(default_factory=dict)  # this run's message id -> node id
     # Finished webhook deliveries of this run by node id: {status, ok, body}.
     webhooks: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
@@ -274,6 +275,7 @@ def context(facts: Facts, now: datetime) -> conditions.Context:
     return conditions.Context(
         now=now,
         lists=facts.lists,
+        segments=facts.segments,
         messages=facts.messages,
         run_document={"webhooks": dict(facts.webhooks), "trigger": dict(facts.trigger)},
         exclude_event_id=facts.trigger_event_id,

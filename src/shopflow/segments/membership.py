@@ -1,0 +1,267 @@
+"""Real-time membership: after events commit, re-evaluate only the live segments they can change for
+their profiles; write membership and emit "Entered Segment" / "Exited Segment" events.
+
+Runs inside the event processor's transaction (workers/events.py), batch by batch: one snapshot
+load (segments/snapshot.py) for every profile of the batch, the in-memory evaluator per (segment,
+profile), one `record_membership` per segment. A segment that includes another is evaluated after
+it, for the profiles whose membership of it changed in this pass. The membership events go into
+the normal event path (events + the pending queue), so flow triggers and waits see them in the next
+pass. The sweeper and the backfill use the same `evaluate` and `emit`.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, replace
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy.engine import Connection
+
+from shopflow.domain import events as ev
+from shopflow.domain.flows import ENTERED_SEGMENT, EXITED_SEGMENT
+from shopflow.domain.segments import dependencies as deps_mod
+from shopflow.domain.segments import rules, validation
+from shopflow.domain.segments.dependencies import Dependencies
+from shopflow.domain.segments.evaluate import evaluate as holds
+from shopflow.segments import snapshot
+from shopflow.store import event_writes, rollups, segment_jobs, segment_reads
+from shopflow.store import segments as segment_store
+from shopflow.store.events import EventRecord
+from shopflow.store.segment_jobs import LiveSegment
+
+JOINED_LIST, LEFT_LIST = "Joined List", "Left List"
+MEMBERSHIP_EVENTS = frozenset({ENTERED_SEGMENT, EXITED_SEGMENT})
+# Events that come with a consent change, a suppression, or a send (an `of_last` count).
+_CONSENT_EVENTS = frozenset({ev.SUBSCRIBED, ev.UNSUBSCRIBED})
+_SUPPRESSION_EVENTS = frozenset({ev.BOUNCED_EMAIL, ev.MARKED_EMAIL_AS_SPAM, ev.UNSUBSCRIBED})
+_SEND_EVENTS = frozenset({ev.RECEIVED_EMAIL, ev.DELIVERED_EMAIL})
+
+
+@dataclass(frozen=True)
+class Compiled:
+    segment: LiveSegment
+    rule: rules.Condition
+    needs: Dependencies
+
+
+# (segment id, version) -> parsed rule and its dependencies: a version's rule never changes.
+_CACHE: dict[tuple[int, int], tuple[rules.Condition, Dependencies]] = {}
+
+
+def compile_segments(segments: Iterable[LiveSegment]) -> list[Compiled]:
+    out = []
+    for seg in segments:
+        key = (seg.id, seg.version)
+        found = _CACHE.get(key)
+        if found is None:
+            if len(_CACHE) > 50_000:
+                _CACHE.clear()
+            rule = validation.parse(seg.rule)
+            found = _CACHE[key] = (rule, deps_mod.dependencies(rule))
+        out.append(Compiled(seg, found[0], found[1]))
+    return order(out)
+
+
+def order(segments: Sequence[Compiled]) -> list[Compiled]:
+    """Included segments before the segments that include them (the graph has no cycles)."""
+    by_key = {c.segment.key: c for c in segments}
+    done: set[str] = set()
+    out: list[Compiled] = []
+
+    def visit(c: Compiled, path: frozenset[str]) -> None:
+        if c.segment.key in done or c.segment.key in path:
+            return
+        for key in sorted(c.segment.includes):
+            if key in by_key:
+                visit(by_key[key], path | {c.segment.key})
+        done.add(c.segment.key)
+        out.append(c)
+
+    for c in sorted(segments, key=lambda c: c.segment.id):
+        visit(c, frozenset())
+    return out
+
+
+def reads(needs: Dependencies, name: str) -> bool:
+    """Whether an event of this name can change a rule with these dependencies for its profile."""
+    if name in MEMBERSHIP_EVENTS:
+        return False  # includes are followed within the pass that changed the included segment
+    if needs.reads_event(name):
+        return True
+    if name in (JOINED_LIST, LEFT_LIST) and needs.lists:
+        return True
+    if name in _CONSENT_EVENTS and needs.consent:
+        return True
+    if name in _SUPPRESSION_EVENTS and needs.suppression:
+        return True
+    return name in _SEND_EVENTS and bool(needs.messages)
+
+
+@dataclass
+class Change:
+    segment: LiveSegment
+    entered: list[int]
+    exited: list[int]
+
+
+def _union(needs: Iterable[Dependencies]) -> Dependencies:
+    metrics: set[str] = set()
+    largest = 0
+    for n in needs:
+        metrics |= n.metrics
+        largest = max(largest, n.largest_of_last)
+    return Dependencies(metrics=frozenset(metrics), largest_of_last=largest)
+
+
+def evaluate(
+    conn: Connection,
+    *,
+    workspace_id: str,
+    segments: Sequence[Compiled],
+    direct: Mapping[int, set[int]],
+    now: datetime,
+    settled_only: bool = True,
+) -> list[Change]:
+    """Re-evaluate `direct[segment id]` profiles of each segment (in include order), and, for a
+    segment including another, the profiles whose membership of that one changed; write the
+    changes. `settled_only`: leave profiles a segment's backfill has not reached to the backfill."""
+    by_key = {c.segment.key: c for c in segments}
+    potential: dict[str, set[int]] = {}
+    for c in segments:
+        mine = set(direct.get(c.segment.id, ()))
+        for key in c.segment.includes:
+            mine |= potential.get(key, set())
+        potential[c.segment.key] = mine
+    wanted = {p for ps in potential.values() for p in ps}
+    if not wanted:
+        return []
+    needs = _union(by_key[k].needs for k, ps in potential.items() if ps)
+    snaps = snapshot.load(conn, workspace_id=workspace_id, profile_ids=wanted, needs=needs)
+    current = {pid: set(s.segments) for pid, s in snaps.items()}
+    changed_in: dict[str, set[int]] = defaultdict(set)
+    out: list[Change] = []
+    for c in segments:
+        seg = c.segment
+        todo = set(direct.get(seg.id, ()))
+        for key in seg.includes:
+            todo |= changed_in.get(key, set())
+        entered: list[int] = []
+        exited: list[int] = []
+        for pid in sorted(todo):
+            snap = snaps.get(pid)
+            if snap is None or (settled_only and not seg.settled(pid)):
+                continue
+            if seg.includes:
+                snap = replace(snap, segments=frozenset(current[pid]))
+            held = holds(c.rule, snap, now)
+            was = seg.key in current[pid]
+            if held and not was:
+                entered.append(pid)
+            elif was and not held:
+                exited.append(pid)
+        if not entered and not exited:
+            continue
+        came, left = segment_store.record_membership(
+            conn, workspace_id=workspace_id, segment_id=seg.id, entered=entered, exited=exited, now=now
+        )
+        for pid in came:
+            current[pid].add(seg.key)
+        for pid in left:
+            current[pid].discard(seg.key)
+        changed_in[seg.key] = set(came) | set(left)
+        if came or left:
+            out.append(Change(seg, came, left))
+    return out
+
+
+def emit(
+    conn: Connection, *, workspace_id: str, changes: Sequence[Change], causes: Mapping[int, str], now: datetime
+) -> int:
+    """Append an "Entered Segment" / "Exited Segment" event per change (the flow triggers' events),
+    with their rollups; `causes` names what caused each profile's change (a deterministic, unique
+    message id: `segment:<id>:<profile>:<entered|exited>:<cause>`). Returns how many."""
+    rows: list[dict[str, Any]] = []
+    for change in changes:
+        seg = change.segment
+        props = {"segment": seg.key, "segment_id": seg.id, "segment_name": seg.name}
+        for name, kind, pids in (
+            (ENTERED_SEGMENT, "entered", change.entered),
+            (EXITED_SEGMENT, "exited", change.exited),
+        ):
+            for pid in pids:
+                rows.append(
+                    {
+                        "profile_id": pid,
+                        "name": name,
+                        "time": now,
+                        "properties": props,
+                        "value": None,
+                        "currency": None,
+                        "source": "segment",
+                        "message_id": f"segment:{seg.id}:{pid}:{kind}:{causes.get(pid, '')}"[:200],
+                    }
+                )
+    if not rows:
+        return 0
+    event_writes.insert(conn, workspace_id=workspace_id, rows=rows, received_at=now)
+    dimensions = segment_store.tracked_dimensions(conn, workspace_id=workspace_id)
+    rollups.apply(conn, workspace_id=workspace_id, events=rows, now=now, dimensions=dimensions)
+    return len(rows)
+
+
+def on_events(
+    conn: Connection,
+    *,
+    events: Sequence[EventRecord],
+    rechecks: Mapping[str, Mapping[int, int]],
+    now: datetime,
+) -> int:
+    """The real-time stage for a batch of committed events and queued re-checks (workspace ->
+    profile -> re-check id). Returns how many memberships changed."""
+    by_ws: dict[str, list[EventRecord]] = defaultdict(list)
+    for e in events:
+        if e.name not in MEMBERSHIP_EVENTS:
+            by_ws[e.workspace_id].append(e)
+    workspaces = set(by_ws) | set(rechecks)
+    if not workspaces:
+        return 0
+    live: dict[str, list[LiveSegment]] = defaultdict(list)
+    for seg in segment_jobs.live_segments(conn, workspace_ids=workspaces):
+        live[seg.workspace_id].append(seg)
+    total = 0
+    for ws in sorted(workspaces):
+        queued = rechecks.get(ws, {})
+        if not live.get(ws):
+            continue
+        segments = compile_segments(live[ws])
+        causes: dict[int, str] = {pid: f"r{rid}" for pid, rid in queued.items()}
+        names: dict[int, set[str]] = defaultdict(set)
+        for e in by_ws.get(ws, []):
+            names[e.profile_id].add(e.name)
+            causes[e.profile_id] = f"e{max(e.id, _event_id(causes.get(e.profile_id)))}"
+        direct: dict[int, set[int]] = {}
+        for c in segments:
+            pids = {pid for pid, seen in names.items() if any(reads(c.needs, n) for n in seen)}
+            direct[c.segment.id] = pids | set(queued)
+        changes = evaluate(conn, workspace_id=ws, segments=segments, direct=direct, now=now)
+        gone = _not_live(conn, workspace_id=ws, profile_ids=queued)
+        if gone:
+            segment_jobs.drop_memberships(conn, workspace_id=ws, profile_ids=sorted(gone), now=now)
+        emit(conn, workspace_id=ws, changes=changes, causes=causes, now=now)
+        total += sum(len(c.entered) + len(c.exited) for c in changes)
+    return total
+
+
+def _event_id(cause: str | None) -> int:
+    return int(cause[1:]) if cause and cause.startswith("e") else 0
+
+
+def _not_live(conn: Connection, *, workspace_id: str, profile_ids: Iterable[int]) -> set[int]:
+    """Among re-checked profiles, those merged into another (their memberships end silently)."""
+    ids = set(profile_ids)
+    if not ids:
+        return set()
+    live = {int(r["id"]) for r in segment_reads.profiles(conn, workspace_id=workspace_id, profile_ids=ids)}
+    return ids - live
