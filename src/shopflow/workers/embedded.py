@@ -16,6 +16,7 @@ from shopflow.messaging.channels.base import Channel
 from shopflow.messaging.channels.push.webpush import PushChannel
 from shopflow.messaging.channels.sms.base import SmsChannel
 from shopflow.messaging.deliverability import hygiene
+from shopflow.segments import backfill, sweeper
 from shopflow.store import db, queues
 from shopflow.workers import events
 
@@ -28,9 +29,10 @@ class WorkerCounts:
     steps: int = 0
     messages: int = 0
     swept: int = 0  # runs created by time-based triggers
+    segments: int = 0  # profiles evaluated by segment backfills, memberships changed by the sweeper
 
     def total(self) -> int:
-        return self.events + self.steps + self.messages + self.swept
+        return self.events + self.steps + self.messages + self.swept + self.segments
 
 
 @dataclass
@@ -56,6 +58,9 @@ class Worker:
     # the last day run this often, by the clock.
     maintenance_every: timedelta = timedelta(days=1)
     _last_maintenance: datetime | None = None
+    # Segments whose rules change with time alone are swept this often (a day turns at 00:00 UTC).
+    segment_sweep_every: timedelta = timedelta(seconds=sweeper.EVERY_SECONDS)
+    _last_segment_sweep: datetime | None = None
 
     def maintain(self) -> bool:
         """Run the periodic jobs when they are due; True if they ran."""
@@ -65,6 +70,15 @@ class Worker:
         self._last_maintenance = now
         hygiene.run_daily(self.engine, clock=self.clock)
         return True
+
+    def sweep_segments(self) -> int:
+        """The segment time sweep, when due by the clock; memberships it changed."""
+        now = self.clock.now()
+        last = self._last_segment_sweep
+        if last is not None and now - last < self.segment_sweep_every:
+            return 0
+        self._last_segment_sweep = now
+        return sweeper.run(self.engine, now=now)
 
     def tick(self) -> WorkerCounts:
         """One pass over every stage, in data-flow order; returns the work done.
@@ -84,6 +98,9 @@ class Worker:
             done.events = events.process_pending(self.engine, clock=self.clock, limit=self.event_batch)
         if due.sweeps:
             done.swept = sweeps.run_sweeps(self.engine, clock=self.clock, limit=self.step_batch)
+        done.segments = self.sweep_segments()
+        if due.backfills:
+            done.segments += backfill.run_pending(self.engine, now=now)
         if due.runs or done.events or done.swept:
             done.steps = scheduler.run_due(self.engine, clock=self.clock, limit=self.step_batch)
         fresh = bool(done.events or done.swept or done.steps)
@@ -136,6 +153,7 @@ class Worker:
             total.steps += done.steps
             total.messages += done.messages
             total.swept += done.swept
+            total.segments += done.segments
             if done.total() == 0:
                 break
         return total
