@@ -46,14 +46,14 @@ class Compiled:
     needs: Dependencies
 
 
-# (segment id, version) -> parsed rule and its dependencies: a version's rule never changes.
-_CACHE: dict[tuple[int, int], tuple[rules.Condition, Dependencies]] = {}
+# (workspace, segment id, version) -> parsed rule and its dependencies: a version's rule never changes.
+_CACHE: dict[tuple[str, int, int], tuple[rules.Condition, Dependencies]] = {}
 
 
 def compile_segments(segments: Iterable[LiveSegment]) -> list[Compiled]:
     out = []
     for seg in segments:
-        key = (seg.id, seg.version)
+        key = (seg.workspace_id, seg.id, seg.version)
         found = _CACHE.get(key)
         if found is None:
             if len(_CACHE) > 50_000:

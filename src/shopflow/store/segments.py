@@ -150,9 +150,9 @@ def all_segments(conn: Connection, *, workspace_id: str) -> list[Segment]:
     ]
 
 
-# (segment id, version) -> the (metric, dimension) pairs its rule filters on: a rule version never
+# (workspace, segment id, version) -> the (metric, dimension) pairs its rule filters on: a rule version never
 # changes, so ingest parses each one once per process instead of once per batch.
-_DIMENSIONS: dict[tuple[int, int], frozenset[tuple[str, str]]] = {}
+_DIMENSIONS: dict[tuple[str, int, int], frozenset[tuple[str, str]]] = {}
 
 
 def rule_dimensions(rule: rules.Condition) -> frozenset[tuple[str, str]]:
@@ -168,15 +168,17 @@ def tracked_dimensions(conn: Connection, *, workspace_id: str) -> frozenset[tupl
     per dimension value (store.rollups.apply's `dimensions`). Archived segments need none."""
     s = st.segments
     where = (s.c.workspace_id == workspace_id, s.c.status != "archived")
-    versions = [(int(i), int(v)) for i, v in conn.execute(sa.select(s.c.id, s.c.version).where(*where))]
+    versions = [
+        (workspace_id, int(i), int(v)) for i, v in conn.execute(sa.select(s.c.id, s.c.version).where(*where))
+    ]
     missing = [iv for iv in versions if iv not in _DIMENSIONS]
     if missing:
         if len(_DIMENSIONS) > 100_000:
             _DIMENSIONS.clear()
         for i, v, rule in conn.execute(
-            sa.select(s.c.id, s.c.version, s.c.rule).where(*where, s.c.id.in_([i for i, _ in missing]))
+            sa.select(s.c.id, s.c.version, s.c.rule).where(*where, s.c.id.in_([i for _, i, _ in missing]))
         ):
-            _DIMENSIONS[(int(i), int(v))] = rule_dimensions(validation.parse(rule))
+            _DIMENSIONS[(workspace_id, int(i), int(v))] = rule_dimensions(validation.parse(rule))
     found: set[tuple[str, str]] = set()
     for iv in versions:
         found |= _DIMENSIONS.get(iv, frozenset())
