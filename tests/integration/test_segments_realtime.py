@@ -19,8 +19,8 @@ from shopflow.domain.segments import validation
 from shopflow.ingest import pipeline, privacy
 from shopflow.segments import backfill
 from shopflow.store import db, flow_runs, rollups, segment_jobs, segment_reads, tables
-from shopflow.store import segment_tables as st
 from shopflow.store import flows as store_flows
+from shopflow.store import segment_tables as st
 from shopflow.store import segments as segment_store
 from shopflow.workers.embedded import Worker
 
@@ -52,8 +52,9 @@ def make_segment(engine: Engine, clock: SimulatedClock, ws: str, key: str, rule:
         )
 
 
-def track(engine: Engine, clock: SimulatedClock, ws: str, who: dict[str, Any], name: str | None, mid: str,
-          **kw: Any) -> int:  # fmt: skip
+def track(  # noqa: PLR0917 - who did what, and its id, read best in a row
+    engine: Engine, clock: SimulatedClock, ws: str, who: dict[str, Any], name: str | None, mid: str, **kw: Any
+) -> int:
     event = CanonicalEvent(mid, "test", Identity(**who), clock.now(), name=name, **kw)
     return pipeline.accept_events(engine, workspace_id=ws, events=[event], clock=clock).profile_ids[0]
 
@@ -157,7 +158,9 @@ def test_a_wait_on_segment_membership_resumes_when_the_profile_enters(
     assert "gave-up" not in [entry["node_id"] for entry in log]
 
 
-def test_traits_move_a_profile_in_and_out_and_exits_emit_events(engine: Engine, clock: SimulatedClock) -> None:
+def test_traits_move_a_profile_in_and_out_and_exits_emit_events(
+    engine: Engine, clock: SimulatedClock
+) -> None:
     ws = testing.make_workspace(engine).workspace.id
     vip = make_segment(engine, clock, ws, "vip", {"property": "properties.vip", "value": True})
     # A segment including another follows it in the same pass.
@@ -291,7 +294,9 @@ def test_rollups_on_ingest_agree_with_a_backfill_over_the_same_events(
         with db.reading(engine) as conn:
             pids = list(conn.execute(sa.select(tables.profiles.c.id)).scalars())
             me = st.message_engagement
-            engagement = sorted(conn.execute(sa.select(me.c.message_id, me.c.profile_id, me.c.opened_at)).all())
+            engagement = sorted(
+                conn.execute(sa.select(me.c.message_id, me.c.profile_id, me.c.opened_at)).all()
+            )
             return (
                 sorted(segment_reads.metric_rollups(conn, workspace_id=ws, profile_ids=pids)),
                 sorted(segment_reads.dimension_rollups(conn, workspace_id=ws, profile_ids=pids)),
@@ -305,5 +310,7 @@ def test_rollups_on_ingest_agree_with_a_backfill_over_the_same_events(
         rollups.clear(conn, workspace_id=ws)
         cursor: int | None = 0
         while cursor is not None:
-            cursor = rollups.backfill(conn, workspace_id=ws, now=clock.now(), after_id=cursor, dimensions=tracked)
+            cursor = rollups.backfill(
+                conn, workspace_id=ws, now=clock.now(), after_id=cursor, dimensions=tracked
+            )
     assert everything() == live

@@ -55,9 +55,7 @@ def step(conn: Connection, *, seg: LiveSegment, now: datetime, chunk: int = CHUN
     started = state["backfill_status"] == "pending"
     after = 0 if started else int(state["backfill_after_id"] or 0)
     done = 0 if started else int(state["backfill_done"] or 0)
-    total = (
-        segment_jobs.count_live_profiles(conn, workspace_id=ws) if started else state["backfill_total"]
-    )
+    total = segment_jobs.count_live_profiles(conn, workspace_id=ws) if started else state["backfill_total"]
     found = segment_jobs.live_profile_range(conn, workspace_id=ws, after_id=after, limit=chunk)
     if found is None:
         # Memberships of profiles past the last live one (merged away since) end too.
@@ -86,7 +84,9 @@ def _apply(conn: Connection, *, seg: LiveSegment, after: int, until: int | None,
     if until is not None:
         query = query.where(pid <= until)
     members = {int(i) for i in conn.execute(query.order_by(pid)).scalars()}
-    stored = set(segment_jobs.stored_members(conn, workspace_id=ws, segment_id=seg.id, after_id=after, until_id=until))
+    stored = set(
+        segment_jobs.stored_members(conn, workspace_id=ws, segment_id=seg.id, after_id=after, until_id=until)
+    )
     came, left = segment_store.record_membership(
         conn,
         workspace_id=ws,

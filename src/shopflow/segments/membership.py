@@ -177,7 +177,12 @@ def evaluate(
 
 
 def emit(
-    conn: Connection, *, workspace_id: str, changes: Sequence[Change], causes: Mapping[int, str], now: datetime
+    conn: Connection,
+    *,
+    workspace_id: str,
+    changes: Sequence[Change],
+    causes: Mapping[int, str],
+    now: datetime,
 ) -> int:
     """Append an "Entered Segment" / "Exited Segment" event per change (the flow triggers' events),
     with their rollups; `causes` names what caused each profile's change (a deterministic, unique

@@ -63,7 +63,7 @@ def candidates(
         if b.kind in ("event_window", "event_date"):
             ranges, metrics = _rollup_days(b, last_day, today), [b.source]
         elif b.kind == "field_date" and b.source == "last_active_at":
-            ranges = _rollup_days(b, last_day, today) + [(last_day - 1, today)]
+            ranges = [*_rollup_days(b, last_day, today), (last_day - 1, today)]
             metrics = segment_jobs.metric_names_except(conn, workspace_id=workspace_id, excluded=NOT_ACTIVITY)
         else:
             recompute = True

@@ -40,7 +40,9 @@ def due_work(conn: Connection, *, now: datetime, stale_before: datetime) -> DueW
         conn,
         {
             "events": [
-                _either(events.pending_query(), catalog.changes_pending_query(), segment_jobs.rechecks_query())
+                _either(
+                    events.pending_query(), catalog.changes_pending_query(), segment_jobs.rechecks_query()
+                )
             ],
             "backfills": [segment_jobs.backfills_query()],
             "sweeps": [triggers.sweepable_query()],

@@ -84,7 +84,9 @@ def has_live_segments(conn: Connection, *, workspace_id: str) -> bool:
 # --- the re-check queue -------------------------------------------------------------------------
 
 
-def enqueue_rechecks(conn: Connection, *, workspace_id: str, profile_ids: Iterable[int], now: datetime) -> None:
+def enqueue_rechecks(
+    conn: Connection, *, workspace_id: str, profile_ids: Iterable[int], now: datetime
+) -> None:
     ids = sorted(set(profile_ids))
     if ids:
         conn.execute(
@@ -173,7 +175,8 @@ def swept_days(conn: Connection) -> dict[str, int]:
 def workspaces_with_live_segments(conn: Connection) -> list[str]:
     s = st.segments
     return sorted(
-        str(w) for w in conn.execute(sa.select(s.c.workspace_id).where(s.c.status == "live").distinct()).scalars()
+        str(w)
+        for w in conn.execute(sa.select(s.c.workspace_id).where(s.c.status == "live").distinct()).scalars()
     )
 
 
