@@ -34,7 +34,9 @@ def library_segments(count: int) -> list[tuple[str, dict[str, Any]]]:
     n = 0
     while len(out) < count:
         key, rule = base[n % len(base)]
-        out.append((f"{key}-v{n}", {"all": [rule, {"bucket": {"salt": f"v{n}", "from": 0, "to": 30 + n % 70}}]}))
+        out.append(
+            (f"{key}-v{n}", {"all": [rule, {"bucket": {"salt": f"v{n}", "from": 0, "to": 30 + n % 70}}]})
+        )
         n += 1
     return out[:count]
 

@@ -59,9 +59,9 @@ def measure(dialect: str, rate: float, seconds: float) -> tuple[list[float], int
             while not (done.is_set() and len(seen) >= len(accepted)):
                 with db.reading(engine) as conn:
                     rows = conn.execute(
-                        sa.select(e.c.id, e.c.profile_id).where(
-                            e.c.workspace_id == ws, e.c.name == "Entered Segment", e.c.id > last
-                        ).order_by(e.c.id)
+                        sa.select(e.c.id, e.c.profile_id)
+                        .where(e.c.workspace_id == ws, e.c.name == "Entered Segment", e.c.id > last)
+                        .order_by(e.c.id)
                     ).all()
                 at = time.monotonic()
                 for i, pid in rows:

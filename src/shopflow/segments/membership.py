@@ -246,10 +246,17 @@ def on_events(
         for e in by_ws.get(ws, []):
             names[e.profile_id].add(e.name)
             causes[e.profile_id] = f"e{max(e.id, _event_id(causes.get(e.profile_id)))}"
+        by_name: dict[str, set[int]] = defaultdict(set)
+        for pid, seen in names.items():
+            for name in seen:
+                by_name[name].add(pid)
         direct: dict[int, set[int]] = {}
         for c in segments:
-            pids = {pid for pid, seen in names.items() if any(reads(c.needs, n) for n in seen)}
-            direct[c.segment.id] = pids | set(queued)
+            pids = set(queued)
+            for name, who in by_name.items():
+                if reads(c.needs, name):
+                    pids |= who
+            direct[c.segment.id] = pids
         changes = evaluate(conn, workspace_id=ws, segments=segments, direct=direct, now=now)
         gone = _not_live(conn, workspace_id=ws, profile_ids=queued)
         if gone:
