@@ -80,7 +80,7 @@ def measure(dialect: str, rate: float, seconds: float) -> tuple[list[float], int
         next_at = time.monotonic()
         total = 0
         while time.monotonic() < deadline:
-            batch = []
+            batch: list[CanonicalEvent] = []
             buyer_pos = None
             for _ in range(per_batch):
                 n += 1
