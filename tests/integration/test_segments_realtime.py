@@ -314,3 +314,31 @@ def test_rollups_on_ingest_agree_with_a_backfill_over_the_same_events(
                 conn, workspace_id=ws, now=clock.now(), after_id=cursor, dimensions=tracked
             )
     assert everything() == live
+
+
+def test_a_new_segment_on_a_dimension_rolls_it_up_from_the_stored_events(
+    engine: Engine, clock: SimulatedClock
+) -> None:
+    ws = testing.make_workspace(engine).workspace.id
+    w = worker(engine, clock)
+    shoes = {"category": "Shoes"}
+    fan = track(engine, clock, ws, {"email": "f@example.com"}, "Viewed Product", "v1", properties=shoes)
+    track(engine, clock, ws, {"email": "f@example.com"}, "Viewed Product", "v2", properties=shoes)
+    other = track(engine, clock, ws, {"email": "o@example.com"}, "Viewed Product", "v3", properties=shoes)
+    track(
+        engine, clock, ws, {"email": "o@example.com"}, "Viewed Product", "v4", properties={"category": "Hats"}
+    )
+    w.run_until_idle()
+    # Nothing tracked the category when those events came in; the segment's backfill rolls it up.
+    seg = make_segment(
+        engine,
+        clock,
+        ws,
+        "shoe-fans",
+        {"where": {"metric": "Viewed Product", "category": "Shoes"}, "value": 2},
+    )
+    w.run_until_idle()
+    assert members(engine, seg) == [fan]
+    track(engine, clock, ws, {"email": "o@example.com"}, "Viewed Product", "v5", properties=shoes)
+    w.run_until_idle()
+    assert members(engine, seg) == sorted([fan, other])

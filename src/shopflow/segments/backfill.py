@@ -14,7 +14,7 @@ from datetime import datetime
 from sqlalchemy.engine import Connection, Engine
 
 from shopflow.segments import compile, membership
-from shopflow.store import db, segment_jobs, segment_reads
+from shopflow.store import db, event_writes, rollups, segment_jobs, segment_reads
 from shopflow.store import segments as segment_store
 from shopflow.store.segment_jobs import LiveSegment
 
@@ -53,6 +53,8 @@ def step(conn: Connection, *, seg: LiveSegment, now: datetime, chunk: int = CHUN
         return None
     ws = seg.workspace_id
     started = state["backfill_status"] == "pending"
+    if started:
+        _new_dimensions(conn, seg=seg, now=now)
     after = 0 if started else int(state["backfill_after_id"] or 0)
     done = 0 if started else int(state["backfill_done"] or 0)
     total = segment_jobs.count_live_profiles(conn, workspace_id=ws) if started else state["backfill_total"]
@@ -72,6 +74,26 @@ def step(conn: Connection, *, seg: LiveSegment, now: datetime, chunk: int = CHUN
         started=started,
     )  # fmt: skip
     return n
+
+
+def _new_dimensions(conn: Connection, *, seg: LiveSegment, now: datetime) -> None:
+    """Roll up from the stored events the (metric, dimension) pairs this rule filters on that no
+    finished segment tracked before (ingest only kept their cells from the segment's creation)."""
+    (compiled,) = membership.compile_segments([seg])
+    wanted = segment_store.rule_dimensions(compiled.rule)
+    if not wanted:
+        return
+    kept: set[tuple[str, str]] = set()
+    for other in segment_jobs.tracking_segments(conn, workspace_id=seg.workspace_id, except_id=seg.id):
+        (c,) = membership.compile_segments([other])
+        kept |= segment_store.rule_dimensions(c.rule)
+    missing = sorted(wanted - kept)
+    if missing:
+        event_writes.lock_workspace(conn, workspace_id=seg.workspace_id)
+    for metric, dimension in missing:
+        rollups.rebuild_dimension(
+            conn, workspace_id=seg.workspace_id, metric=metric, dimension=dimension, now=now
+        )
 
 
 def _apply(conn: Connection, *, seg: LiveSegment, after: int, until: int | None, now: datetime) -> None:

@@ -170,11 +170,13 @@ def apply(
     events: Sequence[Mapping[str, Any]],
     now: datetime,
     dimensions: Collection[tuple[str, str]] | None = None,
+    only_dimensions: bool = False,
 ) -> None:
     """Add just-accepted events (mappings with profile_id, name, time, properties, value).
 
     `dimensions`: the (metric, dimension) pairs some rule filters on (store.segments.
     tracked_dimensions), the only ones ingest needs to roll up per value; None rolls up all.
+    `only_dimensions`: write the dimension cells alone (rebuilding a newly tracked pair).
     """
     if not events:
         return
@@ -186,7 +188,8 @@ def apply(
         {"metric_id": ids[name], "day": day, "profile_id": pid, "workspace_id": workspace_id, **_cells(t)}
         for (pid, name, day), t in sums.metrics.items()
     ]
-    _upsert(conn, st.metric_rollups, ("metric_id", "day", "profile_id"), metric_rows)
+    if not only_dimensions:
+        _upsert(conn, st.metric_rollups, ("metric_id", "day", "profile_id"), metric_rows)
     dimension_rows = [
         {"metric_id": ids[name], "dimension": dim, "value": value, "day": day, "profile_id": pid,
          "workspace_id": workspace_id, **_cells(t)}
@@ -195,7 +198,8 @@ def apply(
     _upsert(
         conn, st.dimension_rollups, ("metric_id", "dimension", "value", "day", "profile_id"), dimension_rows
     )
-    _engagement(conn, workspace_id=workspace_id, events=events)
+    if not only_dimensions:
+        _engagement(conn, workspace_id=workspace_id, events=events)
 
 
 def _stored(conn: Connection, query: sa.Select[Any]) -> list[dict[str, Any]]:
@@ -293,3 +297,32 @@ def erase_profile(conn: Connection, *, workspace_id: str, profile_id: int) -> No
         conn.execute(
             table.delete().where(table.c.workspace_id == workspace_id, table.c.profile_id == profile_id)
         )
+
+
+def rebuild_dimension(
+    conn: Connection, *, workspace_id: str, metric: str, dimension: str, now: datetime, limit: int = 20_000
+) -> int:
+    """Roll up one (metric, dimension) pair again from every stored event of the metric (a pair
+    a new segment starts to filter on: ingest kept no cells for it before). The caller holds the
+    workspace's ingest lock, so no event is being written meanwhile. Returns the events read."""
+    ids = metric_ids(conn, workspace_id=workspace_id, names=[metric], now=now)
+    d = st.dimension_rollups
+    conn.execute(d.delete().where(d.c.metric_id == ids[metric], d.c.dimension == dimension))
+    e = tables.events
+    after, read = 0, 0
+    while True:
+        rows = _stored(
+            conn,
+            sa.select(e)
+            .where(e.c.workspace_id == workspace_id, e.c.name == metric, e.c.id > after)
+            .order_by(e.c.id)
+            .limit(limit),
+        )
+        if not rows:
+            return read
+        apply(
+            conn, workspace_id=workspace_id, events=rows, now=now, dimensions={(metric, dimension)},
+            only_dimensions=True,
+        )  # fmt: skip
+        read += len(rows)
+        after = int(rows[-1]["id"])

@@ -247,6 +247,21 @@ def backfills_query() -> sa.Select[Any]:
     )
 
 
+def tracking_segments(conn: Connection, *, workspace_id: str, except_id: int) -> list[LiveSegment]:
+    """The workspace's other non-archived segments whose backfill finished: the dimension pairs
+    their rules filter on have complete rollups."""
+    s = st.segments
+    rows = conn.execute(
+        sa.select(*_columns()).where(
+            s.c.workspace_id == workspace_id,
+            s.c.id != except_id,
+            s.c.status != "archived",
+            s.c.backfill_status == "done",
+        )
+    )
+    return [_live(r) for r in rows]
+
+
 def lock_segment(conn: Connection, *, segment_id: int, version: int) -> bool:
     """Lock a segment's row for one backfill chunk (SKIP LOCKED: another worker has it); False
     if it is locked or its version moved on."""
