@@ -11,6 +11,7 @@ pass. The sweeper and the backfill use the same `evaluate` and `emit`.
 
 from __future__ import annotations
 
+import json
 from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
@@ -25,8 +26,9 @@ from shopflow.domain.segments import dependencies as deps_mod
 from shopflow.domain.segments import rules, validation
 from shopflow.domain.segments.dependencies import Dependencies
 from shopflow.domain.segments.evaluate import evaluate as holds
+from shopflow.domain.segments.profile import ProfileSnapshot
 from shopflow.segments import snapshot
-from shopflow.store import event_writes, rollups, segment_jobs, segment_reads
+from shopflow.store import event_writes, segment_jobs, segment_reads
 from shopflow.store import segments as segment_store
 from shopflow.store.events import EventRecord
 from shopflow.store.segment_jobs import LiveSegment
@@ -44,10 +46,25 @@ class Compiled:
     segment: LiveSegment
     rule: rules.Condition
     needs: Dependencies
+    # The rule as a conjunction of parts, each with a key naming it (its JSON) when its answer may
+    # be shared with other segments' equal parts for one profile in one pass (None: it reads
+    # segment memberships, which change during the pass).
+    parts: tuple[tuple[str | None, rules.Condition], ...] = ()
 
 
-# (workspace, segment id, version) -> parsed rule and its dependencies: a version's rule never changes.
-_CACHE: dict[tuple[str, int, int], tuple[rules.Condition, Dependencies]] = {}
+def _parts(rule: rules.Condition) -> tuple[tuple[str | None, rules.Condition], ...]:
+    conjuncts = rule.all if isinstance(rule, rules.AllCondition) else [rule]
+    out = []
+    for part in conjuncts:
+        reads_members = any(isinstance(n, rules.SegmentCondition) for _, n in rules.walk(part))
+        key = None if reads_members else json.dumps(validation.dump(part), sort_keys=True)
+        out.append((key, part))
+    return tuple(out)
+
+
+_Parsed = tuple[rules.Condition, Dependencies, tuple[tuple[str | None, rules.Condition], ...]]
+# (workspace, segment id, version) -> parsed rule, dependencies, parts: a version's rule never changes.
+_CACHE: dict[tuple[str, int, int], _Parsed] = {}
 
 
 def compile_segments(segments: Iterable[LiveSegment]) -> list[Compiled]:
@@ -59,8 +76,8 @@ def compile_segments(segments: Iterable[LiveSegment]) -> list[Compiled]:
             if len(_CACHE) > 50_000:
                 _CACHE.clear()
             rule = validation.parse(seg.rule)
-            found = _CACHE[key] = (rule, deps_mod.dependencies(rule))
-        out.append(Compiled(seg, found[0], found[1]))
+            found = _CACHE[key] = (rule, deps_mod.dependencies(rule), _parts(rule))
+        out.append(Compiled(seg, found[0], found[1], found[2]))
     return order(out)
 
 
@@ -140,6 +157,9 @@ def evaluate(
     needs = _union(by_key[k].needs for k, ps in potential.items() if ps)
     snaps = snapshot.load(conn, workspace_id=workspace_id, profile_ids=wanted, needs=needs)
     current = {pid: set(s.segments) for pid, s in snaps.items()}
+    # Equal parts of several rules (a shared consent test, the same rule in several samples) are
+    # evaluated once per profile.
+    memo: dict[int, dict[str, bool]] = defaultdict(dict)
     changed_in: dict[str, set[int]] = defaultdict(set)
     out: list[Change] = []
     for c in segments:
@@ -155,7 +175,7 @@ def evaluate(
                 continue
             if seg.includes:
                 snap = replace(snap, segments=frozenset(current[pid]))
-            held = holds(c.rule, snap, now)
+            held = _holds_parts(c, snap, now, memo[pid])
             was = seg.key in current[pid]
             if held and not was:
                 entered.append(pid)
@@ -176,6 +196,22 @@ def evaluate(
     return out
 
 
+def _holds_parts(c: Compiled, snap: ProfileSnapshot, now: datetime, memo: dict[str, bool]) -> bool:
+    if not c.parts:
+        return holds(c.rule, snap, now)
+    for key, part in c.parts:
+        if key is None:
+            held = holds(part, snap, now)
+        else:
+            found = memo.get(key)
+            if found is None:
+                found = memo[key] = holds(part, snap, now)
+            held = found
+        if not held:
+            return False
+    return True
+
+
 def emit(
     conn: Connection,
     *,
@@ -185,7 +221,7 @@ def emit(
     now: datetime,
 ) -> int:
     """Append an "Entered Segment" / "Exited Segment" event per change (the flow triggers' events),
-    with their rollups; `causes` names what caused each profile's change (a deterministic, unique
+    `causes` names what caused each profile's change (a deterministic, unique
     message id: `segment:<id>:<profile>:<entered|exited>:<cause>`). Returns how many."""
     rows: list[dict[str, Any]] = []
     for change in changes:
@@ -210,9 +246,8 @@ def emit(
                 )
     if not rows:
         return 0
+    # No rollups: membership events are not metrics a rule counts (store.rollups.apply skips them).
     event_writes.insert(conn, workspace_id=workspace_id, rows=rows, received_at=now)
-    dimensions = segment_store.tracked_dimensions(conn, workspace_id=workspace_id)
-    rollups.apply(conn, workspace_id=workspace_id, events=rows, now=now, dimensions=dimensions)
     return len(rows)
 
 

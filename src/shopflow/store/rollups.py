@@ -17,12 +17,14 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection
 
 from shopflow.domain import events as ev
+from shopflow.domain import flows
 from shopflow.domain.segments import dimensions as dims
 from shopflow.domain.segments.dimensions import CatalogEntry, Totals
 from shopflow.store import db, tables
 from shopflow.store import segment_tables as st
 
 _SUMS = ("event_count", "value_count", "value_sum")
+MEMBERSHIP_EVENTS = frozenset({flows.ENTERED_SEGMENT, flows.EXITED_SEGMENT})
 # Events that say a person engaged with a message: (channel, what they did).
 ENGAGEMENT_EVENTS: dict[str, tuple[str, str]] = {
     ev.OPENED_EMAIL: ("email", "opened"),
@@ -178,6 +180,8 @@ def apply(
     tracked_dimensions), the only ones ingest needs to roll up per value; None rolls up all.
     `only_dimensions`: write the dimension cells alone (rebuilding a newly tracked pair).
     """
+    # Membership changes are events flows trigger on, not behaviour a rule counts.
+    events = [e for e in events if e["name"] not in MEMBERSHIP_EVENTS]
     if not events:
         return
     ids = metric_ids(conn, workspace_id=workspace_id, names={str(e["name"]) for e in events}, now=now)
