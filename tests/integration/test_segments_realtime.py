@@ -245,6 +245,11 @@ def test_the_sweeper_moves_a_profile_out_when_90_days_pass(engine: Engine, clock
         ("Exited Segment", pid, "buyers"),
         ("Entered Segment", pid, "dormant"),
     ]
+    # Each day's sweep records the sizes: the first day, day 90, day 91 (after the sweep).
+    z = st.segment_sizes
+    with db.reading(engine) as conn:
+        sizes = conn.execute(sa.select(z.c.members).where(z.c.segment_id == seg).order_by(z.c.at)).scalars()
+        assert list(sizes) == [0, 1, 0]
 
 
 def test_backfill_progress_is_visible_and_fires_no_entries_unless_asked(

@@ -29,7 +29,8 @@ EVERY_SECONDS = 300  # the worker runs the sweep at least this often
 
 
 def run(engine: Engine, *, now: datetime) -> int:
-    """Sweep every workspace whose day turned since its last sweep; returns memberships changed."""
+    """Sweep every workspace whose day turned since its last sweep (and record each live segment's
+    size for the day); returns memberships changed."""
     today = values.day_of(now)
     with db.reading(engine) as conn:
         workspaces = segment_jobs.workspaces_with_live_segments(conn)
@@ -43,6 +44,7 @@ def run(engine: Engine, *, now: datetime) -> int:
             if last is not None:
                 total += sweep_workspace(conn, workspace_id=ws, last_day=last, now=now)
             segment_jobs.set_swept_day(conn, workspace_id=ws, day=today, now=now)
+            segment_jobs.record_sizes(conn, workspace_id=ws, now=now)
     return total
 
 

@@ -191,6 +191,15 @@ def set_swept_day(conn: Connection, *, workspace_id: str, day: int, now: datetim
     )
 
 
+def record_sizes(conn: Connection, *, workspace_id: str, now: datetime) -> None:
+    """One size-over-time row per live segment of the workspace (segment_sizes), at `now`."""
+    s, z = st.segments, st.segment_sizes
+    source = sa.select(s.c.id, sa.literal(now, z.c.at.type), s.c.workspace_id, s.c.members).where(
+        s.c.workspace_id == workspace_id, s.c.status == "live"
+    )
+    conn.execute(z.insert().from_select(["segment_id", "at", "workspace_id", "members"], source))
+
+
 def profiles_with_rollups_on(
     conn: Connection, *, workspace_id: str, metrics: Iterable[str] | None, first_day: int, last_day: int
 ) -> set[int]:
