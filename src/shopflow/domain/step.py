@@ -301,10 +301,7 @@ def _route(node: nodes.AnyNode, run: Run, facts: Facts, ctx: conditions.Context)
             return "default", node.default
         assert node.condition is not None and node.yes is not None and node.no is not None
         yes = _holds(node.condition, run, facts, ctx)
-        note = "yes" if yes else "no"
-        if not yes and conditions.references(node.condition, conditions.SegmentCondition):
-            note = "no (segments are not available yet)"
-        return note, node.yes if yes else node.no
+        return ("yes" if yes else "no"), node.yes if yes else node.no
     if isinstance(node, branch_nodes.TriggerSplitNode):
         yes = conditions.holds(node.condition, document=facts.trigger)
         return ("yes", node.yes) if yes else ("no", node.no)
