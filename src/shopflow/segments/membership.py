@@ -23,9 +23,9 @@ from sqlalchemy.engine import Connection
 from shopflow.domain import events as ev
 from shopflow.domain.flows import ENTERED_SEGMENT, EXITED_SEGMENT
 from shopflow.domain.segments import dependencies as deps_mod
-from shopflow.domain.segments import rules, validation
+from shopflow.domain.segments import rules, validation, values
 from shopflow.domain.segments.dependencies import Dependencies
-from shopflow.domain.segments.evaluate import evaluate as holds
+from shopflow.domain.segments.evaluate import holds_on
 from shopflow.domain.segments.profile import ProfileSnapshot
 from shopflow.segments import snapshot
 from shopflow.store import event_writes, segment_jobs, segment_reads
@@ -160,6 +160,7 @@ def evaluate(
     # Equal parts of several rules (a shared consent test, the same rule in several samples) are
     # evaluated once per profile.
     memo: dict[int, dict[str, bool]] = defaultdict(dict)
+    today = values.day_of(now)
     changed_in: dict[str, set[int]] = defaultdict(set)
     out: list[Change] = []
     for c in segments:
@@ -175,7 +176,7 @@ def evaluate(
                 continue
             if seg.includes:
                 snap = replace(snap, segments=frozenset(current[pid]))
-            held = _holds_parts(c, snap, now, memo[pid])
+            held = _holds_parts(c, snap, today, memo[pid])
             was = seg.key in current[pid]
             if held and not was:
                 entered.append(pid)
@@ -196,16 +197,16 @@ def evaluate(
     return out
 
 
-def _holds_parts(c: Compiled, snap: ProfileSnapshot, now: datetime, memo: dict[str, bool]) -> bool:
+def _holds_parts(c: Compiled, snap: ProfileSnapshot, today: int, memo: dict[str, bool]) -> bool:
     if not c.parts:
-        return holds(c.rule, snap, now)
+        return holds_on(c.rule, snap, today)
     for key, part in c.parts:
         if key is None:
-            held = holds(part, snap, now)
+            held = holds_on(part, snap, today)
         else:
             found = memo.get(key)
             if found is None:
-                found = memo[key] = holds(part, snap, now)
+                found = memo[key] = holds_on(part, snap, today)
             held = found
         if not held:
             return False

@@ -218,21 +218,21 @@ def record_membership(
     member entering again, or a non-member leaving, changes nothing)."""
     m = st.segment_members
     came: list[int] = []
-    for start in range(0, len(entered), _CHUNK):
-        chunk = sorted(set(entered[start : start + _CHUNK]))
-        insert: Any = (sqlite.insert if db.is_sqlite(conn) else postgresql.insert)(m)
-        stmt = insert.values(
-            [
-                {"segment_id": segment_id, "profile_id": p, "workspace_id": workspace_id, "entered_at": now}
-                for p in chunk
-            ]
-        )
-        upsert = stmt.on_conflict_do_update(
-            index_elements=["segment_id", "profile_id"],
-            set_={"entered_at": stmt.excluded.entered_at, "exited_at": None},
-            where=m.c.exited_at.is_not(None),
-        ).returning(m.c.profile_id)
-        came += [int(p) for p in conn.execute(upsert).scalars()]
+    insert: Any = (sqlite.insert if db.is_sqlite(conn) else postgresql.insert)(m)
+    # One statement, compiled once and cached, sent with every row (SQLAlchemy's insertmanyvalues
+    # pages them, RETURNING included): rendering a VALUES list per call costs more than the write.
+    upsert = insert.on_conflict_do_update(
+        index_elements=["segment_id", "profile_id"],
+        set_={"entered_at": insert.excluded.entered_at, "exited_at": None},
+        where=m.c.exited_at.is_not(None),
+    ).returning(m.c.profile_id)
+    fresh = sorted(set(entered))
+    for start in range(0, len(fresh), _CHUNK):
+        rows = [
+            {"segment_id": segment_id, "profile_id": p, "workspace_id": workspace_id, "entered_at": now}
+            for p in fresh[start : start + _CHUNK]
+        ]
+        came += [int(p) for p in conn.execute(upsert, rows).scalars()]
     left: list[int] = []
     gone = sorted(set(exited))
     for start in range(0, len(gone), _CHUNK):
