@@ -20,10 +20,9 @@ from typing import Any
 
 from sqlalchemy.engine import Connection
 
-from shopflow.domain import events as ev
 from shopflow.domain.flows import ENTERED_SEGMENT, EXITED_SEGMENT
 from shopflow.domain.segments import dependencies as deps_mod
-from shopflow.domain.segments import rules, validation, values
+from shopflow.domain.segments import polarity, rules, validation, values
 from shopflow.domain.segments.dependencies import Dependencies
 from shopflow.domain.segments.evaluate import holds_on
 from shopflow.domain.segments.profile import ProfileSnapshot
@@ -33,12 +32,7 @@ from shopflow.store import segments as segment_store
 from shopflow.store.events import EventRecord
 from shopflow.store.segment_jobs import LiveSegment
 
-JOINED_LIST, LEFT_LIST = "Joined List", "Left List"
 MEMBERSHIP_EVENTS = frozenset({ENTERED_SEGMENT, EXITED_SEGMENT})
-# Events that come with a consent change, a suppression, or a send (an `of_last` count).
-_CONSENT_EVENTS = frozenset({ev.SUBSCRIBED, ev.UNSUBSCRIBED})
-_SUPPRESSION_EVENTS = frozenset({ev.BOUNCED_EMAIL, ev.MARKED_EMAIL_AS_SPAM, ev.UNSUBSCRIBED})
-_SEND_EVENTS = frozenset({ev.RECEIVED_EMAIL, ev.DELIVERED_EMAIL})
 
 
 @dataclass(frozen=True)
@@ -107,13 +101,28 @@ def reads(needs: Dependencies, name: str) -> bool:
         return False  # includes are followed within the pass that changed the included segment
     if needs.reads_event(name):
         return True
-    if name in (JOINED_LIST, LEFT_LIST) and needs.lists:
+    if name in polarity.LIST_EVENTS and needs.lists:
         return True
-    if name in _CONSENT_EVENTS and needs.consent:
+    if name in polarity.CONSENT_EVENTS and needs.consent:
         return True
-    if name in _SUPPRESSION_EVENTS and needs.suppression:
+    if name in polarity.SUPPRESSION_EVENTS and needs.suppression:
         return True
-    return name in _SEND_EVENTS and bool(needs.messages)
+    return name in polarity.SEND_EVENTS and bool(needs.messages)
+
+
+# (workspace, segment id, version, event name) -> how the event can move the rule.
+_EFFECTS: dict[tuple[str, int, int, str], polarity.Effect] = {}
+
+
+def effect(c: Compiled, name: str) -> polarity.Effect:
+    """How an event of this name, dated up to now, can change the segment's answer."""
+    key = (c.segment.workspace_id, c.segment.id, c.segment.version, name)
+    found = _EFFECTS.get(key)
+    if found is None:
+        if len(_EFFECTS) > 200_000:
+            _EFFECTS.clear()
+        found = _EFFECTS[key] = polarity.effect(c.rule, name) if reads(c.needs, name) else "none"
+    return found
 
 
 @dataclass
@@ -279,19 +288,32 @@ def on_events(
         segments = compile_segments(live[ws])
         causes: dict[int, str] = {pid: f"r{rid}" for pid, rid in queued.items()}
         names: dict[int, set[str]] = defaultdict(set)
+        future: set[int] = set()  # profiles with events dated after now: every reading segment
         for e in by_ws.get(ws, []):
             names[e.profile_id].add(e.name)
             causes[e.profile_id] = f"e{max(e.id, _event_id(causes.get(e.profile_id)))}"
+            if e.time > now:
+                future.add(e.profile_id)
         by_name: dict[str, set[int]] = defaultdict(set)
         for pid, seen in names.items():
             for name in seen:
                 by_name[name].add(pid)
+        member_of: dict[int, set[str]] = defaultdict(set)
+        for pid, key in segment_reads.segment_keys(conn, workspace_id=ws, profile_ids=names):
+            member_of[pid].add(key)
         direct: dict[int, set[int]] = {}
         for c in segments:
             pids = set(queued)
+            key = c.segment.key
             for name, who in by_name.items():
-                if reads(c.needs, name):
+                moves = effect(c, name)
+                if moves == "none":
+                    continue
+                if moves == "both":
                     pids |= who
+                    continue
+                # "up": only a non-member can change (enter); "down": only a member (exit).
+                pids |= {p for p in who if (key in member_of[p]) == (moves == "down") or p in future}
             direct[c.segment.id] = pids
         changes = evaluate(conn, workspace_id=ws, segments=segments, direct=direct, now=now)
         gone = _not_live(conn, workspace_id=ws, profile_ids=queued)
