@@ -67,8 +67,8 @@ def compile_segments(segments: Iterable[LiveSegment]) -> list[Compiled]:
         key = (seg.workspace_id, seg.id, seg.version)
         found = _CACHE.get(key)
         if found is None:
-            if len(_CACHE) > 50_000:
-                _CACHE.clear()
+            if seg.rule is None:
+                raise LookupError(f"segment {seg.id}: its rule was not read and is not cached")
             rule = validation.parse(seg.rule)
             found = _CACHE[key] = (rule, deps_mod.dependencies(rule), _parts(rule))
         out.append(Compiled(seg, found[0], found[1], found[2]))
@@ -278,7 +278,9 @@ def on_events(
     if not workspaces:
         return 0
     live: dict[str, list[LiveSegment]] = defaultdict(list)
-    for seg in segment_jobs.live_segments(conn, workspace_ids=workspaces):
+    if len(_CACHE) > 50_000:
+        _CACHE.clear()  # before the read that leaves out the rules it holds
+    for seg in segment_jobs.live_segments(conn, workspace_ids=workspaces, known=_CACHE):
         live[seg.workspace_id].append(seg)
     total = 0
     for ws in sorted(workspaces):

@@ -3,8 +3,8 @@ the sweeper's day per workspace, backfill progress, and dropping memberships wit
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from collections.abc import Container, Iterable, Sequence
+from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
 
@@ -26,7 +26,7 @@ class LiveSegment:
     workspace_id: str
     key: str
     name: str
-    rule: dict[str, Any]
+    rule: dict[str, Any] | None  # None: not read (the caller has this version's rule parsed)
     version: int
     includes: frozenset[str]
     backfill_status: str
@@ -46,7 +46,7 @@ def _live(row: Any) -> LiveSegment:
         workspace_id=row.workspace_id,
         key=row.key,
         name=row.name,
-        rule=dict(row.rule),
+        rule=dict(row.rule) if row.rule is not None else None,
         version=int(row.version),
         includes=frozenset(row.includes or ()),
         backfill_status=row.backfill_status,
@@ -55,24 +55,37 @@ def _live(row: Any) -> LiveSegment:
     )
 
 
-def _columns() -> list[Any]:
+def _columns(*, rule: bool = True) -> list[Any]:
     s = st.segments
     return [
-        s.c.id, s.c.workspace_id, s.c.key, s.c.name, s.c.rule, s.c.version, s.c.includes,
-        s.c.backfill_status, s.c.backfill_after_id, s.c.fire_on_backfill,
+        s.c.id, s.c.workspace_id, s.c.key, s.c.name, s.c.rule if rule else sa.null().label("rule"),
+        s.c.version, s.c.includes, s.c.backfill_status, s.c.backfill_after_id, s.c.fire_on_backfill,
     ]  # fmt: skip
 
 
-def live_segments(conn: Connection, *, workspace_ids: Iterable[str]) -> list[LiveSegment]:
-    """Every live segment of these workspaces, by id."""
+def live_segments(
+    conn: Connection, *, workspace_ids: Iterable[str], known: Container[tuple[str, int, int]] = ()
+) -> list[LiveSegment]:
+    """Every live segment of these workspaces, by id. `known`: the (workspace, id, version) whose
+    rules the caller has parsed already: their rule is not read (rule None)."""
     wanted = sorted(set(workspace_ids))
     if not wanted:
         return []
     s = st.segments
     rows = conn.execute(
-        sa.select(*_columns()).where(s.c.workspace_id.in_(wanted), s.c.status == "live").order_by(s.c.id)
+        sa.select(*_columns(rule=False))
+        .where(s.c.workspace_id.in_(wanted), s.c.status == "live")
+        .order_by(s.c.id)
     )
-    return [_live(r) for r in rows]
+    found = [_live(r) for r in rows]
+    missing = [seg.id for seg in found if (seg.workspace_id, seg.id, seg.version) not in known]
+    if not missing:
+        return found
+    rules = dict(conn.execute(sa.select(s.c.id, s.c.rule).where(db.one_of(conn, s.c.id, missing))).all())
+    return [
+        replace(seg, rule=dict(rules[seg.id])) if seg.id in rules and seg.rule is None else seg
+        for seg in found
+    ]
 
 
 def has_live_segments(conn: Connection, *, workspace_id: str) -> bool:
