@@ -130,7 +130,8 @@ def _apply(conn: Connection, *, seg: LiveSegment, after: int, until: int | None,
     if direct:
         changes += membership.evaluate(conn, workspace_id=ws, segments=includers, direct=direct, now=now)
     if seg.fire_on_backfill:
-        causes = {p: f"backfill{seg.version}" for c in changes for p in (*c.entered, *c.exited)}
+        cause = f"backfill{seg.id}.{seg.version}"
+        causes = {p: cause for c in changes for p in (*c.entered, *c.exited)}
         membership.emit(conn, workspace_id=ws, changes=changes, causes=causes, now=now)
 
 

@@ -254,6 +254,17 @@ def emit(
                         "message_id": f"segment:{seg.id}:{pid}:{kind}:{causes.get(pid, '')}"[:200],
                     }
                 )
+    # A change already recorded under its id (a cause seen twice) is not appended again.
+    stored = event_writes.existing(
+        conn, workspace_id=workspace_id, message_ids=[r["message_id"] for r in rows]
+    )
+    seen: set[str] = set(stored)
+    fresh = []
+    for row in rows:
+        if row["message_id"] not in seen:
+            seen.add(row["message_id"])
+            fresh.append(row)
+    rows = fresh
     if not rows:
         return 0
     # No rollups: membership events are not metrics a rule counts (store.rollups.apply skips them).
