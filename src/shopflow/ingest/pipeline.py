@@ -16,7 +16,8 @@ from sqlalchemy.engine import Connection, Engine
 from shopflow.domain.clock import Clock
 from shopflow.domain.events import CanonicalEvent
 from shopflow.ingest import identity, plan
-from shopflow.store import consent, db, event_writes, profiles, workspaces
+from shopflow.store import consent, db, event_writes, profiles, rollups, segment_jobs, workspaces
+from shopflow.store import segments as segment_store
 
 
 @dataclass(frozen=True)
@@ -76,6 +77,7 @@ def _write(conn: Connection, *, workspace_id: str, todo: plan.Plan, now: datetim
             reason="identified",
             now=now,
         )
+        rollups.move_profile(conn, workspace_id=workspace_id, from_profile_id=src, into_profile_id=dst)
     profiles.update_many(conn, workspace_id=workspace_id, states=todo.updates, now=now)
     profiles.add_identifiers(
         conn,
@@ -88,6 +90,10 @@ def _write(conn: Connection, *, workspace_id: str, todo: plan.Plan, now: datetim
         for row in todo.event_rows
     ]
     event_ids = event_writes.insert(conn, workspace_id=workspace_id, rows=rows, received_at=now)
+    # The rollups segment rules read, in the events' transaction: counts agree with the events.
+    if rows:
+        dimensions = segment_store.tracked_dimensions(conn, workspace_id=workspace_id)
+        rollups.apply(conn, workspace_id=workspace_id, events=rows, now=now, dimensions=dimensions)
     for ref, change in todo.consent:
         consent.record_change(conn, workspace_id=workspace_id, profile_id=profile_of(ref), change=change)
     return _Outcome(
@@ -101,7 +107,31 @@ def _accept(
     conn: Connection, *, workspace_id: str, events: Sequence[CanonicalEvent], now: datetime
 ) -> _Outcome:
     todo = _load_and_plan(conn, workspace_id=workspace_id, events=events)
-    return _write(conn, workspace_id=workspace_id, todo=todo, now=now)
+    outcome = _write(conn, workspace_id=workspace_id, todo=todo, now=now)
+    _queue_rechecks(conn, workspace_id=workspace_id, events=events, todo=todo, outcome=outcome, now=now)
+    return outcome
+
+
+def _queue_rechecks(
+    conn: Connection,
+    *,
+    workspace_id: str,
+    events: Sequence[CanonicalEvent],
+    todo: plan.Plan,
+    outcome: _Outcome,
+    now: datetime,
+) -> None:
+    """Profiles whose segments can change by what no event row says (new, traits, consent, a
+    merge): the event processor re-evaluates every live segment for them."""
+    changed = {
+        outcome.profile_ids[i]
+        for i in todo.fresh
+        if events[i].traits or events[i].consent or todo.profile_refs[i] < 0  # a new profile
+    }
+    for src, dst in todo.merges:
+        changed |= {src, dst}
+    if changed and segment_jobs.has_live_segments(conn, workspace_id=workspace_id):
+        segment_jobs.enqueue_rechecks(conn, workspace_id=workspace_id, profile_ids=changed, now=now)
 
 
 @dataclass(frozen=True)

@@ -135,13 +135,15 @@ def set_options(
     conn.execute(s.update().where(s.c.workspace_id == workspace_id, s.c.key == key).values(**values))
 
 
-def record_sizes(conn: Connection, *, at: datetime) -> int:
-    """One size row at `at` for every live or paused segment of every workspace (its `members`
-    counter); a segment that has a row at `at` keeps it. Returns the rows written."""
+def record_sizes(conn: Connection, *, at: datetime, workspace_id: str | None = None) -> int:
+    """One size row at `at` for every live or paused segment of every workspace (or of one), its
+    `members` counter; a segment that has a row at `at` keeps it. Returns the rows written."""
     s, z = st.segments, st.segment_sizes
     source = sa.select(
         s.c.id, sa.literal(at, st.segment_sizes.c.at.type), s.c.workspace_id, s.c.members
     ).where(s.c.status.in_(("live", "paused")))
+    if workspace_id is not None:
+        source = source.where(s.c.workspace_id == workspace_id)
     insert: Any = (sqlite.insert if db.is_sqlite(conn) else postgresql.insert)(z)
     stmt = insert.from_select(["segment_id", "at", "workspace_id", "members"], source).on_conflict_do_nothing(
         index_elements=["segment_id", "at"]
