@@ -232,9 +232,9 @@ def test_export_and_erase_over_http(engine: Engine, clock: SimulatedClock, serve
     assert httpx.get(f"{base}/api/v1/profiles/{pid}/export", headers=foreign).status_code == 404
     assert httpx.delete(f"{base}/api/v1/profiles/{pid}", headers=foreign).status_code == 404
     bad = httpx.get(f"{base}/api/v1/profiles/1%3Cb%3E/export", headers=auth)
-    assert (bad.status_code, bad.json()) == (
+    assert (bad.status_code, bad.json()["error"]) == (
         400,
-        {"error": "profile_id: expected a positive integer, got '1<b>'"},
+        "profile_id: expected a positive integer, got '1<b>'",
     )
     # Exporting by a merged-away id finds the whole person.
     resp = httpx.get(f"{base}/api/v1/profiles/{person['anon']}/export", headers=auth)

@@ -162,10 +162,18 @@ def _install_error_handlers(app: FastAPI) -> None:
     async def _invalid(_request: Request, exc: RequestValidationError) -> JSONResponse:
         errors = [
             {
-                "field": ".".join(str(p) for p in err.get("loc", ()) if p != "body"),
+                # The field's own name: "flow_id", "limit", "items[0]" (not "path.flow_id").
+                "field": _field(err.get("loc", ())),
                 "error": err.get("msg", ""),
             }
             for err in exc.errors()
         ]
         message = "; ".join(f"{e['field']}: {e['error']}" for e in errors)
         return JSONResponse({"error": message, "errors": errors}, status_code=400)
+
+
+def _field(loc: Any) -> str:
+    parts = list(loc)
+    if parts and parts[0] in ("body", "path", "query", "header"):
+        parts = parts[1:]
+    return ".".join(str(p) for p in parts)

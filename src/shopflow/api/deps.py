@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Annotated, Any
 
 from fastapi import HTTPException, Request
 from fastapi.responses import JSONResponse
+from pydantic import BeforeValidator, WithJsonSchema
+from pydantic_core import PydanticCustomError
 from sqlalchemy.engine import Engine
 
 from shopflow.config import Settings
@@ -27,6 +29,51 @@ class AppContext:
     link_secret: bytes
     # Long-lived services started by the app's lifespan (the ingest writer, the embedded worker).
     services: dict[str, Any] = field(default_factory=dict)
+
+
+# Ids are 64-bit signed integers in both databases: a larger one is refused here, not by the driver.
+MAX_ID = 2**63 - 1
+ID_ERROR = "expected a positive integer"
+
+
+def parse_id(value: Any) -> int | None:
+    """A row id from a path segment or a JSON value, or None when it is not one (1 .. 2**63-1)."""
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, str):
+        text = value.strip()
+        if not (text.isascii() and text.isdigit()) or len(text) > 19:
+            return None
+        value = int(text)
+    if not isinstance(value, int) or not 0 < value <= MAX_ID:
+        return None
+    return value
+
+
+def body_id(value: Any) -> int | None:
+    """A row id sent in a JSON body: a JSON integer (not a string, not a boolean) in range."""
+    return parse_id(value) if isinstance(value, int) else None
+
+
+def id_error(field: str, value: Any) -> str:
+    """`field: expected a positive integer, got …` for a JSON value (shown as JSON, shortened)."""
+    return f"{field}: {ID_ERROR}, got {json.dumps(value, default=str)[:50]}"
+
+
+def _validated_id(value: Any) -> int:
+    parsed = parse_id(value)
+    if parsed is None:
+        raise PydanticCustomError("id", ID_ERROR + ", got {value}", {"value": repr(str(value)[:50])})
+    return parsed
+
+
+# The id type of every path parameter that names a row: `flow_id: deps.Id`. A bad one answers 400
+# "flow_id: expected a positive integer, got '…'" (see app._install_error_handlers).
+Id = Annotated[
+    int,
+    BeforeValidator(_validated_id),
+    WithJsonSchema({"type": "integer", "minimum": 1, "maximum": MAX_ID}),
+]
 
 
 def context(request: Request) -> AppContext:

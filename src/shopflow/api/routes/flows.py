@@ -86,7 +86,7 @@ async def create_flow(
 
 
 @router.get("/{flow_id}")
-def get_flow(flow_id: int, request: Request, ws: deps.Workspace = Depends(deps.private_workspace)) -> Any:
+def get_flow(flow_id: deps.Id, request: Request, ws: deps.Workspace = Depends(deps.private_workspace)) -> Any:
     """One flow with its current definition."""
     try:
         flow = queries.get_flow(deps.context(request).engine, workspace_id=ws.id, flow=flow_id)
@@ -96,7 +96,9 @@ def get_flow(flow_id: int, request: Request, ws: deps.Workspace = Depends(deps.p
 
 
 @router.get("/{flow_id}/report")
-def flow_report(flow_id: int, request: Request, ws: deps.Workspace = Depends(deps.private_workspace)) -> Any:
+def flow_report(
+    flow_id: deps.Id, request: Request, ws: deps.Workspace = Depends(deps.private_workspace)
+) -> Any:
     """Entrants, sends, skips, conversions and attributed revenue of one flow (analytics.reports)."""
     try:
         report = queries.flow_report(deps.context(request).engine, workspace_id=ws.id, flow_id=flow_id)
@@ -124,7 +126,7 @@ def _unknown_keys(data: dict[str, Any], allowed: set[str]) -> JSONResponse | Non
 
 @router.patch("/{flow_id}")
 async def update_flow(
-    flow_id: int, request: Request, ws: deps.Workspace = Depends(deps.private_workspace)
+    flow_id: deps.Id, request: Request, ws: deps.Workspace = Depends(deps.private_workspace)
 ) -> Any:
     """Change a flow's status: {"status": "draft" | "manual" | "live" | "paused"}."""
     data = await _object_body(request)
@@ -160,13 +162,13 @@ def _message_ids(data: dict[str, Any]) -> list[int] | JSONResponse | None:
         return None
     if not isinstance(ids, list) or not ids or len(ids) > 10_000:
         return _error(400, f"message_ids: expected a list of 1 to 10000 ids, got {json.dumps(ids)[:80]}")
-    for i in ids:
-        if not isinstance(i, int) or isinstance(i, bool) or i <= 0:
-            return _error(400, f"message_ids: expected positive integer ids, got {json.dumps(i)[:80]}")
+    for n, i in enumerate(ids):
+        if deps.body_id(i) is None:
+            return _error(400, deps.id_error(f"message_ids[{n}]", i))
     return list(ids)
 
 
-async def _decide(flow_id: int, request: Request, ws: deps.Workspace, *, approve: bool) -> Any:
+async def _decide(flow_id: deps.Id, request: Request, ws: deps.Workspace, *, approve: bool) -> Any:
     data = await _object_body(request)
     if isinstance(data, JSONResponse):
         return data
@@ -188,7 +190,7 @@ async def _decide(flow_id: int, request: Request, ws: deps.Workspace, *, approve
 
 @router.post("/{flow_id}/approve")
 async def approve_messages(
-    flow_id: int, request: Request, ws: deps.Workspace = Depends(deps.private_workspace)
+    flow_id: deps.Id, request: Request, ws: deps.Workspace = Depends(deps.private_workspace)
 ) -> Any:
     """Queue a manual flow's messages waiting for approval: {"message_ids": [..]} or {"all": true}."""
     return await _decide(flow_id, request, ws, approve=True)
@@ -196,7 +198,7 @@ async def approve_messages(
 
 @router.post("/{flow_id}/reject")
 async def reject_messages(
-    flow_id: int, request: Request, ws: deps.Workspace = Depends(deps.private_workspace)
+    flow_id: deps.Id, request: Request, ws: deps.Workspace = Depends(deps.private_workspace)
 ) -> Any:
     """Skip (reason "rejected") a manual flow's messages waiting for approval."""
     return await _decide(flow_id, request, ws, approve=False)
@@ -204,7 +206,7 @@ async def reject_messages(
 
 @router.get("/{flow_id}/pending")
 def pending_messages(
-    flow_id: int, request: Request, ws: deps.Workspace = Depends(deps.private_workspace)
+    flow_id: deps.Id, request: Request, ws: deps.Workspace = Depends(deps.private_workspace)
 ) -> Any:
     """Messages of a manual flow waiting for approval."""
     try:
@@ -216,7 +218,7 @@ def pending_messages(
 
 @router.post("/{flow_id}/migrate-runs")
 async def migrate_runs(
-    flow_id: int, request: Request, ws: deps.Workspace = Depends(deps.private_workspace)
+    flow_id: deps.Id, request: Request, ws: deps.Workspace = Depends(deps.private_workspace)
 ) -> Any:
     """Move waiting runs to {"to_version": N} (default: current) where their node still exists."""
     data = await _object_body(request)
@@ -225,7 +227,7 @@ async def migrate_runs(
     if (bad := _unknown_keys(data, {"to_version"})) is not None:
         return bad
     version = data.get("to_version")
-    if version is not None and (not isinstance(version, int) or isinstance(version, bool) or version < 1):
+    if version is not None and deps.body_id(version) is None:
         return _error(
             400, f"to_version: expected a version number (1 or more), got {json.dumps(version)[:80]}"
         )
@@ -243,7 +245,7 @@ async def migrate_runs(
 
 @router.post("/{flow_id}/simulate")
 async def simulate_flow(
-    flow_id: int, request: Request, ws: deps.Workspace = Depends(deps.private_workspace)
+    flow_id: deps.Id, request: Request, ws: deps.Workspace = Depends(deps.private_workspace)
 ) -> Any:
     """Dry run: {"profile_id": P, "event"?: {...}} -> the path the profile would take now, and why."""
     data = await _object_body(request)
@@ -252,8 +254,8 @@ async def simulate_flow(
     if (bad := _unknown_keys(data, {"profile_id", "event"})) is not None:
         return bad
     profile_id = data.get("profile_id")
-    if not isinstance(profile_id, int) or isinstance(profile_id, bool) or profile_id <= 0:
-        return _error(400, f"profile_id: expected a profile id, got {json.dumps(profile_id)[:80]}")
+    if deps.body_id(profile_id) is None:
+        return _error(400, deps.id_error("profile_id", profile_id))
     try:
         event = simulate.parse_event(data["event"]) if data.get("event") is not None else None
     except ValueError as exc:
@@ -276,7 +278,9 @@ async def simulate_flow(
 
 
 @router.get("/{flow_id}/nodes")
-def node_counts(flow_id: int, request: Request, ws: deps.Workspace = Depends(deps.private_workspace)) -> Any:
+def node_counts(
+    flow_id: deps.Id, request: Request, ws: deps.Workspace = Depends(deps.private_workspace)
+) -> Any:
     """Per node: entered (and split branches), waiting now, exited here by reason, skipped by reason."""
     try:
         return queries.node_report(deps.context(request).engine, workspace_id=ws.id, flow=flow_id)

@@ -59,8 +59,8 @@ async def preview(
     if isinstance(body, JSONResponse):
         return body
     profile_id = body.get("profile_id")
-    if not isinstance(profile_id, int) or isinstance(profile_id, bool) or profile_id <= 0:
-        return _error(400, f"profile_id: expected a positive integer, got {str(profile_id)[:50]!r}")
+    if deps.body_id(profile_id) is None:
+        return _error(400, deps.id_error("profile_id", profile_id))
     engine = deps.context(request).engine
     shown = await _run(
         lambda: template_preview.preview(engine, _sample(request, ws, name, profile_id, body.get("event")))
@@ -81,8 +81,8 @@ async def test_send(
     if not isinstance(to, str) or not to:
         return _error(400, f"to: expected an email address, got {str(to)[:100]!r}")
     profile_id = body.get("profile_id")
-    if profile_id is not None and (not isinstance(profile_id, int) or isinstance(profile_id, bool)):
-        return _error(400, f"profile_id: expected a positive integer, got {str(profile_id)[:50]!r}")
+    if profile_id is not None and deps.body_id(profile_id) is None:
+        return _error(400, deps.id_error("profile_id", profile_id))
     ctx = deps.context(request)
     answer = await _run(
         lambda: template_preview.test_send(
