@@ -253,9 +253,9 @@ async def simulate_flow(
         return data
     if (bad := _unknown_keys(data, {"profile_id", "event"})) is not None:
         return bad
-    profile_id = data.get("profile_id")
-    if deps.body_id(profile_id) is None:
-        return _error(400, deps.id_error("profile_id", profile_id))
+    profile_id = deps.body_id(data.get("profile_id"))
+    if profile_id is None:
+        return _error(400, deps.id_error("profile_id", data.get("profile_id")))
     try:
         event = simulate.parse_event(data["event"]) if data.get("event") is not None else None
     except ValueError as exc:
