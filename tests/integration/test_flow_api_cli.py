@@ -112,8 +112,12 @@ def test_flows_api_refuses_bad_definitions_and_stores_nothing(
         (b"{not json", 400, "body: not valid JSON"),
         (b"[1, 2]", 400, "body: expected a JSON object (a flow definition), got list"),
         (b"\xff\xfe", 400, "body: not valid JSON"),
-        (b'{"a":' * 5_000 + b"1" + b"}" * 5_000, 400, "body: nested too deeply"),
-        (b'{"id": "x", "f":' + b"[" * 100 + b"]" * 100 + b"}", 400, "nested deeper than 64 levels"),
+        (b'{"a":' * 5_000 + b"1" + b"}" * 5_000, 400, "a" + ".a" * 63 + ": nested deeper than 64 levels"),
+        (
+            b'{"id": "x", "f":' + b"[" * 100 + b"]" * 100 + b"}",
+            400,
+            ("f" + "[0]" * 63)[:160] + "...: nested deeper than 64",
+        ),
         (b'{"a": "' + b"x" * 300_000 + b'"}', 413, "body: 300009 bytes; the limit is 262144"),
     ]
     for body, status, message in cases:

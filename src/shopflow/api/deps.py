@@ -14,6 +14,7 @@ from sqlalchemy.engine import Engine
 
 from shopflow.config import Settings
 from shopflow.domain.clock import Clock
+from shopflow.ingest import safe_json
 from shopflow.store import db, workspaces
 
 # What `private_workspace` gives a route; routes name the type here, not in the store.
@@ -130,12 +131,18 @@ def workspace_by_key(
 
 
 async def json_object(
-    request: Request, *, limit: int, what: str = "a JSON object", empty: bool = True
+    request: Request,
+    *,
+    limit: int,
+    what: str = "a JSON object",
+    empty: bool = True,
+    max_depth: int = safe_json.MAX_DEPTH,
 ) -> dict[str, Any] | JSONResponse:
     """The request's JSON object body, or the 400/413 answer naming what is wrong.
 
     Reads at most `limit` bytes (a chunked body is refused as soon as it passes the limit);
-    `empty` accepts a missing body as {}; `what` names the expected object in errors.
+    `empty` accepts a missing body as {}; `what` names the expected object in errors; nesting
+    deeper than `max_depth`, a NUL or a lone surrogate answer 400 naming the path.
     """
     declared = request.headers.get("content-length", "")
     if declared.isdigit() and int(declared) > limit:
@@ -148,11 +155,11 @@ async def json_object(
     if empty and not raw.strip():
         return {}
     try:
-        data = json.loads(raw)
+        data = safe_json.loads(raw, max_depth=max_depth)
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         return _answer(400, f"body: not valid JSON: {exc}")
-    except RecursionError:
-        return _answer(400, "body: nested too deeply")
+    except safe_json.JsonError as exc:
+        return _answer(400, str(exc))
     if not isinstance(data, dict):
         return _answer(400, f"body: expected {what}, got {type(data).__name__}")
     return data

@@ -12,7 +12,6 @@ from __future__ import annotations
 import base64
 import binascii
 import html
-import json
 from datetime import datetime
 from typing import Any
 from urllib.parse import parse_qs
@@ -21,6 +20,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, JSONResponse, Response
 
 from shopflow.api import deps, errors
+from shopflow.ingest import safe_json
 from shopflow.messaging.consent import consent_links, preference_center, subscriptions
 from shopflow.messaging.tracking import links
 
@@ -131,7 +131,9 @@ async def subscribe(request: Request) -> Response:
         ws, private = _workspace_for_key(request)
         raw = await _body(request)
         try:
-            payload = json.loads(raw)
+            payload = safe_json.loads(raw)
+        except safe_json.JsonError as exc:
+            raise errors.Refused(400, str(exc)) from None
         except (ValueError, UnicodeDecodeError):
             raise errors.Refused(400, "body: expected a JSON object") from None
         if not isinstance(payload, dict):

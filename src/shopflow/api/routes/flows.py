@@ -11,6 +11,7 @@ from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import JSONResponse
 
 from shopflow.api import deps
+from shopflow.domain.flows import MAX_DEPTH as FLOW_MAX_DEPTH
 from shopflow.domain.flows import FlowDefinitionError, load_flow
 from shopflow.flows import lifecycle, manage, queries, simulate
 
@@ -70,7 +71,11 @@ async def create_flow(
     if status is not None and status not in lifecycle.STATUSES:
         return _error(400, f"status: expected one of {', '.join(lifecycle.STATUSES)}, got {status!r}")
     data = await deps.json_object(
-        request, limit=MAX_BODY, what="a JSON object (a flow definition)", empty=False
+        request,
+        limit=MAX_BODY,
+        what="a JSON object (a flow definition)",
+        empty=False,
+        max_depth=FLOW_MAX_DEPTH,
     )
     if isinstance(data, JSONResponse):
         return data

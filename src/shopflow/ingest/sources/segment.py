@@ -14,6 +14,7 @@ from typing import Any
 
 from shopflow.domain import events as ev
 from shopflow.domain.events import CanonicalEvent, ConsentChange, Identity
+from shopflow.ingest import safe_json
 
 SOURCE = "segment"
 TYPES = frozenset({"track", "identify", "page", "screen", "alias", "group"})
@@ -40,9 +41,11 @@ class PayloadError(ValueError):
 
 
 def loads(raw: bytes) -> Any:
-    """Parse JSON keeping every non-integer number an exact Decimal."""
+    """Parse JSON keeping every non-integer number an exact Decimal; nesting and strings checked."""
     try:
-        return json.loads(raw, parse_float=Decimal)
+        return safe_json.loads(raw, parse_float=Decimal)
+    except safe_json.JsonError as exc:
+        raise PayloadError(str(exc)) from None
     except UnicodeDecodeError:
         raise PayloadError("body: expected UTF-8 encoded JSON") from None
     except json.JSONDecodeError as exc:
