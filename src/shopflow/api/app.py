@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import logging
 from collections.abc import AsyncIterator, Callable
 from typing import Any
 
@@ -11,6 +12,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from sqlalchemy.engine import Engine
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from shopflow import __version__
 from shopflow.api import deps
@@ -20,6 +22,8 @@ from shopflow.domain.clock import Clock, SystemClock
 from shopflow.store import db, workspaces
 
 RETRY_AFTER_SECONDS = "5"
+
+log = logging.getLogger(__name__)
 
 # Async start/stop hooks for long-lived services (ingest writer, embedded worker): each gets the
 # context on start and returns a stop coroutine function.
@@ -63,6 +67,7 @@ def create_app(
 
     app = FastAPI(title="Shopflow", version=__version__, lifespan=lifespan, docs_url="/docs")
     app.state.ctx = ctx
+    app.add_middleware(AnswerUnhandled)
     _install_error_handlers(app)
     app.include_router(health.router)
     for router in _routers():
@@ -144,6 +149,41 @@ def _push_routes() -> Any:
     from shopflow.api.routes import push
 
     return push.router
+
+
+class AnswerUnhandled:
+    """An unhandled exception answers its own request with a JSON 500, and nothing else is lost.
+
+    Starlette's outermost ServerErrorMiddleware answers 500 and then re-raises, and uvicorn closes the
+    connection: a keep-alive client's next request on it is reset. Here the error stops at the
+    request that caused it (logged with its traceback), and the connection stays open.
+    """
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = False
+
+        async def sending(message: Message) -> None:
+            nonlocal started
+            if message["type"] == "http.response.start":
+                started = True
+            await send(message)
+
+        try:
+            await self.app(scope, receive, sending)
+        except Exception:
+            if started:  # half an answer has gone out: the connection cannot be saved
+                raise
+            log.exception("unhandled error answering %s %s", scope.get("method"), scope.get("path"))
+            answer = JSONResponse(
+                {"error": "internal error; the server log has the details"}, status_code=500
+            )
+            await answer(scope, receive, send)
 
 
 def _install_error_handlers(app: FastAPI) -> None:
