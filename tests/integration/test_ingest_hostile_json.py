@@ -152,3 +152,41 @@ def test_private_api_bodies_are_bounded_alike(
     assert response.json()["error"] == ("body" + "[0]" * 64)[:160] + "...: nested deeper than 64 levels"
     response = httpx.post(f"{url}/api/v1/flows", content=f'{{"name": "{NUL}"}}'.encode(), headers=auth)
     assert (response.status_code, response.json()) == (400, {"error": f"name: {NUL_ERROR}"})
+
+
+@pytest.mark.parametrize(
+    ("path", "body", "error"),
+    [
+        (
+            "identify",
+            {"userId": "u", "traits": {"email": {"address": "a@example.org"}}},
+            'traits.email: expected an email address (a string), got object {"address": "a@example.org"}',
+        ),
+        (
+            "identify",
+            {"userId": "u", "traits": {"email": "a" * 30_000 + "@example.org"}},
+            "traits.email: expected at most 320 characters, got 30012",
+        ),
+        (
+            "track",
+            {"userId": "u", "event": "Viewed", "context": {"traits": {"email": ["a@example.org"]}}},
+            'context.traits.email: expected an email address (a string), got array ["a@example.org"]',
+        ),
+        (
+            "identify",
+            {"userId": "u", "traits": {"phone": {"n": 1}}},
+            'traits.phone: expected a phone number (a string), got object {"n": 1}',
+        ),
+        (
+            "batch",
+            {"batch": [{"type": "identify", "userId": "u", "traits": {"email": 5}}]},
+            "batch[0].traits.email: expected an email address (a string), got number 5",
+        ),
+    ],
+)
+def test_unusable_email_or_phone_trait_is_a_field_error(
+    api: dict[str, Any], engine: Engine, path: str, body: dict[str, Any], error: str
+) -> None:
+    response = httpx.post(f"{api['url']}/v1/{path}", json=body, headers=api["auth"])
+    assert (response.status_code, response.json()) == (400, {"error": error})
+    assert stored(engine) == (0, 0, 0, 0)
