@@ -9,6 +9,7 @@ scripts through their response headers.
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import binascii
 import html
@@ -128,7 +129,7 @@ def _text(payload: dict[str, Any], name: str, *, required: bool, limit: int) -> 
 async def subscribe(request: Request) -> Response:
     """Start a double opt-in: answers 202 and emails a confirmation link."""
     try:
-        ws, private = _workspace_for_key(request)
+        ws, private = await asyncio.to_thread(_workspace_for_key, request)
         raw = await _body(request)
         try:
             payload = safe_json.loads(raw)
@@ -148,7 +149,8 @@ async def subscribe(request: Request) -> Response:
         ctx = deps.context(request)
         assert email is not None and text is not None
         try:
-            result = subscriptions.request(
+            result = await asyncio.to_thread(
+                subscriptions.request,
                 ctx.engine,
                 workspace_id=ws.id,
                 email=email,
@@ -274,7 +276,9 @@ async def preferences_save(token: str, request: Request) -> Response:
     ctx = deps.context(request)
     try:
         # The person first: an erased one is told so (404) whatever the body holds.
-        person = preference_center.person(ctx.engine, claims=_preference_claims(request, token))
+        person = await asyncio.to_thread(
+            preference_center.person, ctx.engine, claims=_preference_claims(request, token)
+        )
         raw = await _body(request)
         try:
             form = parse_qs(
@@ -290,7 +294,8 @@ async def preferences_save(token: str, request: Request) -> Response:
         return _error(exc.status, exc.message)
     now = ctx.clock.now()
     try:
-        shown, notice = preference_center.save(
+        shown, notice = await asyncio.to_thread(
+            preference_center.save,
             ctx.engine,
             person=person,
             action=(form.get("action") or ["save"])[-1],

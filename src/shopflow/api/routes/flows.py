@@ -3,6 +3,7 @@ lifecycle: status, approval of a manual flow's messages, run migration, dry run,
 
 from __future__ import annotations
 
+import asyncio
 import json
 from decimal import Decimal
 from typing import Any
@@ -84,8 +85,14 @@ async def create_flow(
     except FlowDefinitionError as exc:
         return _error(400, "; ".join(exc.messages()), errors=exc.messages())
     ctx = deps.context(request)
-    saved = manage.save_definition(
-        ctx.engine, workspace_id=ws.id, definition=definition, status=status, now=ctx.clock.now()
+    # Database work runs off the event loop: a slow or hung database stalls this request only.
+    saved = await asyncio.to_thread(
+        manage.save_definition,
+        ctx.engine,
+        workspace_id=ws.id,
+        definition=definition,
+        status=status,
+        now=ctx.clock.now(),
     )
     return JSONResponse(_summary(saved.flow), status_code=201 if saved.created else 200)
 
@@ -146,8 +153,13 @@ async def update_flow(
         )
     ctx = deps.context(request)
     try:
-        change = manage.change_status(
-            ctx.engine, workspace_id=ws.id, flow=flow_id, status=status, now=ctx.clock.now()
+        change = await asyncio.to_thread(
+            manage.change_status,
+            ctx.engine,
+            workspace_id=ws.id,
+            flow=flow_id,
+            status=status,
+            now=ctx.clock.now(),
         )
     except lifecycle.FlowNotFound:
         return _no_flow(flow_id)
@@ -183,11 +195,18 @@ async def _decide(flow_id: deps.Id, request: Request, ws: deps.Workspace, *, app
     ctx = deps.context(request)
     try:
         if approve:
-            decision = manage.approve_messages(
-                ctx.engine, workspace_id=ws.id, flow=flow_id, message_ids=ids, now=ctx.clock.now()
+            decision = await asyncio.to_thread(
+                manage.approve_messages,
+                ctx.engine,
+                workspace_id=ws.id,
+                flow=flow_id,
+                message_ids=ids,
+                now=ctx.clock.now(),
             )
         else:
-            decision = manage.reject_messages(ctx.engine, workspace_id=ws.id, flow=flow_id, message_ids=ids)
+            decision = await asyncio.to_thread(
+                manage.reject_messages, ctx.engine, workspace_id=ws.id, flow=flow_id, message_ids=ids
+            )
     except lifecycle.FlowNotFound:
         return _no_flow(flow_id)
     return {"approved" if approve else "rejected": decision.message_ids}
@@ -238,8 +257,13 @@ async def migrate_runs(
         )
     ctx = deps.context(request)
     try:
-        moved = manage.migrate_runs(
-            ctx.engine, workspace_id=ws.id, flow=flow_id, to_version=version, now=ctx.clock.now()
+        moved = await asyncio.to_thread(
+            manage.migrate_runs,
+            ctx.engine,
+            workspace_id=ws.id,
+            flow=flow_id,
+            to_version=version,
+            now=ctx.clock.now(),
         )
     except lifecycle.FlowNotFound:
         return _no_flow(flow_id)
@@ -267,7 +291,8 @@ async def simulate_flow(
         return _error(400, str(exc))
     ctx = deps.context(request)
     try:
-        result = queries.dry_run(
+        result = await asyncio.to_thread(
+            queries.dry_run,
             ctx.engine,
             workspace_id=ws.id,
             flow=flow_id,
