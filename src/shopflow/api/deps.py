@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass, field
 from typing import Annotated, Any
 
@@ -31,6 +32,9 @@ class AppContext:
     # Long-lived services started by the app's lifespan (the ingest writer, the embedded worker).
     services: dict[str, Any] = field(default_factory=dict)
 
+
+# Workspace ids are "ws_" and hex; the column holds 32 characters.
+WORKSPACE_ID = re.compile(r"[A-Za-z0-9_-]{1,32}")
 
 # Ids are 64-bit signed integers in both databases: a larger one is refused here, not by the driver.
 MAX_ID = 2**63 - 1
@@ -112,7 +116,10 @@ def private_workspace(request: Request) -> workspaces.Workspace:
 
 
 def workspace_by_id(request: Request, workspace_id: str) -> workspaces.Workspace | None:
-    """The workspace a webhook URL names (its signature or credentials are checked next)."""
+    """The workspace a webhook URL names (its signature or credentials are checked next); None for
+    an id that cannot be one (so a hostile path segment never reaches the database)."""
+    if not WORKSPACE_ID.fullmatch(workspace_id):
+        return None
     with db.reading(context(request).engine) as conn:
         return workspaces.get(conn, workspace_id)
 
