@@ -190,6 +190,7 @@ def _report(args: argparse.Namespace, settings: config.Settings) -> int:
         return 0
     print(
         f"flow {report['flow_id']} ({report['key']}) {report['status']} v{report['version']}: {report['name']}"
+        f" ({report['entrants']} entrants)"
     )
     print(f"{'node':24} {'type':10} {'entered':>8} {'waiting':>8}  exited / skipped / branches")
     for n in report["nodes"]:
