@@ -15,7 +15,7 @@ from sqlalchemy.engine import Engine
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from shopflow import __version__
-from shopflow.api import deps
+from shopflow.api import deps, schemas
 from shopflow.api.routes import health
 from shopflow.config import Settings
 from shopflow.domain.clock import Clock, SystemClock
@@ -68,6 +68,7 @@ def create_app(
     app = FastAPI(title="Shopflow", version=__version__, lifespan=lifespan, docs_url="/docs")
     app.state.ctx = ctx
     app.add_middleware(AnswerUnhandled)
+    schemas.publish(app)
     _install_error_handlers(app)
     app.include_router(health.router)
     for router in _routers():

@@ -20,7 +20,7 @@ from urllib.parse import parse_qs
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, JSONResponse, Response
 
-from shopflow.api import deps, errors
+from shopflow.api import deps, errors, schemas
 from shopflow.ingest import safe_json
 from shopflow.messaging.consent import consent_links, preference_center, subscriptions
 from shopflow.messaging.tracking import links
@@ -125,7 +125,7 @@ def _text(payload: dict[str, Any], name: str, *, required: bool, limit: int) -> 
     return value
 
 
-@router.post("/api/v1/subscribe")
+@router.post("/api/v1/subscribe", openapi_extra=schemas.body(schemas.SUBSCRIBE))
 async def subscribe(request: Request) -> Response:
     """Start a double opt-in: answers 202 and emails a confirmation link."""
     try:

@@ -14,7 +14,7 @@ from typing import Any
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 
-from shopflow.api import deps
+from shopflow.api import deps, schemas
 from shopflow.ingest import safe_json
 from shopflow.messaging.inbound import bounces, feedback, sns
 
@@ -69,7 +69,7 @@ async def _apply(
     )
 
 
-@router.post("/webhooks/ses")
+@router.post("/webhooks/ses", openapi_extra=schemas.body(schemas.SES_NOTIFICATION))
 async def ses_webhook(request: Request) -> JSONResponse:
     ctx = deps.context(request)
     message = await _json_body(request)
@@ -123,7 +123,7 @@ def _basic(request: Request) -> tuple[str, str] | None:
 _CHALLENGE = {"WWW-Authenticate": 'Basic realm="shopflow-postmark"'}
 
 
-@router.post("/webhooks/postmark/{workspace_id}")
+@router.post("/webhooks/postmark/{workspace_id}", openapi_extra=schemas.body(schemas.POSTMARK_WEBHOOK))
 async def postmark_webhook(workspace_id: str, request: Request) -> JSONResponse:
     given = _basic(request)
     if given is None:

@@ -11,7 +11,7 @@ from typing import Any
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import JSONResponse
 
-from shopflow.api import deps
+from shopflow.api import deps, schemas
 from shopflow.domain.flows import MAX_DEPTH as FLOW_MAX_DEPTH
 from shopflow.domain.flows import FlowDefinitionError, load_flow
 from shopflow.flows import lifecycle, manage, queries, simulate
@@ -60,7 +60,7 @@ def list_flows(request: Request, ws: deps.Workspace = Depends(deps.private_works
     return {"flows": [_summary(f) for f in flows]}
 
 
-@router.post("", status_code=201)
+@router.post("", status_code=201, openapi_extra=schemas.body(schemas.FLOW_DEFINITION))
 async def create_flow(
     request: Request,
     status: str | None = Query(
@@ -136,7 +136,7 @@ def _unknown_keys(data: dict[str, Any], allowed: set[str]) -> JSONResponse | Non
     return None
 
 
-@router.patch("/{flow_id}")
+@router.patch("/{flow_id}", openapi_extra=schemas.body(schemas.FLOW_STATUS))
 async def update_flow(
     flow_id: deps.Id, request: Request, ws: deps.Workspace = Depends(deps.private_workspace)
 ) -> Any:
@@ -212,7 +212,7 @@ async def _decide(flow_id: deps.Id, request: Request, ws: deps.Workspace, *, app
     return {"approved" if approve else "rejected": decision.message_ids}
 
 
-@router.post("/{flow_id}/approve")
+@router.post("/{flow_id}/approve", openapi_extra=schemas.body(schemas.DECISION))
 async def approve_messages(
     flow_id: deps.Id, request: Request, ws: deps.Workspace = Depends(deps.private_workspace)
 ) -> Any:
@@ -220,7 +220,7 @@ async def approve_messages(
     return await _decide(flow_id, request, ws, approve=True)
 
 
-@router.post("/{flow_id}/reject")
+@router.post("/{flow_id}/reject", openapi_extra=schemas.body(schemas.DECISION))
 async def reject_messages(
     flow_id: deps.Id, request: Request, ws: deps.Workspace = Depends(deps.private_workspace)
 ) -> Any:
@@ -240,7 +240,7 @@ def pending_messages(
     return {"messages": [{**r, "created_at": r["created_at"].isoformat()} for r in rows]}
 
 
-@router.post("/{flow_id}/migrate-runs")
+@router.post("/{flow_id}/migrate-runs", openapi_extra=schemas.body(schemas.MIGRATION, required=False))
 async def migrate_runs(
     flow_id: deps.Id, request: Request, ws: deps.Workspace = Depends(deps.private_workspace)
 ) -> Any:
@@ -272,7 +272,7 @@ async def migrate_runs(
     return moved.migration.to_json()
 
 
-@router.post("/{flow_id}/simulate")
+@router.post("/{flow_id}/simulate", openapi_extra=schemas.body(schemas.DRY_RUN))
 async def simulate_flow(
     flow_id: deps.Id, request: Request, ws: deps.Workspace = Depends(deps.private_workspace)
 ) -> Any:

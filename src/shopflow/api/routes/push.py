@@ -12,7 +12,7 @@ from pathlib import Path
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, Response
 
-from shopflow.api import deps, errors
+from shopflow.api import deps, errors, schemas
 from shopflow.api.routes.ingest import IngestError, _basic_key, read_body
 from shopflow.ingest import safe_json
 from shopflow.messaging import push_subscriptions
@@ -60,7 +60,7 @@ def vapid_public_key(request: Request, writeKey: str = "") -> JSONResponse:  # n
     return JSONResponse({"public_key": key})
 
 
-@router.post("/v1/push/subscribe")
+@router.post("/v1/push/subscribe", openapi_extra=schemas.body(schemas.PUSH_SUBSCRIPTION))
 async def subscribe(request: Request) -> JSONResponse:
     """Store a browser's PushSubscription for a profile; subscribing is the push opt-in."""
     ctx = deps.context(request)

@@ -9,7 +9,7 @@ from fastapi import APIRouter, Depends, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse
 
-from shopflow.api import deps
+from shopflow.api import deps, schemas
 from shopflow.messaging.templates import email as templates
 from shopflow.messaging.templates import preview as template_preview
 
@@ -51,7 +51,7 @@ async def _run(call: Callable[[], T], *, sends: bool = False) -> T | JSONRespons
         return _error(502, f"smtp: {exc}")
 
 
-@router.post("/{name}/preview")
+@router.post("/{name}/preview", openapi_extra=schemas.body(schemas.PREVIEW))
 async def preview(
     name: str, request: Request, ws: deps.Workspace = Depends(deps.private_workspace)
 ) -> JSONResponse:
@@ -70,7 +70,7 @@ async def preview(
     return JSONResponse({"subject": shown.subject, "html": shown.html, "text": shown.text})
 
 
-@router.post("/{name}/test-send")
+@router.post("/{name}/test-send", openapi_extra=schemas.body(schemas.TEST_SEND))
 async def test_send(
     name: str, request: Request, ws: deps.Workspace = Depends(deps.private_workspace)
 ) -> JSONResponse:

@@ -14,7 +14,7 @@ from urllib.parse import parse_qs
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, Response
 
-from shopflow.api import deps, errors
+from shopflow.api import deps, errors, schemas
 from shopflow.api.routes.ingest import IngestError, read_body
 from shopflow.messaging.channels.sms import twilio
 from shopflow.messaging.inbound import sms as inbound_sms
@@ -82,7 +82,10 @@ def _one(params: Mapping[str, list[str]], name: str, *, required: bool = True) -
     return value
 
 
-@router.post("/webhooks/twilio/status/{workspace_id}")
+@router.post(
+    "/webhooks/twilio/status/{workspace_id}",
+    openapi_extra=schemas.body(schemas.TWILIO_CALLBACK, media_type=schemas.FORM),
+)
 async def status_callback(workspace_id: str, request: Request) -> Response:
     """A message's delivery status (StatusCallback): delivered / failed become events."""
     try:
@@ -107,7 +110,10 @@ async def status_callback(workspace_id: str, request: Request) -> Response:
     return JSONResponse({"success": True})
 
 
-@router.post("/webhooks/twilio/inbound/{workspace_id}")
+@router.post(
+    "/webhooks/twilio/inbound/{workspace_id}",
+    openapi_extra=schemas.body(schemas.TWILIO_CALLBACK, media_type=schemas.FORM),
+)
 async def inbound(workspace_id: str, request: Request) -> Response:
     """An SMS to the store's number. STOP-words unsubscribe, START-words resubscribe, HELP answers."""
     try:

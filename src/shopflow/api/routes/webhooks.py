@@ -8,7 +8,7 @@ import functools
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 
-from shopflow.api import deps
+from shopflow.api import deps, schemas
 from shopflow.api.routes.ingest import IngestError, read_body
 from shopflow.ingest import webhooks
 from shopflow.ingest.sources import shopify
@@ -23,7 +23,7 @@ def _error(status: int, message: str) -> JSONResponse:
     return JSONResponse({"error": message}, status_code=status)
 
 
-@router.post("/webhooks/shopify/{workspace_id}")
+@router.post("/webhooks/shopify/{workspace_id}", openapi_extra=schemas.body(schemas.SHOPIFY_WEBHOOK))
 async def shopify_webhook(workspace_id: str, request: Request) -> JSONResponse:
     """Receive one Shopify webhook (HMAC-verified, deduplicated by X-Shopify-Webhook-Id)."""
     ctx = deps.context(request)
