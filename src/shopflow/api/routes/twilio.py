@@ -38,12 +38,13 @@ def _twiml(message: str | None = None) -> Response:
     return Response(body, media_type="application/xml")
 
 
+SIGNATURE_MISMATCH = "X-Twilio-Signature: signature does not match the workspace's auth token"
+
+
 async def _verified_form(request: Request, workspace_id: str) -> tuple[deps.Workspace, dict[str, list[str]]]:
     """The workspace and the POST parameters, after the size, type and signature checks."""
     ctx = deps.context(request)
     ws = await asyncio.to_thread(deps.workspace_by_id, request, workspace_id)
-    if ws is None:
-        raise errors.Refused(404, f"workspace_id: no workspace {workspace_id!r}")
     try:
         raw = await read_body(request, MAX_BODY_BYTES)
     except IngestError as exc:
@@ -58,6 +59,9 @@ async def _verified_form(request: Request, workspace_id: str) -> tuple[deps.Work
         params = parse_qs(text, keep_blank_values=True, strict_parsing=bool(text), max_num_fields=MAX_FIELDS)
     except (UnicodeDecodeError, ValueError) as exc:
         raise errors.Refused(400, f"body: not a valid form-encoded body ({exc})") from None
+    if ws is None:
+        # Answered like a wrong signature, after the same body checks: no telling which ids exist.
+        raise errors.Refused(401, SIGNATURE_MISMATCH)
     config = ws.settings.get("sms")
     token = config.get("auth_token") if isinstance(config, dict) else None
     if not isinstance(token, str) or not token:
@@ -68,7 +72,7 @@ async def _verified_form(request: Request, workspace_id: str) -> tuple[deps.Work
     urls = [f"{ctx.settings.public_url.rstrip('/')}{request.url.path}{query}", str(request.url)]
     given = request.headers.get("x-twilio-signature", "")
     if not twilio.verify(token, urls, params, given):
-        raise errors.Refused(401, "X-Twilio-Signature: signature does not match the workspace's auth token")
+        raise errors.Refused(401, SIGNATURE_MISMATCH)
     return ws, params
 
 
