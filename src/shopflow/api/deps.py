@@ -13,6 +13,7 @@ from pydantic import BeforeValidator, WithJsonSchema
 from pydantic_core import PydanticCustomError
 from sqlalchemy.engine import Engine
 
+from shopflow import logs
 from shopflow.config import Settings
 from shopflow.domain.clock import Clock
 from shopflow.ingest import safe_json
@@ -112,6 +113,7 @@ def private_workspace(request: Request) -> workspaces.Workspace:
             detail="Authorization: unknown private key",
             headers={"WWW-Authenticate": "Bearer"},
         )
+    logs.set_workspace(ws.id)
     return ws
 
 
@@ -121,7 +123,10 @@ def workspace_by_id(request: Request, workspace_id: str) -> workspaces.Workspace
     if not WORKSPACE_ID.fullmatch(workspace_id):
         return None
     with db.reading(context(request).engine) as conn:
-        return workspaces.get(conn, workspace_id)
+        ws = workspaces.get(conn, workspace_id)
+    if ws is not None:
+        logs.set_workspace(ws.id)
+    return ws
 
 
 def workspace_by_key(
@@ -132,9 +137,13 @@ def workspace_by_key(
         if private_too:
             ws = workspaces.by_private_key(conn, key)
             if ws is not None:
+                logs.set_workspace(ws.id)
                 return ws, True
         ws = workspaces.by_write_key(conn, key)
-    return (ws, False) if ws is not None else None
+    if ws is None:
+        return None
+    logs.set_workspace(ws.id)
+    return ws, False
 
 
 async def json_object(
