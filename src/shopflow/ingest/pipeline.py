@@ -7,13 +7,15 @@ changes), not on how many events it holds.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy.engine import Connection, Engine
 
-from shopflow.domain.clock import Clock
+from shopflow.domain import events as ev
+from shopflow.domain.clock import Clock, as_utc
 from shopflow.domain.events import CanonicalEvent
 from shopflow.ingest import identity, plan
 from shopflow.store import consent, db, event_writes, profiles, rollups, segment_jobs, workspaces
@@ -90,17 +92,59 @@ def _write(conn: Connection, *, workspace_id: str, todo: plan.Plan, now: datetim
         for row in todo.event_rows
     ]
     event_ids = event_writes.insert(conn, workspace_id=workspace_id, rows=rows, received_at=now)
-    # The rollups segment rules read, in the events' transaction: counts agree with the events.
-    if rows:
-        dimensions = segment_store.tracked_dimensions(conn, workspace_id=workspace_id)
-        rollups.apply(conn, workspace_id=workspace_id, events=rows, now=now, dimensions=dimensions)
+    subscribed = _subscribed_by_trait(conn, workspace_id=workspace_id, todo=todo, profile_of=profile_of)
     for ref, change in todo.consent:
         consent.record_change(conn, workspace_id=workspace_id, profile_id=profile_of(ref), change=change)
+    event_writes.insert(conn, workspace_id=workspace_id, rows=subscribed, received_at=now)
+    # The rollups segment rules read, in the events' transaction: counts agree with the events.
+    if rows or subscribed:
+        dimensions = segment_store.tracked_dimensions(conn, workspace_id=workspace_id)
+        rollups.apply(
+            conn, workspace_id=workspace_id, events=[*rows, *subscribed], now=now, dimensions=dimensions
+        )
     return _Outcome(
         profile_ids=[profile_of(ref) for ref in todo.profile_refs],
         event_id_of=dict(zip(todo.event_positions, event_ids, strict=True)),
         fresh=todo.fresh,
     )
+
+
+def _subscribed_by_trait(
+    conn: Connection, *, workspace_id: str, todo: plan.Plan, profile_of: Callable[[plan.Ref], int]
+) -> list[dict[str, Any]]:
+    """A "Subscribed" event for each consent trait that subscribes a profile not subscribed yet.
+
+    The double opt-in confirmation, the preference center and push and SMS opt-ins each store a
+    named "Subscribed" event with their consent change, and flows (the welcome series) start on
+    it. An identify's `consent` trait carries the change on an unnamed event, so it gets one too
+    (once: a profile already subscribed on that channel gets none, and a retried message none).
+    """
+    rows: list[dict[str, Any]] = []
+    given: set[tuple[int, str]] = set()
+    for index, message_id in todo.consent_by_trait:
+        ref, change = todo.consent[index]
+        pid = profile_of(ref)
+        if change.status != "subscribed" or (pid, change.channel) in given:
+            continue
+        given.add((pid, change.channel))
+        now_status = consent.current(
+            conn, workspace_id=workspace_id, profile_ids=[pid], channel=change.channel
+        )
+        if now_status[pid] == "subscribed":
+            continue
+        rows.append(
+            {
+                "profile_id": pid,
+                "name": ev.SUBSCRIBED,
+                "time": as_utc(change.occurred_at),
+                "properties": {"channel": change.channel, "method": "consent_trait"},
+                "value": None,
+                "currency": None,
+                "source": change.source[:32],
+                "message_id": f"{message_id}:subscribed:{change.channel}"[:200],
+            }
+        )
+    return rows
 
 
 def _accept(

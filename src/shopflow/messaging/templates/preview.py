@@ -20,6 +20,7 @@ from sqlalchemy.engine import Engine
 from shopflow.messaging import delivery
 from shopflow.messaging.channels.email.smtp import SmtpChannel
 from shopflow.messaging.consent import consent_links
+from shopflow.messaging.deliverability import dkim
 from shopflow.messaging.templates import email as templates
 from shopflow.messaging.templates import personalise
 from shopflow.messaging.tracking import links
@@ -138,6 +139,10 @@ def test_send(
     lib = library or templates.default_library()
     ws, person = _load(engine, sample, address=address)
     person = dataclasses.replace(person, email=address)  # the profile's data, sent to `to`
+    with db.reading(engine) as conn:
+        # Signed like a real send (DKIM with the From domain's key), so the copy shows what
+        # recipients get, authentication results included.
+        signers = dkim.signers(conn, workspace_ids=[ws.id])
     prepared = delivery.prepare(
         _claimed(sample, person.profile_id),
         person=person,
@@ -146,6 +151,7 @@ def test_send(
         link_secret=sample.link_secret,
         public_url=sample.public_url,
         library=_TestLibrary(lib),
+        signers=signers,
         extras=_extras(engine, sample, library=lib, profile_id=person.profile_id),
     )
     channel = SmtpChannel(smtp_url, connections=1)
