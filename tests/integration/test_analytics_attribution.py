@@ -13,6 +13,7 @@ from sqlalchemy.engine import Connection, Engine
 
 from shopflow import testing
 from shopflow.analytics import attribution, reports
+from shopflow.domain import attribution_settings
 from shopflow.domain import events as metrics
 from shopflow.flows import library
 from shopflow.store import db, event_writes, flow_runs, messages, tables
@@ -133,7 +134,11 @@ class Shop:
         with db.transaction(self.engine) as conn:
             if window is None:
                 return attribution.on_events(conn, events=batch, now=ORDER_AT)
-            return attribution.on_events(conn, events=batch, now=ORDER_AT, window=window)
+            span = f"PT{int(window.total_seconds())}S"
+            chosen = attribution_settings.parse(
+                {"windows": dict.fromkeys(attribution_settings.DEFAULT_WINDOWS, span)}
+            )
+            return attribution.on_events(conn, events=batch, now=ORDER_AT, settings=chosen)
 
     def credits(self) -> list[dict[str, Any]]:
         a = tables.attributions
@@ -441,8 +446,9 @@ def test_a_large_batch_is_credited_with_a_few_statements(shop: Shop) -> None:
         assert shop.process(batch) == n
     finally:
         sa.event.remove(shop.engine, "before_cursor_execute", count)
-    # touches, inserts in chunks of 1000, credited orders, reversals (+ BEGIN on SQLite)
-    assert len([s for s in statements if not s.startswith("BEGIN")]) <= 7
+    # the workspace's settings, touches, the messages' nodes, inserts of last-touch and assisted
+    # credit in chunks of 1000 (3 + 3), credited orders, reversals (+ BEGIN on SQLite)
+    assert len([s for s in statements if not s.startswith("BEGIN")]) <= 11
     with shop.read() as conn:
         totals = reports.store_report(conn, workspace_id=shop.ws)
     assert (totals["orders"], totals["flow_revenue"], totals["flow_revenue_share"]) == (

@@ -19,6 +19,7 @@ from shopflow.domain import attribution as rules
 from shopflow.domain import events as metrics
 from shopflow.domain.clock import as_utc
 from shopflow.store import db, tables
+from shopflow.store.events import EventRecord
 from shopflow.store.types import Money
 
 _ZERO = Decimal("0.00")
@@ -78,8 +79,6 @@ def touches_for(
         message_id = _int_or_none(props.get("message_id"))
         if message_id is None:  # not one of our messages: nothing to credit
             continue
-        if props.get("machine_open") is True:  # a privacy proxy or prefetcher, not the person
-            continue
         touches.append(
             rules.Touch(
                 event_id=int(row.id),
@@ -89,9 +88,83 @@ def touches_for(
                 message_id=message_id,
                 flow_id=_int_or_none(props.get("flow_id")),
                 channel=rules.TOUCH_CHANNELS[row.name],
+                # A privacy proxy or prefetcher, not the person: the settings say whether it counts.
+                machine=props.get("machine_open") is True,
             )
         )
     return touches
+
+
+@dataclass(frozen=True)
+class MessageMeta:
+    flow_id: int | None
+    node_id: str | None
+    channel: str
+
+
+def message_meta(
+    conn: Connection, *, workspace_id: str, message_ids: Collection[int]
+) -> dict[int, MessageMeta]:
+    """The flow, node and channel of these messages (ids of another workspace are not found)."""
+    if not message_ids:
+        return {}
+    m = tables.messages
+    out: dict[int, MessageMeta] = {}
+    ids = sorted(message_ids)
+    for start in range(0, len(ids), 5000):
+        rows = conn.execute(
+            sa.select(m.c.id, m.c.flow_id, m.c.node_id, m.c.channel).where(
+                m.c.workspace_id == workspace_id, m.c.id.in_(ids[start : start + 5000])
+            )
+        )
+        for r in rows:
+            out[int(r.id)] = MessageMeta(None if r.flow_id is None else int(r.flow_id), r.node_id, r.channel)
+    return out
+
+
+def insert_assists(conn: Connection, *, rows: list[dict[str, Any]]) -> None:
+    """Assisted credit rows; a (conversion, message) pair already there is left alone."""
+    insert = (sqlite.insert if db.is_sqlite(conn) else postgresql.insert)(tables.attribution_assists)
+    for start in range(0, len(rows), 1000):
+        conn.execute(
+            insert.values(rows[start : start + 1000]).on_conflict_do_nothing(
+                index_elements=["conversion_event_id", "message_id"]
+            )
+        )
+
+
+def forget_credit(conn: Connection, *, workspace_id: str) -> None:
+    """Delete every credit of the workspace (recompute writes it again)."""
+    for table in (tables.attribution_assists, tables.attributions):
+        conn.execute(table.delete().where(table.c.workspace_id == workspace_id))
+
+
+def conversion_events(
+    conn: Connection, *, workspace_id: str, names: Collection[str], after_id: int, limit: int
+) -> list[EventRecord]:
+    """The workspace's events with these names, in id order after `after_id` (a page for recompute)."""
+    e = tables.events
+    rows = conn.execute(
+        sa.select(e)
+        .where(e.c.workspace_id == workspace_id, e.c.name.in_(sorted(names)), e.c.id > after_id)
+        .order_by(e.c.id)
+        .limit(limit)
+    )
+    return [
+        EventRecord(
+            int(r.id),
+            r.workspace_id,
+            int(r.profile_id),
+            r.name,
+            r.time,
+            dict(r.properties or {}),
+            r.value,
+            r.currency,
+            r.source,
+            r.message_id,
+        )
+        for r in rows
+    ]
 
 
 def insert_attributions(conn: Connection, *, rows: list[dict[str, Any]]) -> int:

@@ -41,7 +41,9 @@ def upgrade() -> None:
         ),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_attribution_assists")),
         sa.UniqueConstraint(
-            "conversion_event_id", "message_id", name=op.f("uq_attribution_assists_conversion_event_id_message_id")
+            "conversion_event_id",
+            "message_id",
+            name=op.f("uq_attribution_assists_conversion_event_id_message_id"),
         ),
     )
     with op.batch_alter_table("attribution_assists", schema=None) as batch_op:
