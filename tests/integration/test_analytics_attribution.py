@@ -277,6 +277,13 @@ def test_a_refund_processed_before_its_order_is_applied_when_the_order_is_credit
     assert credit["reversed_amount"] == Decimal("12.00")  # a refund without an amount is the whole order
 
 
+# The report's first fields (test_analytics_report_fixture checks the others, to the cent).
+_FIRST_REPORT_KEYS = (
+    "flow_id", "key", "name", "entrants", "holdout_entrants", "recipients", "messages_sent", "skipped",
+    "opens", "clicks", "conversions", "attributed_revenue", "revenue_per_recipient", "channels",
+)  # fmt: skip
+
+
 def test_flow_report_numbers_are_exact(shop: Shop) -> None:
     flow = shop.flow()
     other_flow = shop.flow("welcome-series")
@@ -309,7 +316,9 @@ def test_flow_report_numbers_are_exact(shop: Shop) -> None:
         welcome = reports.flow_report(conn, workspace_id=shop.ws, flow_id=other_flow)
         with pytest.raises(LookupError, match="flow_id"):
             reports.flow_report(conn, workspace_id=shop.ws, flow_id=other_flow + 100)
-    assert report == {
+    node_keys = ("sent", "opened", "clicked")
+    nodes = {n: {k: row[k] for k in node_keys} for n, row in report["nodes"].items()}
+    assert {k: report[k] for k in _FIRST_REPORT_KEYS} | {"nodes": nodes} == {
         "flow_id": flow,
         "key": "cart-abandonment",
         "name": "Abandoned cart",
@@ -340,6 +349,12 @@ def test_flow_report_numbers_are_exact(shop: Shop) -> None:
     )
 
 
+_STORE_KEYS = (
+    "orders", "cancelled_orders", "gross_revenue", "revenue", "attributed_conversions",
+    "attributed_revenue", "flow_revenue", "flow_revenue_share",
+)  # fmt: skip
+
+
 def test_store_report_nets_refunds_and_cancellations(shop: Shop) -> None:
     flow = shop.flow()
     m = shop.message(1, flow_id=flow)
@@ -363,7 +378,7 @@ def test_store_report_nets_refunds_and_cancellations(shop: Shop) -> None:
     with shop.read() as conn:
         since = reports.store_report(conn, workspace_id=shop.ws, since=ORDER_AT - timedelta(days=1))
         total = reports.store_report(conn, workspace_id=shop.ws)
-    assert since == {
+    assert {k: since[k] for k in _STORE_KEYS} == {
         "orders": 5,
         "cancelled_orders": 1,
         "gross_revenue": Decimal("222.75"),
