@@ -102,6 +102,7 @@ class Shop:
         value: str | None = None,
         *,
         workspace_id: str | None = None,
+        currency: str = "USD",
     ) -> EventRecord:
         ws = workspace_id or self.ws
         props = properties or {}
@@ -113,13 +114,13 @@ class Shop:
             "time": at,
             "properties": props,
             "value": money,
-            "currency": "USD" if money is not None else None,
+            "currency": currency if money is not None else None,
             "source": "api",
             "message_id": message_id,
         }
         with db.transaction(self.engine) as conn:
             [event_id] = event_writes.insert(conn, workspace_id=ws, rows=[row], received_at=at)
-        return EventRecord(event_id, ws, profile_id, name, at, props, money, "USD", "api", message_id)
+        return EventRecord(event_id, ws, profile_id, name, at, props, money, currency, "api", message_id)
 
     def touch(
         self, profile_id: int, kind: str, message_id: int, flow_id: int | None, at: datetime

@@ -72,7 +72,9 @@ def test_currency_conversion_keeps_unknown_currencies_apart() -> None:
     assert (total, unconverted) == (Decimal("21.80"), {"JPY": Decimal("500")})
 
 
-def touch(event_id: int, message_id: int, ago: timedelta, *, kind: str = rules.CLICKED, **kw: object) -> rules.Touch:
+def touch(
+    event_id: int, message_id: int, ago: timedelta, *, kind: str = rules.CLICKED, **kw: object
+) -> rules.Touch:
     return rules.Touch(event_id, 1, kind, AT - ago, message_id, None, **kw)  # type: ignore[arg-type]
 
 
@@ -91,7 +93,11 @@ def test_linear_and_time_decay_shares_sum_to_one() -> None:
     assert sum(a.decay for a in got) == 1
     three = rules.assists([touch(i, i, timedelta(hours=i)) for i in (1, 2, 3)], AT)
     # The rounding remainder goes to the first of equal shares (the oldest touch).
-    assert [a.linear for a in three] == [Decimal("0.3333333334"), Decimal("0.3333333333"), Decimal("0.3333333333")]
+    assert [a.linear for a in three] == [
+        Decimal("0.3333333334"),
+        Decimal("0.3333333333"),
+        Decimal("0.3333333333"),
+    ]
 
 
 def test_machine_opens_count_only_when_the_setting_allows() -> None:

@@ -8,8 +8,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from shopflow.domain import attribution as rules
-from shopflow.domain import attribution_settings
-from shopflow.domain import link_previews
+from shopflow.domain import attribution_settings, link_previews
 from shopflow.messaging.tracking import short_links
 from shopflow.store import messages
 
