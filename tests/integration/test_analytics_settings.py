@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 from decimal import Decimal
+from typing import Any
 
 import pytest
 from sqlalchemy.engine import Engine
@@ -21,7 +22,7 @@ def shop(engine: Engine) -> Shop:
     return Shop(engine)
 
 
-def _update(shop: Shop, changes: dict[str, object]) -> int | None:
+def _update(shop: Shop, changes: Any) -> int | None:
     return attribution.update_settings(shop.engine, workspace_id=shop.ws, changes=changes, now=ORDER_AT)[1]
 
 

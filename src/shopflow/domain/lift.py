@@ -124,8 +124,10 @@ def lift(treated: Arm, holdout: Arm) -> Lift:
         return wait(f"each group needs at least {MIN_ENTRANTS} entrants", None)
     p_t, p_h = treated.conversion_rate, holdout.conversion_rate
     ratio = treated.entrants / holdout.entrants
-    baseline = p_h if 0 < p_h < 1 else (treated.conversions + holdout.conversions) / (
-        treated.entrants + holdout.entrants
+    baseline = (
+        p_h
+        if 0 < p_h < 1
+        else (treated.conversions + holdout.conversions) / (treated.entrants + holdout.entrants)
     )
     observed = abs(p_t - p_h) / baseline if baseline else 0.0
     needed = holdout_sample_size(baseline, max(observed, MIN_DETECTABLE_LIFT), ratio=ratio)
