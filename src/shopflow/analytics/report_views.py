@@ -13,6 +13,7 @@ from typing import Any
 
 from sqlalchemy.engine import Engine
 
+from shopflow import workspaces
 from shopflow.analytics import reports, store_reports
 from shopflow.analytics import settings as attribution_settings
 from shopflow.domain import attribution_settings as config
@@ -148,6 +149,7 @@ def _summary(report: dict[str, Any]) -> dict[str, Any]:
 def flows_report(engine: Engine, *, workspace_id: str, query: ReportQuery) -> dict[str, Any]:
     """Every flow's summary (attributed, assisted and incremental revenue), ranked by `metric`."""
     with db.reading(engine) as conn:
+        workspaces.require(conn, workspace_id)
         flows = store_flows.list_flows(conn, workspace_id=workspace_id)
         rows = [
             _summary(
@@ -172,6 +174,7 @@ def flows_report(engine: Engine, *, workspace_id: str, query: ReportQuery) -> di
 def flow_report(engine: Engine, *, workspace_id: str, flow_id: int, query: ReportQuery) -> dict[str, Any]:
     """One flow's full report, per node; LookupError naming flow_id for another workspace's flow."""
     with db.reading(engine) as conn:
+        workspaces.require(conn, workspace_id)
         report = reports.flow_report(
             conn,
             workspace_id=workspace_id,
@@ -186,12 +189,24 @@ def flow_report(engine: Engine, *, workspace_id: str, flow_id: int, query: Repor
 def store_report(engine: Engine, *, workspace_id: str, query: ReportQuery) -> dict[str, Any]:
     """The store report; `interval` keeps one of the day/week/month series."""
     with db.reading(engine) as conn:
+        workspaces.require(conn, workspace_id)
         report = store_reports.store_report(
             conn, workspace_id=workspace_id, since=query.since, until=query.until
         )
     if query.interval is not None:
         report["periods"] = {query.interval: report["periods"][query.interval]}
     return {**_range(query), **report}
+
+
+def plain(value: Any) -> Any:
+    """The report as JSON-ready data: money as decimal strings, so it stays exact."""
+    if isinstance(value, Decimal):
+        return str(value)
+    if isinstance(value, dict):
+        return {k: plain(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [plain(v) for v in value]
+    return value
 
 
 def _cell(value: Any) -> str:

@@ -23,6 +23,7 @@ from shopflow.cli import inbound as inbound_area
 from shopflow.cli import outbox as outbox_area
 from shopflow.cli import privacy as privacy_area
 from shopflow.cli import push as push_area
+from shopflow.cli import report as report_area
 from shopflow.cli import senders as senders_area
 from shopflow.cli import serve as serve_area
 from shopflow.cli import sink as sink_area
@@ -51,6 +52,7 @@ AREAS: list[Callable[[Any], None]] = [
     inbound_area.register,
     coupons_area.register,
     templates_area.register,
+    report_area.register,
 ]
 
 
