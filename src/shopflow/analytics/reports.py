@@ -91,6 +91,8 @@ def flow_report(
     node_money: dict[str, Money] = defaultdict(lambda: Money(currency, settings))
     node_linear: dict[str, Money] = defaultdict(lambda: Money(currency, settings))
     node_decay: dict[str, Money] = defaultdict(lambda: Money(currency, settings))
+    channel_money: dict[str, Money] = defaultdict(lambda: Money(currency, settings))
+    channel_conversions: dict[str, int] = defaultdict(int)
     node_conversions: dict[str, int] = defaultdict(int)
     node_spans: dict[str, list[float]] = defaultdict(list)
     conversions = 0
@@ -98,8 +100,10 @@ def flow_report(
         node = c.node_id or ""
         money.add(c.net, c.currency)
         node_money[node].add(c.net, c.currency)
+        channel_money[c.channel or "email"].add(c.net, c.currency)
         if not c.fully_reversed:
             conversions += 1
+            channel_conversions[c.channel or "email"] += 1
             node_conversions[node] += 1
             if c.sent_at is not None:
                 node_spans[node].append((c.converted_at - c.sent_at).total_seconds())
@@ -176,9 +180,30 @@ def flow_report(
         "complaint_rate": _rate(outcome_totals["complained"], sent),
         "nodes": nodes,
         # email / sms / push: what each channel's messages sent, got clicked and earned.
-        "channels": store.channel_counts(conn, workspace_id=workspace_id, flow_id=flow_id),
+        "channels": _channels(
+            store.channel_counts(conn, workspace_id=workspace_id, flow_id=flow_id),
+            channel_money,
+            channel_conversions,
+        ),
         "incremental": _incremental(conn, workspace_id, runs, settings, currency),
     }
+
+
+def _channels(
+    counts: dict[str, dict[str, Any]], money: dict[str, Money], conversions: dict[str, int]
+) -> dict[str, dict[str, Any]]:
+    """Sends and clicks per channel (store.channel_counts), with conversions and revenue from the
+    credits in the workspace currency."""
+    out = {}
+    for channel in sorted(set(counts) | set(money)):
+        row = counts.get(channel, {"sent": 0, "clicked": 0})
+        out[channel] = {
+            "sent": row["sent"],
+            "clicked": row["clicked"],
+            "conversions": conversions.get(channel, 0),
+            "attributed_revenue": money[channel].total() if channel in money else Decimal("0.00"),
+        }
+    return out
 
 
 def _flow_recipients(

@@ -3,8 +3,9 @@ purchase rate; lifetime value by first-order month (the cohort).
 
 Orders are Placed Order events netted against their refunds and cancellations, in the workspace
 currency (analytics.reports.Money). Periods are UTC calendar days, ISO weeks (starting Monday) and
-months. A cohort is the month of a customer's first order ever; its LTV is the net revenue of its
-customers' orders placed up to `until`, per customer.
+months. A customer is a profile with an order not cancelled; a cohort is the month of a customer's
+first such order ever; its LTV is the net revenue of its customers' orders placed up to `until`, per
+customer. The repeat purchase rate is the share of the range's customers with two orders or more.
 """
 
 from __future__ import annotations
@@ -55,6 +56,8 @@ def store_report(
     every = facts.orders(conn, workspace_id=workspace_id, until=until)
     first_order: dict[int, datetime] = {}
     for order in every:
+        if order.cancelled:
+            continue
         seen = first_order.get(order.profile_id)
         if seen is None or order.placed_at < seen:
             first_order[order.profile_id] = order.placed_at
@@ -91,6 +94,8 @@ def store_report(
 
     cohorts: dict[str, dict[str, Any]] = {}
     for order in every:
+        if order.cancelled:
+            continue
         month = period_of(first_order[order.profile_id], "month")
         c = cohorts.setdefault(month, {"customers": set(), "revenue": money()})
         c["customers"].add(order.profile_id)
