@@ -29,7 +29,9 @@ class Shop:
 
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
-        self.ws = testing.make_workspace(engine).workspace.id
+        created = testing.make_workspace(engine)
+        self.ws = created.workspace.id
+        self.private_key = created.private_key
 
     def flow(self, key: str = "cart-abandonment") -> int:
         with db.transaction(self.engine) as conn:

@@ -38,6 +38,11 @@ H = timedelta(hours=1)
 
 @pytest.fixture
 def built(engine: Engine) -> tuple[Shop, int]:
+    return build(engine)
+
+
+def build(engine: Engine) -> tuple[Shop, int]:
+    """The shop of this module's docstring, through the use cases; (shop, flow id)."""
     shop = Shop(engine)
     attribution.update_settings(
         shop.engine, workspace_id=shop.ws, changes={"exchange_rates": {"EUR": "1.10"}}, now=T0
