@@ -120,8 +120,10 @@ def lift(treated: Arm, holdout: Arm) -> Lift:
             entrants_needed = math.ceil(missing / share)
         return Lift(NOT_ENOUGH_DATA, treated, holdout, holdout_needed, entrants_needed, reason)
 
+    if holdout.entrants == 0:
+        return wait("the holdout has no entrants (is the flow's holdout_percent 0?)", None)
     if holdout.entrants < MIN_ENTRANTS or treated.entrants < MIN_ENTRANTS:
-        return wait(f"each group needs at least {MIN_ENTRANTS} entrants", None)
+        return wait(f"each group needs at least {MIN_ENTRANTS} entrants", MIN_ENTRANTS)
     p_t, p_h = treated.conversion_rate, holdout.conversion_rate
     ratio = treated.entrants / holdout.entrants
     baseline = (
