@@ -194,8 +194,8 @@ def _credit(
                 }
             )
     created = store.insert_attributions(conn, rows=rows)
-    store.insert_assists(conn, rows=assist_rows)
-    return created
+    store.insert_assists(conn, rows=[a for a in assist_rows if a["conversion_event_id"] in created])
+    return len(created)
 
 
 def _reverse(conn: Connection, *, workspace_id: str, batch: list[EventRecord]) -> None:

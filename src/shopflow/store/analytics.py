@@ -123,14 +123,16 @@ def message_meta(
 
 
 def insert_assists(conn: Connection, *, rows: list[dict[str, Any]]) -> None:
-    """Assisted credit rows; a (conversion, message) pair already there is left alone."""
-    insert = (sqlite.insert if db.is_sqlite(conn) else postgresql.insert)(tables.attribution_assists)
-    for start in range(0, len(rows), 1000):
-        conn.execute(
-            insert.values(rows[start : start + 1000]).on_conflict_do_nothing(
-                index_elements=["conversion_event_id", "message_id"]
-            )
-        )
+    """Assisted credit rows of conversions credited in this transaction (insert_attributions said
+    which): no row of theirs exists yet, so PostgreSQL takes them with COPY."""
+    if not rows:
+        return
+    if db.is_sqlite(conn):
+        conn.execute(tables.attribution_assists.insert(), rows)
+        return
+    from shopflow.store import event_writes
+
+    event_writes.copy_rows(conn, tables.attribution_assists, rows)
 
 
 def forget_credit(conn: Connection, *, workspace_id: str) -> None:
@@ -167,22 +169,20 @@ def conversion_events(
     ]
 
 
-def insert_attributions(conn: Connection, *, rows: list[dict[str, Any]]) -> int:
+def insert_attributions(conn: Connection, *, rows: list[dict[str, Any]]) -> set[int]:
     """Credit conversions; a conversion already credited (same conversion_event_id) is left alone.
 
-    Returns how many rows were new.
+    Returns the conversion_event_ids credited now.
     """
+    if not rows:
+        return set()
     insert = (sqlite.insert if db.is_sqlite(conn) else postgresql.insert)(tables.attributions)
-    created = 0
-    # Chunks keep a multi-row VALUES under both databases' bound-parameter limits.
-    for start in range(0, len(rows), 1000):
-        stmt = (
-            insert.values(rows[start : start + 1000])
-            .on_conflict_do_nothing(index_elements=["conversion_event_id"])
-            .returning(tables.attributions.c.id)
-        )
-        created += len(conn.execute(stmt).all())
-    return created
+    # executemany of one cached statement; SQLAlchemy's "insertmanyvalues" sends it as multi-row
+    # VALUES in batches under each driver's parameter limit, RETURNING the rows it inserted.
+    stmt = insert.on_conflict_do_nothing(index_elements=["conversion_event_id"]).returning(
+        tables.attributions.c.conversion_event_id
+    )
+    return {int(r[0]) for r in conn.execute(stmt, rows)}
 
 
 @dataclass(frozen=True)
