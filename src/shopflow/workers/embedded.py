@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import logging
+import os
+import socket
 import threading
+import time
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from sqlalchemy.engine import Engine
 
+from shopflow.analytics import operations
 from shopflow.domain.clock import Clock
 from shopflow.flows import alerts, scheduler, sweeps, webhooks
 from shopflow.messaging import delivery, delivery_push, delivery_sms
@@ -20,6 +24,8 @@ from shopflow.store import db, queues
 from shopflow.workers import events
 
 log = logging.getLogger(__name__)
+
+HEARTBEAT_SECONDS = 5.0
 
 
 @dataclass
@@ -141,8 +147,11 @@ class Worker:
         return total
 
     def run_forever(self, stop: threading.Event, *, poll_seconds: float = 0.05) -> None:
-        """Tick until `stop` is set; sleep only when a pass found nothing to do."""
+        """Tick until `stop` is set; sleep only when a pass found nothing to do. Every few
+        seconds the loop writes its heartbeat (worker_heartbeats; /metrics reports it)."""
+        heart = _Heart(self.engine, self.clock)
         while not stop.is_set():
+            heart.maybe_beat()
             try:
                 done = self.tick()
             except db.DatabaseUnavailable as exc:
@@ -155,6 +164,34 @@ class Worker:
                 continue
             if done.total() == 0:
                 stop.wait(poll_seconds)
+
+
+class _Heart:
+    """This process's heartbeat: at most one write per HEARTBEAT_SECONDS, never failing the loop."""
+
+    def __init__(self, engine: Engine, clock: Clock) -> None:
+        self.engine = engine
+        self.clock = clock
+        self.worker_id = f"{socket.gethostname()}:{os.getpid()}"[:200]
+        self.started_at = clock.now()
+        self.passes = 0
+        self._last = float("-inf")
+
+    def maybe_beat(self) -> None:
+        self.passes += 1
+        if time.monotonic() - self._last < HEARTBEAT_SECONDS:
+            return
+        self._last = time.monotonic()
+        try:
+            operations.beat(
+                self.engine,
+                worker_id=self.worker_id,
+                started_at=self.started_at,
+                now=self.clock.now(),
+                passes=self.passes,
+            )
+        except Exception as exc:  # the loop's own retry handles a database that is down
+            log.debug("heartbeat not written: %s", exc)
 
 
 def start_thread(worker: Worker, *, poll_seconds: float = 0.05) -> tuple[threading.Thread, threading.Event]:

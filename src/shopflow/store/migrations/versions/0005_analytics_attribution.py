@@ -1,7 +1,7 @@
 """analytics: the credited message's channel and node; assisted (multi-touch) credit
 
-Revision ID: 0004_analytics
-Revises: 0003
+Revision ID: 0005_analytics
+Revises: 0004
 Create Date: 2026-12-04 02:00:00
 """
 
@@ -12,8 +12,8 @@ from alembic import op
 
 import shopflow.store.types
 
-revision = "0004_analytics"
-down_revision = "0003"
+revision = "0005_analytics"
+down_revision = "0004"
 branch_labels = None
 depends_on = None
 
