@@ -11,7 +11,7 @@ from __future__ import annotations
 import statistics
 from collections import defaultdict
 from collections.abc import Iterable
-from datetime import datetime
+from datetime import datetime, timedelta
 from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
 
@@ -55,11 +55,11 @@ def flow_report(
     flow_id: int,
     since: datetime | None = None,
     until: datetime | None = None,
-    holdout_window: Any = None,
+    holdout_window: timedelta | None = None,
 ) -> dict[str, Any]:
     """One flow's entrants, sends, engagement, conversions and attributed, assisted and incremental
     revenue, overall, per node and per channel, for runs started / messages sent / orders placed
-    in [since, until).
+    in [since, until). (`skipped` and the channels' sent and clicked counts are all-time.)
 
     Raises LookupError when the workspace has no such flow.
     """
