@@ -139,6 +139,7 @@ def _credit(
         profile_ids={e.profile_id for e in orders},
         since=min(e.time for e in orders) - settings.longest_window,
         until=max(e.time for e in orders),
+        include_machine=not settings.exclude_machine_opens,
     )
     by_profile: dict[int, list[rules.Touch]] = defaultdict(list)
     for candidate in touches:

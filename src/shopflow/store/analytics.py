@@ -58,9 +58,11 @@ def touches_for(
     profile_ids: Collection[int],
     since: datetime,
     until: datetime,
+    include_machine: bool = False,
 ) -> list[rules.Touch]:
     """Email opens and clicks, SMS and push link clicks, of these profiles in [since, until] (one
-    query for a whole batch)."""
+    query for a whole batch); opens a privacy proxy or prefetcher made only with `include_machine`
+    (a workspace that counts them), flagged `machine`."""
     if not profile_ids:
         return []
     e = tables.events
@@ -79,6 +81,9 @@ def touches_for(
         message_id = _int_or_none(props.get("message_id"))
         if message_id is None:  # not one of our messages: nothing to credit
             continue
+        machine = props.get("machine_open") is True
+        if machine and not include_machine:
+            continue
         touches.append(
             rules.Touch(
                 event_id=int(row.id),
@@ -88,8 +93,7 @@ def touches_for(
                 message_id=message_id,
                 flow_id=_int_or_none(props.get("flow_id")),
                 channel=rules.TOUCH_CHANNELS[row.name],
-                # A privacy proxy or prefetcher, not the person: the settings say whether it counts.
-                machine=props.get("machine_open") is True,
+                machine=machine,
             )
         )
     return touches
