@@ -8,7 +8,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from shopflow.domain import attribution as rules
-from shopflow.domain import link_previews
+from shopflow.domain import attribution_settings, link_previews
 from shopflow.messaging.tracking import short_links
 from shopflow.store import messages
 
@@ -117,8 +117,9 @@ def test_push_clicks_count_for_one_day_sms_clicks_for_five() -> None:
     assert rules.winning_touch([sms, push], AT) == sms
     recent_push = touch(3, "push", timedelta(hours=23))
     assert rules.winning_touch([sms, recent_push], AT) == recent_push
-    # A shorter window than the channel's still wins.
-    assert rules.winning_touch([recent_push], AT, window=timedelta(hours=1)) is None
+    # The workspace's own push window (attribution settings) replaces the default.
+    one_hour = attribution_settings.parse({"windows": {"push_open": "PT1H"}})
+    assert rules.winning_touch([recent_push], AT, one_hour) is None
     assert rules.TOUCH_CHANNELS == {
         "Opened Email": "email",
         "Clicked Email": "email",

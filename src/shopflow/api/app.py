@@ -119,6 +119,7 @@ def _routers() -> list[Any]:
     from shopflow.api.routes import feedback as feedback_routes
     from shopflow.api.routes import flows, ingest, profiles, tracking, webhooks
     from shopflow.api.routes import library as library_routes
+    from shopflow.api.routes import reports as report_routes
     from shopflow.api.routes import short_links as short_link_routes
     from shopflow.api.routes import stock as stock_routes
 
@@ -132,6 +133,7 @@ def _routers() -> list[Any]:
         short_link_routes.router,
         feedback_routes.router,
         stock_routes.router,
+        report_routes.router,
         _twilio_routes(),
         _push_routes(),
         _consent_routes(),

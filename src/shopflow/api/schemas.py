@@ -20,6 +20,13 @@ ERROR_SCHEMA: dict[str, Any] = {
     },
 }
 _ERROR_REF = {"$ref": "#/components/schemas/Error"}
+# For `responses=` of a route: {404: schemas.error_response("no such flow")}.
+
+
+def error_response(description: str) -> dict[str, Any]:
+    return {"description": description, "content": {"application/json": {"schema": _ERROR_REF}}}
+
+
 _BAD_INPUT = {
     "description": "Bad input: the error names the field path, the value and what was expected",
     "content": {"application/json": {"schema": _ERROR_REF}},

@@ -22,6 +22,7 @@ from shopflow.cli import inbound as inbound_area
 from shopflow.cli import outbox as outbox_area
 from shopflow.cli import privacy as privacy_area
 from shopflow.cli import push as push_area
+from shopflow.cli import report as report_area
 from shopflow.cli import segments as segments_area
 from shopflow.cli import senders as senders_area
 from shopflow.cli import serve as serve_area
@@ -52,6 +53,7 @@ AREAS: list[Callable[[Any], None]] = [
     inbound_area.register,
     coupons_area.register,
     templates_area.register,
+    report_area.register,
 ]
 
 

@@ -41,6 +41,7 @@ from shopflow.store import flows as store_flows
 from shopflow.workers.embedded import Worker
 
 DEMO_FLOWS = ("welcome-series", "cart-abandonment")
+DEMO_HOLDOUT = 10  # percent of each demo flow's entrants who get no messages
 TICK = timedelta(minutes=30)
 MAX_BATCH_EVENTS = 400
 START = datetime(2026, 10, 1, tzinfo=UTC)
@@ -184,6 +185,13 @@ def run(
                 name: library.install(conn, workspace_id=ws, name=name, now=clock.now(), live=True)
                 for name in DEMO_FLOWS
             }
+            # The library flows hold no one out; the demo holds out DEMO_HOLDOUT % of each flow's
+            # entrants so its report can measure what the flows added (a second version, live).
+            for name in DEMO_FLOWS:
+                held_out = library.definition(name).model_copy(update={"holdout_percent": DEMO_HOLDOUT})
+                store_flows.save_flow(
+                    conn, workspace_id=ws, definition=held_out, now=clock.now(), status="live"
+                )
         app = create_app(app_settings, engine=engine, clock=clock)
         # The simulated store makes tens of thousands of requests: one access line each would bury
         # the demo's own report.
@@ -325,6 +333,22 @@ def _money(value: Any) -> str:
     return f"${Decimal(value):,.2f}"
 
 
+def _incremental(inc: dict[str, Any]) -> str:
+    """One flow's lift line: incremental revenue and its interval, or how much data is missing."""
+    treated, holdout = inc["treated"], inc["holdout"]
+    arms = (
+        f"rev/entrant {_money(treated['revenue_per_entrant'])} treated ({treated['entrants']:,}),"
+        f" {_money(holdout['revenue_per_entrant'])} holdout ({holdout['entrants']:,})"
+    )
+    if inc["status"] != "ready":
+        more = inc["entrants_still_needed"]
+        need = f"; ~{more:,} more entrants needed" if more else ""
+        return f"not enough data yet{need}\n{'':24}{arms}"
+    low, high = inc["incremental_revenue_interval"]
+    mark = "significant" if inc["significant"] else "not significant"
+    return f"{_money(inc['incremental_revenue'])} [{_money(low)}, {_money(high)}] {mark}\n{'':24}{arms}"
+
+
 def _print(
     report: dict[str, Any], out: TextIO, *, customers: int, days: int, seed: int, database: str
 ) -> None:
@@ -347,6 +371,10 @@ def _print(
             f"{_money(r['attributed_revenue']):>12}{_money(r['revenue_per_recipient']):>11}",
             file=out,
         )
+    print("-" * 78, file=out)
+    print("Incremental revenue: treated entrants against the flow's random holdout (95 % CI)", file=out)
+    for name, r in report["flows"].items():
+        print(f"  {name:<22}{_incremental(r['incremental'])}", file=out)
     s = report["store"]
     print("-" * 78, file=out)
     print(
@@ -367,7 +395,8 @@ def _print(
             file=out,
         )
     print(
-        "Attribution: last email opened or clicked within 5 days before the order (DESIGN.md default).",
+        "Attribution: last email opened or clicked within 5 days before the order (DESIGN.md default);"
+        " incremental: (treated - holdout revenue per entrant) x treated entrants.",
         file=out,
     )
     print(line, file=out)

@@ -19,6 +19,7 @@ from shopflow.domain import attribution as rules
 from shopflow.domain import events as metrics
 from shopflow.domain.clock import as_utc
 from shopflow.store import db, tables
+from shopflow.store.events import EventRecord
 from shopflow.store.types import Money
 
 _ZERO = Decimal("0.00")
@@ -57,9 +58,11 @@ def touches_for(
     profile_ids: Collection[int],
     since: datetime,
     until: datetime,
+    include_machine: bool = False,
 ) -> list[rules.Touch]:
     """Email opens and clicks, SMS and push link clicks, of these profiles in [since, until] (one
-    query for a whole batch)."""
+    query for a whole batch); opens a privacy proxy or prefetcher made only with `include_machine`
+    (a workspace that counts them), flagged `machine`."""
     if not profile_ids:
         return []
     e = tables.events
@@ -78,7 +81,8 @@ def touches_for(
         message_id = _int_or_none(props.get("message_id"))
         if message_id is None:  # not one of our messages: nothing to credit
             continue
-        if props.get("machine_open") is True:  # a privacy proxy or prefetcher, not the person
+        machine = props.get("machine_open") is True
+        if machine and not include_machine:
             continue
         touches.append(
             rules.Touch(
@@ -89,27 +93,100 @@ def touches_for(
                 message_id=message_id,
                 flow_id=_int_or_none(props.get("flow_id")),
                 channel=rules.TOUCH_CHANNELS[row.name],
+                machine=machine,
             )
         )
     return touches
 
 
-def insert_attributions(conn: Connection, *, rows: list[dict[str, Any]]) -> int:
+@dataclass(frozen=True)
+class MessageMeta:
+    flow_id: int | None
+    node_id: str | None
+    channel: str
+
+
+def message_meta(
+    conn: Connection, *, workspace_id: str, message_ids: Collection[int]
+) -> dict[int, MessageMeta]:
+    """The flow, node and channel of these messages (ids of another workspace are not found)."""
+    if not message_ids:
+        return {}
+    m = tables.messages
+    out: dict[int, MessageMeta] = {}
+    ids = sorted(message_ids)
+    for start in range(0, len(ids), 5000):
+        rows = conn.execute(
+            sa.select(m.c.id, m.c.flow_id, m.c.node_id, m.c.channel).where(
+                m.c.workspace_id == workspace_id, m.c.id.in_(ids[start : start + 5000])
+            )
+        )
+        for r in rows:
+            out[int(r.id)] = MessageMeta(None if r.flow_id is None else int(r.flow_id), r.node_id, r.channel)
+    return out
+
+
+def insert_assists(conn: Connection, *, rows: list[dict[str, Any]]) -> None:
+    """Assisted credit rows of conversions credited in this transaction (insert_attributions said
+    which): no row of theirs exists yet, so PostgreSQL takes them with COPY."""
+    if not rows:
+        return
+    if db.is_sqlite(conn):
+        conn.execute(tables.attribution_assists.insert(), rows)
+        return
+    from shopflow.store import event_writes
+
+    event_writes.copy_rows(conn, tables.attribution_assists, rows)
+
+
+def forget_credit(conn: Connection, *, workspace_id: str) -> None:
+    """Delete every credit of the workspace (recompute writes it again)."""
+    for table in (tables.attribution_assists, tables.attributions):
+        conn.execute(table.delete().where(table.c.workspace_id == workspace_id))
+
+
+def conversion_events(
+    conn: Connection, *, workspace_id: str, names: Collection[str], after_id: int, limit: int
+) -> list[EventRecord]:
+    """The workspace's events with these names, in id order after `after_id` (a page for recompute)."""
+    e = tables.events
+    rows = conn.execute(
+        sa.select(e)
+        .where(e.c.workspace_id == workspace_id, e.c.name.in_(sorted(names)), e.c.id > after_id)
+        .order_by(e.c.id)
+        .limit(limit)
+    )
+    return [
+        EventRecord(
+            int(r.id),
+            r.workspace_id,
+            int(r.profile_id),
+            r.name,
+            r.time,
+            dict(r.properties or {}),
+            r.value,
+            r.currency,
+            r.source,
+            r.message_id,
+        )
+        for r in rows
+    ]
+
+
+def insert_attributions(conn: Connection, *, rows: list[dict[str, Any]]) -> set[int]:
     """Credit conversions; a conversion already credited (same conversion_event_id) is left alone.
 
-    Returns how many rows were new.
+    Returns the conversion_event_ids credited now.
     """
+    if not rows:
+        return set()
     insert = (sqlite.insert if db.is_sqlite(conn) else postgresql.insert)(tables.attributions)
-    created = 0
-    # Chunks keep a multi-row VALUES under both databases' bound-parameter limits.
-    for start in range(0, len(rows), 1000):
-        stmt = (
-            insert.values(rows[start : start + 1000])
-            .on_conflict_do_nothing(index_elements=["conversion_event_id"])
-            .returning(tables.attributions.c.id)
-        )
-        created += len(conn.execute(stmt).all())
-    return created
+    # executemany of one cached statement; SQLAlchemy's "insertmanyvalues" sends it as multi-row
+    # VALUES in batches under each driver's parameter limit, RETURNING the rows it inserted.
+    stmt = insert.on_conflict_do_nothing(index_elements=["conversion_event_id"]).returning(
+        tables.attributions.c.conversion_event_id
+    )
+    return {int(r[0]) for r in conn.execute(stmt, rows)}
 
 
 @dataclass(frozen=True)

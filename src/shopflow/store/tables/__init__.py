@@ -7,7 +7,7 @@ tests/integration/test_migrations.py holds migrations and these tables to the sa
 
 from __future__ import annotations
 
-from shopflow.store.tables.analytics import attributions
+from shopflow.store.tables.analytics import attribution_assists, attributions
 from shopflow.store.tables.automation import (
     flow_runs,
     flow_sweeps,
@@ -40,6 +40,7 @@ from shopflow.store.tables.tenancy import instance_settings, rate_limits, worker
 
 __all__ = [
     "alerts",
+    "attribution_assists",
     "attributions",
     "audience_members",
     "catalog_changes",
