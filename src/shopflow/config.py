@@ -40,6 +40,8 @@ class Settings:
     # (1 = one commit per email; see messaging.delivery._ResultGroups for the trade).
     delivery_record_group: int = 16
     log_level: str = "INFO"
+    # The admin UI's built files, served at /app. Empty: web/dist of this checkout (`make` builds it).
+    web_dist: str = ""
     extra: Mapping[str, Any] = field(default_factory=dict)
 
 

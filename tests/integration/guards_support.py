@@ -129,7 +129,9 @@ def outcome(engine: Engine, mid: int) -> tuple[str, str | None]:
 
 def suppress(engine: Engine, ws_id: str, pid: int, now: datetime, reason: str = "hard_bounce") -> None:
     with db.transaction(engine) as conn:
-        suppressions.suppress(conn, workspace_id=ws_id, profile_id=pid, channel="email", reason=reason, now=now)
+        suppressions.suppress(
+            conn, workspace_id=ws_id, profile_id=pid, channel="email", reason=reason, now=now
+        )
 
 
 def count(engine: Engine, table: sa.Table) -> int:

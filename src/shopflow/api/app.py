@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import AsyncIterator, Callable
+from pathlib import Path
 from typing import Any
 
 import sqlalchemy as sa
@@ -13,7 +14,7 @@ from fastapi.responses import JSONResponse
 from sqlalchemy.engine import Engine
 
 from shopflow import __version__
-from shopflow.api import deps
+from shopflow.api import deps, webapp
 from shopflow.api.routes import health
 from shopflow.config import Settings
 from shopflow.domain.clock import Clock, SystemClock
@@ -67,6 +68,7 @@ def create_app(
     app.include_router(health.router)
     for router in _routers():
         app.include_router(router)
+    app.include_router(webapp.router(Path(settings.web_dist) if settings.web_dist else webapp.CHECKOUT_DIST))
     return app
 
 
@@ -95,10 +97,12 @@ def _routers() -> list[Any]:
     from shopflow.api.routes import feedback as feedback_routes
     from shopflow.api.routes import flows, ingest, profiles, tracking, webhooks
     from shopflow.api.routes import library as library_routes
+    from shopflow.api.routes import session as session_routes
     from shopflow.api.routes import short_links as short_link_routes
     from shopflow.api.routes import stock as stock_routes
 
     return [
+        session_routes.router,
         flows.router,
         library_routes.router,
         ingest.router,
