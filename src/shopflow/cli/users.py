@@ -23,8 +23,10 @@ def register(sub: Any) -> None:
     p_users = sub.add_parser("users", help="people who sign in to the admin UI").add_subparsers(
         dest="users_command", required=True
     )
+    # No abbreviations: `--password SECRET` must not be taken for --password-file (and echoed).
     p = p_users.add_parser(
         "create",
+        allow_abbrev=False,
         help="give a person a role in a workspace (creates their user; the password is read from "
         "--password-file or standard input)",
     )
