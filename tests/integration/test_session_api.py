@@ -61,7 +61,7 @@ def test_sign_in_sets_a_safe_cookie_that_reads_and_writes_with_its_csrf_token(
     body = answer.json()
     assert body["email"] == "owner@example.com"
     assert body["role"] == "owner" and body["can_write"] is True
-    assert body["workspace"] == {"id": shop.workspace_id, "name": "Test Store"}
+    assert body["workspace"] == {"id": shop.workspace_id, "name": "Test Store", "currency": "USD"}
     csrf = body["csrf_token"]
     cookie = answer.headers["set-cookie"]
     assert cookie.startswith("shopflow_session=")

@@ -29,7 +29,11 @@ def _answer(session: sessions.Session, csrf_token: str) -> dict[str, Any]:
         "email": session.email,
         "role": session.role,
         "can_write": session.can_write,
-        "workspace": {"id": session.workspace.id, "name": session.workspace.name},
+        "workspace": {
+            "id": session.workspace.id,
+            "name": session.workspace.name,
+            "currency": str(session.workspace.settings.get("currency", "USD")),
+        },
         "expires_at": session.expires_at.isoformat(),
         "csrf_token": csrf_token,
     }
