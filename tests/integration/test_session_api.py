@@ -149,7 +149,7 @@ def test_wrong_or_unknown_credentials_get_one_answer(shop: Shop, browser: httpx.
 
 
 @pytest.mark.parametrize(
-    ("content", "headers", "status", "error"),
+    "case",
     [
         (b'{"email": "a@example.com"', {}, 400, "body: not valid JSON"),
         (b"[1, 2]", {}, 400, "body: expected a JSON object (email and password), got list"),
@@ -179,8 +179,9 @@ def test_wrong_or_unknown_credentials_get_one_answer(shop: Shop, browser: httpx.
     ],
 )
 def test_sign_in_refuses_bad_input_naming_the_field(
-    shop: Shop, browser: httpx.Client, content: bytes, headers: dict[str, str], status: int, error: str
+    shop: Shop, browser: httpx.Client, case: tuple[bytes, dict[str, str], int, str]
 ) -> None:
+    content, headers, status, error = case
     sent = {"content-type": "application/json", **headers}
     answer = browser.post("/api/v1/session", content=content, headers=sent)
     assert answer.status_code == status, answer.text
@@ -190,7 +191,7 @@ def test_sign_in_refuses_bad_input_naming_the_field(
 
 def test_hostile_cookies_and_tokens_are_refused(shop: Shop, browser: httpx.Client) -> None:
     for cookie in (b"x", b"a" * 5000, "\u00e9t\u00e9".encode(), b"' OR 1=1 --", b"\xff\xfe"):
-        answer = httpx.get(f"{shop.base}/api/v1/flows", headers={"Cookie": b"shopflow_session=" + cookie})
+        answer = httpx.get(f"{shop.base}/api/v1/flows", headers={b"Cookie": b"shopflow_session=" + cookie})
         assert answer.status_code == 401, cookie
     csrf = _sign_in(browser, "owner@example.com", OWNER_PW).json()["csrf_token"]
     for header in ("", "x" * 5000, csrf.upper() + "0", csrf[:-1]):

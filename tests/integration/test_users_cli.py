@@ -44,8 +44,10 @@ def test_users_create_from_stdin_and_file_and_list(
     secret.write_text("viewer password 123\r\nsecond line is ignored\n")
     assert (
         cli.main(
-            ["users", "create", "--workspace", ws.id, "--email", "v@example.com", "--role", "viewer"]
-            + ["--password-file", str(secret)]
+            [
+                *("users", "create", "--workspace", ws.id, "--email", "v@example.com", "--role", "viewer"),
+                *("--password-file", str(secret)),
+            ]
         )
         == 0
     )
@@ -77,7 +79,7 @@ def test_users_create_from_stdin_and_file_and_list(
 
 
 @pytest.mark.parametrize(
-    ("email", "role", "password", "error"),
+    "case",
     [
         ("a@example.com", "owner", "short\n", "password: expected at least 10 characters, got 5"),
         ("a@example.com", "owner", "x" * 600, "password: expected at most 512 characters, got 514"),
@@ -93,11 +95,9 @@ def test_users_create_refuses_bad_input_and_stores_nothing(
     database_url: str,
     capsys: pytest.CaptureFixture[str],
     monkeypatch: pytest.MonkeyPatch,
-    email: str,
-    role: str,
-    password: str,
-    error: str,
+    case: tuple[str, str, str, str],
 ) -> None:
+    email, role, password, error = case
     monkeypatch.setenv("SHOPFLOW_DATABASE_URL", database_url)
     ws = testing.make_workspace(engine).workspace
     _stdin(monkeypatch, password)

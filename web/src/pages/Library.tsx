@@ -1,3 +1,4 @@
+import { useEffect, useRef } from "react";
 import { useNavigate, useParams } from "react-router-dom";
 
 import { useFlows, useInstall, useLibrary, useLibraryPreview, useSession } from "../api/hooks";
@@ -79,6 +80,9 @@ export function LibraryPage() {
   const { name } = useParams();
   const navigate = useNavigate();
   const installed = new Set((flows.data ?? []).map((f) => f.key));
+  const selected = useRef<HTMLButtonElement | null>(null);
+  // A flow opened by its address (/app/library/NAME) is scrolled into its list's view.
+  useEffect(() => selected.current?.scrollIntoView?.({ block: "nearest" }), [name, library.data]);
 
   return (
     <section aria-labelledby="library-title">
@@ -94,6 +98,7 @@ export function LibraryPage() {
             <li key={flow.name}>
               <button
                 type="button"
+                ref={flow.name === name ? selected : undefined}
                 className={`library-item${flow.name === name ? " selected" : ""}`}
                 aria-current={flow.name === name ? "true" : undefined}
                 onClick={() => navigate(`/library/${encodeURIComponent(flow.name)}`)}
