@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: all install web web-test demo test lint typecheck unit serve bench clean
+.PHONY: all install web web-test demo test lint typecheck unit quick serve bench clean
 
 # `make`: the Python environment and the admin UI's build (web/dist, served at /app).
 all: install web
@@ -62,6 +62,10 @@ typecheck: $(STAMP)
 
 unit: $(STAMP)
 	$(BIN)/pytest tests/unit
+
+# Everything but the tests marked slow (each says why): a quick loop while working. `make test` runs all.
+quick: $(STAMP)
+	$(BIN)/pytest -m "not slow"
 
 # SHOPFLOW_REQUIRE_WEB=1: the end-to-end tests fail, not skip, when the build or browser is missing.
 test: lint typecheck web-test web $(CHROMIUM)

@@ -8,9 +8,12 @@ import re
 from typing import Any
 
 import httpx
+import pytest
 from playwright.sync_api import expect
 
 from tests.e2e.conftest import OWNER, VIEWER, Served, screenshot
+
+pytestmark = pytest.mark.slow(reason="drives headless Chromium against a real `shopflow serve`")
 
 
 def _sign_in(page: Any, served: Served, who: tuple[str, str]) -> None:
