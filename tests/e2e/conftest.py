@@ -35,6 +35,10 @@ VIEWER = ("viewer@example.com", "viewer password 1234")
 def _missing() -> str | None:
     if not (webapp.CHECKOUT_DIST / "index.html").is_file():
         return f"the admin UI is not built ({webapp.CHECKOUT_DIST}): run `make web`"
+    built = (webapp.CHECKOUT_DIST / "index.html").stat().st_mtime
+    sources = webapp.CHECKOUT_DIST.parent / "src"
+    if sources.is_dir() and any(p.stat().st_mtime > built for p in sources.rglob("*") if p.is_file()):
+        return f"the admin UI build in {webapp.CHECKOUT_DIST} is older than web/src: run `make web`"
     if not CHROMIUM.is_file():
         return f"no Chromium at {CHROMIUM}: `apt-get install chromium` (make test does it)"
     try:
@@ -136,10 +140,21 @@ def browser() -> Iterator[Any]:
 
 @pytest.fixture
 def page(browser: Any) -> Iterator[Any]:
+    from playwright.sync_api import expect
+
+    # A loaded 2-core machine can take seconds to answer; the waits are upper bounds, not timings.
+    expect.set_options(timeout=15_000)
     context = browser.new_context(viewport={"width": 1280, "height": 800})
     context.set_default_timeout(15_000)
-    yield context.new_page()
+    opened = context.new_page()
+    errors: list[str] = []
+    opened.on("pageerror", lambda exc: errors.append(str(exc)))
+    opened.on("console", lambda msg: errors.append(msg.text) if msg.type == "error" else None)
+    yield opened
     context.close()
+    # An uncaught error in the app fails the test even when the page happened to look right.
+    # (The browser logs each 4xx answer the tests provoke; those are expected.)
+    assert [e for e in errors if not e.startswith("Failed to load resource:")] == []
 
 
 def screenshot(page: Any, name: str) -> None:

@@ -82,7 +82,11 @@ export function LibraryPage() {
   const installed = new Set((flows.data ?? []).map((f) => f.key));
   const selected = useRef<HTMLButtonElement | null>(null);
   // A flow opened by its address (/app/library/NAME) is scrolled into its list's view.
-  useEffect(() => selected.current?.scrollIntoView?.({ block: "nearest" }), [name, library.data]);
+  // (A block body: newer Chromium's scrollIntoView returns a Promise, which React would take for
+  // the effect's cleanup function.)
+  useEffect(() => {
+    selected.current?.scrollIntoView?.({ block: "nearest" });
+  }, [name, library.data]);
 
   return (
     <section aria-labelledby="library-title">
