@@ -157,6 +157,8 @@ def page(browser: Any) -> Iterator[Any]:
     assert [e for e in errors if not e.startswith("Failed to load resource:")] == []
 
 
-def screenshot(page: Any, name: str) -> None:
+def screenshot(page: Any, name: str, *, full_page: bool = True) -> None:
+    """build/screenshots/NAME.png; `full_page=False` for pages with their own scrolling panes
+    (a full-page capture re-lays the page out at its whole height, which resets inner scrolling)."""
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
-    page.screenshot(path=str(SCREENSHOTS / f"{name}.png"), full_page=True)
+    page.screenshot(path=str(SCREENSHOTS / f"{name}.png"), full_page=full_page)

@@ -57,7 +57,7 @@ def test_owner_signs_in_and_installs_a_flow_from_the_library(page: Any, served: 
     preview = page.get_by_role("article")
     expect(preview.get_by_role("heading", name="Welcome series")).to_be_visible()
     expect(preview.get_by_text("Wait 2 days").first).to_be_visible()
-    screenshot(page, "04-library-preview")
+    screenshot(page, "04-library-preview", full_page=False)
 
     preview.get_by_role("button", name="Install as draft").click()
     expect(page.get_by_role("heading", name="Flows")).to_be_visible()
@@ -100,7 +100,7 @@ def test_a_viewer_sees_the_flows_but_cannot_install(page: Any, served: Served) -
     install = page.get_by_role("button", name="Install as draft")
     expect(install).to_be_disabled()
     expect(page.get_by_text("Viewers can look but not install")).to_be_visible()
-    screenshot(page, "07-library-viewer")
+    screenshot(page, "07-library-viewer", full_page=False)
 
     # Not only a disabled button: the API itself refuses the viewer's write, CSRF token and all.
     session = page.request.get(f"{served.base}/api/v1/session").json()

@@ -45,8 +45,8 @@ export function AppRoutes() {
         >
           <Route index element={<Navigate to="/flows" replace />} />
           <Route path="/flows" element={<FlowsPage />} />
-          <Route path="/library" element={<LibraryPage />} />
-          <Route path="/library/:name" element={<LibraryPage />} />
+          {/* One route with an optional name: choosing a flow keeps the page (and its scroll). */}
+          <Route path="/library/:name?" element={<LibraryPage />} />
           <Route path="*" element={<NotFoundPage />} />
         </Route>
       </Routes>

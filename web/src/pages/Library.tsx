@@ -33,21 +33,6 @@ function Preview({ name }: { name: string }) {
     <article className="card preview" aria-labelledby="preview-title">
       <h2 id="preview-title">{flow.name}</h2>
       <p>{preview.data.purpose}</p>
-      <dl className="facts">
-        <dt>Trigger</dt>
-        <dd>{flow.trigger.event ?? flow.trigger.type}</dd>
-        <dt>Steps</dt>
-        <dd>{flow.nodes.length}</dd>
-      </dl>
-      <ol className="steps" aria-label="Steps">
-        {flow.nodes.map((node) => (
-          <li key={node.id} className={`step step-${node.type}`}>
-            <span className="step-type">{node.type}</span>
-            <span>{describe(node)}</span>
-            <code className="muted">{node.id}</code>
-          </li>
-        ))}
-      </ol>
       <ErrorBox error={install.error} />
       <div className="actions">
         <button
@@ -70,6 +55,21 @@ function Preview({ name }: { name: string }) {
           </p>
         )}
       </div>
+      <dl className="facts">
+        <dt>Trigger</dt>
+        <dd>{flow.trigger.event ?? flow.trigger.type}</dd>
+        <dt>Steps</dt>
+        <dd>{flow.nodes.length}</dd>
+      </dl>
+      <ol className="steps" aria-label="Steps">
+        {flow.nodes.map((node) => (
+          <li key={node.id} className={`step step-${node.type}`}>
+            <span className="step-type">{node.type}</span>
+            <span>{describe(node)}</span>
+            <code className="muted">{node.id}</code>
+          </li>
+        ))}
+      </ol>
     </article>
   );
 }
