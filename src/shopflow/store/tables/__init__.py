@@ -37,7 +37,7 @@ from shopflow.store.tables.messaging import (
     push_subscriptions,
     short_links,
 )
-from shopflow.store.tables.tenancy import instance_settings, rate_limits, workspaces
+from shopflow.store.tables.tenancy import instance_settings, rate_limits, worker_heartbeats, workspaces
 
 __all__ = [
     "alerts",
@@ -79,6 +79,7 @@ __all__ = [
     "users",
     "webhook_deliveries",
     "webhook_receipts",
+    "worker_heartbeats",
     "workspace_members",
     "workspaces",
 ]

@@ -1,7 +1,7 @@
 """users sessions: people who sign in to the admin UI, their roles per workspace, their sessions
 
-Revision ID: 0004
-Revises: 0003
+Revision ID: 0005
+Revises: 0004
 Create Date: 2026-12-04 01:59:33.809824
 """
 
@@ -12,8 +12,8 @@ from alembic import op
 
 import shopflow.store.types
 
-revision = "0004"
-down_revision = "0003"
+revision = "0005"
+down_revision = "0004"
 branch_labels = None
 depends_on = None
 
