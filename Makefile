@@ -4,7 +4,10 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install demo test lint typecheck unit quick serve bench clean
+.PHONY: all install web web-test demo test lint typecheck unit quick serve bench clean
+
+# `make`: the Python environment and the admin UI's build (web/dist, served at /app).
+all: install web
 
 # -qq: errors only. This machine's pip configuration names package indexes that hold only some
 # packages, and pip warns once per package it finds missing there (noise, not a problem).
@@ -16,6 +19,32 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 install: $(STAMP)
+
+# The admin UI (web/, docs/decisions/0013-admin-ui-stack.md): npm ci from the committed lock, then
+# a Vite build into web/dist (neither is committed). The Python package runs without them.
+WEB_DEPS := web/node_modules/.installed
+WEB_BUILD := web/dist/index.html
+WEB_SOURCES := $(shell find web/src -type f 2>/dev/null) web/index.html web/vite.config.ts web/tsconfig.json
+
+$(WEB_DEPS): web/package.json web/package-lock.json
+	cd web && npm ci --no-audit --no-fund --loglevel=error
+	touch $(WEB_DEPS)
+
+$(WEB_BUILD): $(WEB_DEPS) $(WEB_SOURCES)
+	cd web && npm run --silent build -- --logLevel warn
+
+web: $(WEB_BUILD)
+
+# Vitest component tests (happy-dom; no browser).
+web-test: $(WEB_DEPS)
+	cd web && npx vitest run --silent
+
+# The end-to-end tests drive Debian's Chromium through Playwright's executable_path (never
+# `playwright install`: no browser download). As root, apt-get installs it when it is missing.
+CHROMIUM := /usr/bin/chromium
+$(CHROMIUM):
+	apt-get update -qq
+	DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium
 
 demo: $(STAMP)
 	$(BIN)/shopflow demo
@@ -38,8 +67,9 @@ unit: $(STAMP)
 quick: $(STAMP)
 	$(BIN)/pytest -m "not slow"
 
-test: lint typecheck
-	$(BIN)/pytest
+# SHOPFLOW_REQUIRE_WEB=1: the end-to-end tests fail, not skip, when the build or browser is missing.
+test: lint typecheck web-test web $(CHROMIUM)
+	SHOPFLOW_REQUIRE_WEB=1 $(BIN)/pytest
 
 serve: $(STAMP)
 	$(BIN)/shopflow serve
@@ -48,4 +78,4 @@ bench: $(STAMP)
 	$(BIN)/python bench/run_all.py
 
 clean:
-	rm -rf $(VENV) .mypy_cache .pytest_cache .ruff_cache
+	rm -rf $(VENV) .mypy_cache .pytest_cache .ruff_cache web/node_modules web/dist build/screenshots

@@ -49,6 +49,8 @@ class Settings:
     # json: one JSON object a line (request id, workspace id; emails and phones masked); text: the
     # same as a readable line; auto: text on a terminal, json otherwise (systemd, containers).
     log_format: str = "auto"
+    # The admin UI's built files, served at /app. Empty: web/dist of this checkout (`make` builds it).
+    web_dist: str = ""
     extra: Mapping[str, Any] = field(default_factory=dict)
 
 

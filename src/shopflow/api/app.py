@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import logging
 from collections.abc import AsyncIterator, Callable
+from pathlib import Path
 from typing import Any
 
 import sqlalchemy as sa
@@ -15,7 +16,7 @@ from sqlalchemy.engine import Engine
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from shopflow import __version__
-from shopflow.api import deps, limits, metrics, requests, schemas
+from shopflow.api import deps, limits, metrics, requests, schemas, webapp
 from shopflow.api.routes import health
 from shopflow.api.routes import metrics as metrics_routes
 from shopflow.config import Settings
@@ -91,6 +92,7 @@ def create_app(
     app.include_router(metrics_routes.router)
     for router in _routers():
         app.include_router(router)
+    app.include_router(webapp.router(Path(settings.web_dist) if settings.web_dist else webapp.CHECKOUT_DIST))
     return app
 
 
@@ -120,10 +122,12 @@ def _routers() -> list[Any]:
     from shopflow.api.routes import flows, ingest, profiles, tracking, webhooks
     from shopflow.api.routes import library as library_routes
     from shopflow.api.routes import reports as report_routes
+    from shopflow.api.routes import session as session_routes
     from shopflow.api.routes import short_links as short_link_routes
     from shopflow.api.routes import stock as stock_routes
 
     return [
+        session_routes.router,
         flows.router,
         library_routes.router,
         ingest.router,

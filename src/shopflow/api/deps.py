@@ -18,6 +18,7 @@ from shopflow.config import Settings
 from shopflow.domain.clock import Clock
 from shopflow.ingest import safe_json
 from shopflow.store import db, workspaces
+from shopflow.users import sessions
 
 # What `private_workspace` gives a route; routes name the type here, not in the store.
 Workspace = workspaces.Workspace
@@ -96,12 +97,20 @@ def bearer_token(request: Request) -> str | None:
 
 
 def private_workspace(request: Request) -> workspaces.Workspace:
-    """The workspace whose private key is sent as `Authorization: Bearer KEY`, or 401."""
+    """The workspace whose private key is sent as `Authorization: Bearer KEY`, or the workspace of
+    the admin UI's session cookie (writes: with its CSRF token, and not by a viewer); else 401/403."""
     token = bearer_token(request)
+    if token is None and request.cookies.get(SESSION_COOKIE):
+        session = signed_in(request)
+        if request.method not in SAFE_METHODS and not session.can_write:
+            raise HTTPException(
+                status_code=403, detail=f"role: a {session.role} may not change anything in this workspace"
+            )
+        return session.workspace
     if token is None:
         raise HTTPException(
             status_code=401,
-            detail="Authorization: expected 'Bearer <private key>'",
+            detail="Authorization: expected 'Bearer <private key>' or a signed-in session",
             headers={"WWW-Authenticate": "Bearer"},
         )
     ctx = context(request)
@@ -115,6 +124,27 @@ def private_workspace(request: Request) -> workspaces.Workspace:
         )
     logs.set_workspace(ws.id)
     return ws
+
+
+# The admin UI's session: an HttpOnly, SameSite=Lax cookie; writes carry the CSRF header too.
+SESSION_COOKIE = "shopflow_session"
+CSRF_HEADER = "X-CSRF-Token"
+SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+
+
+def signed_in(request: Request) -> sessions.Session:
+    """The live session of the request's cookie (a write must carry its CSRF token), or 401/403."""
+    token = request.cookies.get(SESSION_COOKIE, "")
+    ctx = context(request)
+    session = sessions.current(ctx.engine, token=token, now=ctx.clock.now())
+    if session is None:
+        raise HTTPException(status_code=401, detail="session: signed out or expired; sign in again")
+    if request.method not in SAFE_METHODS and not sessions.csrf_matches(
+        ctx.link_secret, token, request.headers.get(CSRF_HEADER)
+    ):
+        raise HTTPException(status_code=403, detail=f"{CSRF_HEADER}: missing or not this session's token")
+    request.state.session = session
+    return session
 
 
 def workspace_by_id(request: Request, workspace_id: str) -> workspaces.Workspace | None:

@@ -29,6 +29,7 @@ from shopflow.cli import serve as serve_area
 from shopflow.cli import sink as sink_area
 from shopflow.cli import sms as sms_area
 from shopflow.cli import templates as templates_area
+from shopflow.cli import users as users_area
 from shopflow.cli import workspaces as workspaces_area
 from shopflow.store import db
 
@@ -38,6 +39,7 @@ Handler = common.Handler
 AREAS: list[Callable[[Any], None]] = [
     db_area.register,
     workspaces_area.register,
+    users_area.register,
     flows_area.register,
     flow_steps_area.register,
     segments_area.register,

@@ -27,6 +27,24 @@ def list_library(_ws: deps.Workspace = Depends(deps.private_workspace)) -> Any:
     return {"flows": [{"name": f.name, "purpose": f.purpose} for f in library.available()]}
 
 
+def _not_in_library(name: str, exc: library.NotInLibrary) -> JSONResponse:
+    shown = name if len(name) <= 80 else name[:77] + "..."
+    return JSONResponse(
+        {"error": f"name: no library flow {shown!r} (expected one of {', '.join(exc.available)})"},
+        status_code=404,
+    )
+
+
+@router.get("/flows/{name}")
+def preview(name: str, _ws: deps.Workspace = Depends(deps.private_workspace)) -> Any:
+    """One library flow before it is installed: its purpose and its whole definition."""
+    try:
+        flow = library.definition(name)
+    except library.NotInLibrary as exc:
+        return _not_in_library(name, exc)
+    return {"name": name, "purpose": flow.description, "definition": flow.to_json()}
+
+
 @router.post("/flows/{name}/install")
 def install(
     name: str,
@@ -42,8 +60,5 @@ def install(
             ctx.engine, workspace_id=ws.id, names=[name], now=ctx.clock.now(), live=live
         )
     except library.NotInLibrary as exc:
-        return JSONResponse(
-            {"error": f"name: no library flow {name!r} (expected one of {', '.join(exc.available)})"},
-            status_code=404,
-        )
+        return _not_in_library(name, exc)
     return {"name": done.name, "flow_id": done.flow_id, "status": done.status, "version": done.version}

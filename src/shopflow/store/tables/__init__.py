@@ -7,6 +7,7 @@ tests/integration/test_migrations.py holds migrations and these tables to the sa
 
 from __future__ import annotations
 
+from shopflow.store.tables.accounts import user_sessions, users, workspace_members
 from shopflow.store.tables.analytics import attribution_assists, attributions
 from shopflow.store.tables.automation import (
     flow_runs,
@@ -75,9 +76,12 @@ __all__ = [
     "stock_subscriptions",
     "suppressions",
     "trigger_schedule",
+    "user_sessions",
+    "users",
     "webhook_deliveries",
     "webhook_receipts",
     "worker_heartbeats",
+    "workspace_members",
     "workspaces",
 ]
 

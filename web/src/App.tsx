@@ -1,0 +1,66 @@
+import { QueryClient, QueryClientProvider, useQueryClient } from "@tanstack/react-query";
+import { useEffect, useState } from "react";
+import { BrowserRouter, Navigate, Route, Routes } from "react-router-dom";
+
+import { onSignedOut } from "./api/client";
+import { keys } from "./api/hooks";
+import { Layout } from "./components/Layout";
+import { RequireSession } from "./components/RequireSession";
+import { FlowsPage } from "./pages/Flows";
+import { LibraryPage } from "./pages/Library";
+import { NotFoundPage } from "./pages/NotFound";
+import { SignInPage } from "./pages/SignIn";
+
+// React Router 7's behaviour now, so its upgrade changes nothing.
+export const ROUTER_FUTURE = { v7_startTransition: true, v7_relativeSplatPath: true } as const;
+
+export function makeQueryClient(): QueryClient {
+  return new QueryClient({
+    defaultOptions: {
+      // A 4xx will not get better by asking again.
+      queries: { retry: (count, error) => count < 2 && !(error as { status?: number }).status, staleTime: 10_000 },
+    },
+  });
+}
+
+/** A lost session (any 401) sends every page back to sign-in; RequireSession does the redirect. */
+function SignedOutWatcher() {
+  const client = useQueryClient();
+  useEffect(() => onSignedOut(() => client.setQueryData(keys.session, null)), [client]);
+  return null;
+}
+
+export function AppRoutes() {
+  return (
+    <>
+      <SignedOutWatcher />
+      <Routes>
+        <Route path="/sign-in" element={<SignInPage />} />
+        <Route
+          element={
+            <RequireSession>
+              <Layout />
+            </RequireSession>
+          }
+        >
+          <Route index element={<Navigate to="/flows" replace />} />
+          <Route path="/flows" element={<FlowsPage />} />
+          {/* One route with an optional name: choosing a flow keeps the page (and its scroll). */}
+          <Route path="/library/:name?" element={<LibraryPage />} />
+          <Route path="*" element={<NotFoundPage />} />
+        </Route>
+      </Routes>
+    </>
+  );
+}
+
+export function App() {
+  const [client] = useState(makeQueryClient);
+  return (
+    <QueryClientProvider client={client}>
+      <BrowserRouter basename="/app" future={ROUTER_FUTURE}>
+        <AppRoutes />
+      </BrowserRouter>
+    </QueryClientProvider>
+  );
+}
