@@ -111,7 +111,7 @@ def test_a_viewer_sees_the_flows_but_cannot_install(page: Any, served: Served) -
         data="{}",
     )
     assert refused.status == 403
-    assert refused.json() == {"detail": "role: a viewer may not change anything in this workspace"}
+    assert refused.json() == {"error": "role: a viewer may not change anything in this workspace"}
     flows = httpx.get(f"{served.base}/api/v1/flows", headers=key).json()["flows"]
     assert "post-purchase" not in [f["key"] for f in flows]
 

@@ -77,7 +77,7 @@ def test_sign_in_sets_a_safe_cookie_that_reads_and_writes_with_its_csrf_token(
 
     refused = browser.post("/api/v1/library/flows/welcome-series/install")
     assert refused.status_code == 403
-    assert "X-CSRF-Token" in refused.json()["detail"]
+    assert "X-CSRF-Token" in refused.json()["error"]
     wrong = browser.post("/api/v1/library/flows/welcome-series/install", headers={"X-CSRF-Token": "0" * 64})
     assert wrong.status_code == 403
     assert queries.list_flows(shop.engine, workspace_id=shop.workspace_id) == []
@@ -120,7 +120,7 @@ def test_a_viewer_reads_but_every_write_is_refused_by_the_api(shop: Shop, browse
     ]
     for refused in writes:
         assert refused.status_code == 403, refused.text
-        assert refused.json()["detail"] == "role: a viewer may not change anything in this workspace"
+        assert refused.json()["error"] == "role: a viewer may not change anything in this workspace"
     assert [(f.key, f.status) for f in queries.list_flows(shop.engine, workspace_id=shop.workspace_id)] == [
         ("welcome-series", "draft")
     ]
@@ -214,7 +214,7 @@ def test_sessions_expire_after_seven_days(shop: Shop, browser: httpx.Client, clo
     clock.advance(timedelta(seconds=1))
     expired = browser.get("/api/v1/session")
     assert expired.status_code == 401
-    assert expired.json()["detail"] == "session: signed out or expired; sign in again"
+    assert expired.json()["error"] == "session: signed out or expired; sign in again"
 
 
 def test_sign_in_attempts_are_rate_limited_per_email(

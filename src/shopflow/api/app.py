@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import json
 import logging
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
@@ -13,6 +14,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from sqlalchemy.engine import Engine
+from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from shopflow import __version__
@@ -229,6 +231,15 @@ def _install_error_handlers(app: FastAPI) -> None:
     # A database that cannot be reached answers 503 + Retry-After, whichever layer noticed it.
     app.add_exception_handler(db.DatabaseUnavailable, _db_down)
     app.add_exception_handler(sa.exc.OperationalError, _db_down)
+
+    # Every refusal has one shape, {"error": ...}: FastAPI's own HTTPException answers (a body it
+    # cannot parse, a missing key, a viewer's write) too, not {"detail": ...}.
+    @app.exception_handler(StarletteHTTPException)
+    async def _refused(_request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        message = exc.detail if isinstance(exc.detail, str) else json.dumps(exc.detail, default=str)
+        if exc.status_code == 400 and message == "There was an error parsing the body":
+            message = "body: not valid JSON (or not the content type the route takes)"
+        return JSONResponse({"error": message}, status_code=exc.status_code, headers=exc.headers)
 
     @app.exception_handler(RequestValidationError)
     async def _invalid(_request: Request, exc: RequestValidationError) -> JSONResponse:
