@@ -11,6 +11,7 @@ import pytest
 
 from shopflow.domain import action_nodes, flows, guards
 from shopflow.domain.step import Facts, Run, Send, step
+from shopflow.ingest import hygiene
 from shopflow.messaging.delivery import gate as gates
 from shopflow.store import preferences
 from shopflow.store.messages import ClaimedMessage
@@ -171,3 +172,12 @@ def test_send_node_topic_is_validated(send: dict[str, Any], message: str) -> Non
     with pytest.raises(flows.FlowDefinitionError) as err:
         flow(send)
     assert err.value.messages() == [message]
+
+
+def test_the_email_status_values_are_the_ones_intake_writes() -> None:
+    # domain.guards cannot import ingest; the values must stay the same strings.
+    assert (guards.INVALID_SYNTAX, guards.RESERVED_DOMAIN, guards.FAKE) == (
+        hygiene.INVALID_SYNTAX,
+        hygiene.RESERVED_DOMAIN,
+        hygiene.FAKE,
+    )

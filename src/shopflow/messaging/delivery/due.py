@@ -55,14 +55,8 @@ def sms(
 ) -> int:
     """Deliver up to `limit` due SMS. `channel`: send every workspace's SMS through it; None: each
     workspace's configured provider."""
-    return pipeline.deliver_due(
-        engine,
-        "sms",
-        clock=clock,
-        setup=Setup(public_url=public_url, provider=channel, library=library),
-        limit=limit,
-        stale_claim=stale_claim,
-    )
+    setup = Setup(public_url=public_url, provider=channel, library=library)
+    return pipeline.deliver_due(engine, "sms", clock=clock, setup=setup, limit=limit, stale_claim=stale_claim)
 
 
 def push(
@@ -77,11 +71,7 @@ def push(
 ) -> int:
     """Deliver up to `limit` due push messages. `public_url`: where short tracked links point
     (clicks earn attribution); None sends the click URL as rendered, untracked."""
+    setup = Setup(public_url=public_url, provider=channel, library=library)
     return pipeline.deliver_due(
-        engine,
-        "push",
-        clock=clock,
-        setup=Setup(public_url=public_url, provider=channel, library=library),
-        limit=limit,
-        stale_claim=stale_claim,
+        engine, "push", clock=clock, setup=setup, limit=limit, stale_claim=stale_claim
     )
