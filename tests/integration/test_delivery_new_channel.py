@@ -183,3 +183,10 @@ def queue_email(engine: Engine, ws_id: str, pid: int, clock: SimulatedClock) -> 
         )
     assert mid is not None
     return mid
+
+
+def test_an_unregistered_channel_is_refused_by_name(engine: Engine, clock: SimulatedClock) -> None:
+    with pytest.raises(
+        ValueError, match=r"channel: expected one of \['email', 'log', 'push', 'sms'\], got 'fax'"
+    ):
+        pipeline.deliver_due(engine, "fax", clock=clock, setup=Setup())

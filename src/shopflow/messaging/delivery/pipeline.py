@@ -42,7 +42,9 @@ def deliver_due(
     `record_group`, `record_group_ms`: a streaming provider's results are committed in groups this
     large or this old (results.Recorder; SHOPFLOW_DELIVERY_RECORD_GROUP for `shopflow worker`).
     """
-    pair = registry.CHANNELS[channel]
+    pair = registry.CHANNELS.get(channel)
+    if pair is None:
+        raise ValueError(f"channel: expected one of {sorted(registry.CHANNELS)}, got {channel!r}")
     now = clock.now()
     sender = pair.sender(engine, setup, now)
     claimed = _claim(
