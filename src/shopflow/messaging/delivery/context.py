@@ -116,3 +116,17 @@ def render_context(
             else {"send_time": {"epoch": int(now.timestamp()), "date": now.date().isoformat()}}
         ),
     }
+
+
+def text_context(
+    msg: messages.ClaimedMessage,
+    *,
+    person: messages.Recipient,
+    workspace: workspaces.Workspace,
+    now: datetime | None = None,
+) -> dict[str, Any]:
+    """`render_context` for a short text (SMS, push): no unsubscribe or preferences link, since
+    the way out is STOP or the browser's own notification setting."""
+    return render_context(
+        msg, person=person, workspace=workspace, unsubscribe_url="", preferences_url="", now=now
+    )

@@ -65,9 +65,7 @@ def notification(
     now: datetime | None = None,
 ) -> dict[str, Any]:
     """The notification the service worker shows (title, body, url, icon, tag, message_id)."""
-    variables = context.render_context(
-        msg, person=person, workspace=workspace, unsubscribe_url="", preferences_url="", now=now
-    )
+    variables = context.text_context(msg, person=person, workspace=workspace, now=now)
     parts = library.get(CHANNEL, msg.template).render(variables)
     note: dict[str, Any] = {"title": parts["title"], "body": parts["body"], "tag": f"shopflow-{msg.id}"}
     note["url"] = parts.get("url") or str(workspace.settings.get("store_url") or "/")

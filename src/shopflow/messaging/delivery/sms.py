@@ -91,9 +91,7 @@ def render(
     """Render one SMS body (smart-encoded unless turned off). Raises TemplateError."""
     assert person.phone is not None
     config = sms_settings(workspace)
-    variables = context.render_context(
-        msg, person=person, workspace=workspace, unsubscribe_url="", preferences_url="", now=now
-    )
+    variables = context.text_context(msg, person=person, workspace=workspace, now=now)
     body = library.get(CHANNEL, msg.template).render(variables)["body"]
     if not body:
         raise templates.TemplateError(f"sms template {msg.template!r}: rendered an empty body")
