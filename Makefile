@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install demo test lint typecheck unit serve bench clean
+.PHONY: install demo test lint typecheck unit quick serve bench clean
 
 # -qq: errors only. This machine's pip configuration names package indexes that hold only some
 # packages, and pip warns once per package it finds missing there (noise, not a problem).
@@ -33,6 +33,10 @@ typecheck: $(STAMP)
 
 unit: $(STAMP)
 	$(BIN)/pytest tests/unit
+
+# Everything but the tests marked slow (each says why): a quick loop while working. `make test` runs all.
+quick: $(STAMP)
+	$(BIN)/pytest -m "not slow"
 
 test: lint typecheck
 	$(BIN)/pytest

@@ -15,6 +15,15 @@ from shopflow.domain.clock import SimulatedClock
 from shopflow.store import db
 
 
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """A slow test says why it is slow (`@pytest.mark.slow(reason=...)`): `make unit` and
+    `pytest -m "not slow"` leave it out, `make test` runs it."""
+    for item in items:
+        for mark in item.iter_markers("slow"):
+            if not str(mark.kwargs.get("reason", "")).strip():
+                raise pytest.UsageError(f"{item.nodeid}: @pytest.mark.slow needs reason='why it is slow'")
+
+
 def _require_pg() -> bool:
     return os.environ.get("SHOPFLOW_REQUIRE_PG", "") == "1"
 

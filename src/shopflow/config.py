@@ -39,11 +39,21 @@ class Settings:
     # Delivery commits email results in groups of this many as the SMTP server accepts them
     # (1 = one commit per email; see messaging.delivery.results.Recorder for the trade).
     delivery_record_group: int = 16
+    # Public endpoints (ingest, tracking, unsubscribe, subscribe, back in stock): requests a second
+    # and burst per client address and per write key, per server process (api/limits.py); 0: off.
+    public_rate_per_ip: int = 1000
+    public_burst_per_ip: int = 2000
+    public_rate_per_key: int = 2000
+    public_burst_per_key: int = 4000
     log_level: str = "INFO"
+    # json: one JSON object a line (request id, workspace id; emails and phones masked); text: the
+    # same as a readable line; auto: text on a terminal, json otherwise (systemd, containers).
+    log_format: str = "auto"
     extra: Mapping[str, Any] = field(default_factory=dict)
 
 
 _ENV_PREFIX = "SHOPFLOW_"
+LOG_FORMATS = ("auto", "json", "text")
 
 
 def _coerce(name: str, raw: Any, default: Any) -> Any:
@@ -91,4 +101,7 @@ def load(environ: Mapping[str, str] | None = None, toml_path: str | Path | None 
         env_name = _ENV_PREFIX + name.upper()
         if env_name in env:
             values[name] = _coerce(env_name, env[env_name], getattr(settings, name))
-    return replace(settings, **values)
+    loaded = replace(settings, **values)
+    if loaded.log_format not in LOG_FORMATS:
+        raise ConfigError(f"log_format: expected one of {', '.join(LOG_FORMATS)}, got {loaded.log_format!r}")
+    return loaded

@@ -138,6 +138,9 @@ def unsent(engine: Engine) -> int:
         )
 
 
+@pytest.mark.slow(
+    reason="starts a real worker process, kills it with SIGKILL mid-flow and restarts it until every email is delivered over SMTP"
+)
 @pytest.mark.parametrize("record_group", [1, 16], ids=["commit-each", "commit-groups"])
 def test_kill_9_mid_flow_loses_nothing(
     engine: Engine, database_url: str, tmp_path: Path, record_group: int

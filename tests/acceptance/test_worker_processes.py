@@ -73,6 +73,9 @@ def worker_command(*args: str) -> list[str]:
     ]
 
 
+@pytest.mark.slow(
+    reason="a `shopflow worker --processes 2` supervisor and its workers deliver a flow to a real SMTP sink"
+)
 @pytest.mark.skipif(not Path("/proc/self/task").exists(), reason="needs Linux /proc")
 def test_two_worker_processes_share_the_queue(engine: Engine, database_url: str, tmp_path: Path) -> None:
     ws = testing.make_workspace(engine).workspace.id

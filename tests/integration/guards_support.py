@@ -13,7 +13,7 @@ from shopflow.domain.clock import SimulatedClock
 from shopflow.domain.events import CanonicalEvent, ConsentChange, Identity
 from shopflow.ingest import pipeline
 from shopflow.messaging.delivery import due
-from shopflow.store import db, messages, tables, workspaces
+from shopflow.store import db, messages, suppressions, workspaces
 from shopflow.testing import InMemoryEmailChannel
 
 SECRET = b"guards-test-secret"
@@ -129,10 +129,8 @@ def outcome(engine: Engine, mid: int) -> tuple[str, str | None]:
 
 def suppress(engine: Engine, ws_id: str, pid: int, now: datetime, reason: str = "hard_bounce") -> None:
     with db.transaction(engine) as conn:
-        conn.execute(
-            tables.suppressions.insert().values(
-                workspace_id=ws_id, profile_id=pid, channel="email", reason=reason, created_at=now, details={}
-            )
+        suppressions.suppress(
+            conn, workspace_id=ws_id, profile_id=pid, channel="email", reason=reason, now=now
         )
 
 

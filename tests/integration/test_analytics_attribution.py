@@ -14,7 +14,8 @@ from sqlalchemy.engine import Connection, Engine
 from shopflow import testing
 from shopflow.analytics import attribution, reports
 from shopflow.domain import events as metrics
-from shopflow.store import db, tables
+from shopflow.flows import library
+from shopflow.store import db, event_writes, flow_runs, messages, tables
 from shopflow.store.events import EventRecord
 
 T0 = testing.T0
@@ -31,66 +32,65 @@ class Shop:
 
     def flow(self, key: str = "cart-abandonment") -> int:
         with db.transaction(self.engine) as conn:
-            return int(
-                conn.execute(
-                    tables.flows.insert()
-                    .values(
-                        workspace_id=self.ws,
-                        key=key,
-                        name=key.replace("-", " ").title(),
-                        status="live",
-                        current_version=1,
-                        trigger_event=metrics.CHECKOUT_STARTED,
-                        created_at=T0,
-                        updated_at=T0,
-                    )
-                    .returning(tables.flows.c.id)
-                ).scalar_one()
-            )
+            return library.install(conn, workspace_id=self.ws, name=key, now=T0, live=True)
 
     def run(self, flow_id: int, profile_id: int, *, holdout: bool = False) -> None:
         with db.transaction(self.engine) as conn:
-            conn.execute(
-                tables.flow_runs.insert().values(
-                    workspace_id=self.ws,
-                    flow_id=flow_id,
-                    version=1,
-                    profile_id=profile_id,
-                    trigger_key=f"k{next(_ids)}",
-                    status="exited",
-                    state={},
-                    holdout=holdout,
-                    started_at=T0,
-                    updated_at=T0,
-                )
+            flow_runs.create_runs(
+                conn,
+                [
+                    {
+                        "workspace_id": self.ws,
+                        "flow_id": flow_id,
+                        "version": 1,
+                        "profile_id": profile_id,
+                        "trigger_key": f"k{next(_ids)}",
+                        "trigger_event_id": None,
+                        "node_id": None,
+                        "state": {},
+                        "wake_at": None,
+                        "holdout": holdout,
+                        "started_at": T0,
+                        "updated_at": T0,
+                    }
+                ],
             )
 
     def message(
         self, profile_id: int, *, flow_id: int | None, node_id: str = "email-1", skip: str | None = None
     ) -> int:
+        """A message the flow sent at T0 (claimed and recorded sent), or one it skipped."""
         with db.transaction(self.engine) as conn:
-            return int(
-                conn.execute(
-                    tables.messages.insert()
-                    .values(
-                        workspace_id=self.ws,
-                        profile_id=profile_id,
-                        channel="email",
-                        template="cart-reminder",
-                        transactional=False,
-                        flow_id=flow_id,
-                        node_id=node_id,
-                        dedupe_key=f"m{next(_ids)}",
-                        status="skipped" if skip else "sent",
-                        skip_reason=skip,
-                        context={},
-                        send_after=T0,
-                        created_at=T0,
-                        sent_at=None if skip else T0,
-                    )
-                    .returning(tables.messages.c.id)
-                ).scalar_one()
+            message_id = messages.enqueue(
+                conn,
+                workspace_id=self.ws,
+                profile_id=profile_id,
+                channel="email",
+                template="cart-reminder",
+                dedupe_key=f"m{next(_ids)}",
+                now=T0,
+                flow_id=flow_id,
+                node_id=node_id,
+                status=messages.SKIPPED if skip else messages.QUEUED,
+                skip_reason=skip,
             )
+            assert message_id is not None
+            if not skip:
+                claimed = messages.claim_due(conn, now=T0, limit=1, stale_before=T0)
+                assert [c.id for c in claimed] == [message_id]
+                messages.mark_sent(
+                    conn,
+                    [
+                        {
+                            "id": message_id,
+                            "sent_at": T0,
+                            "to_address": f"p{profile_id}@example.org",
+                            "subject": "Your cart",
+                            "provider_message_id": None,
+                        }
+                    ],
+                )
+            return message_id
 
     def event(
         self,
@@ -106,24 +106,19 @@ class Shop:
         props = properties or {}
         money = Decimal(value) if value is not None else None
         message_id = f"e{next(_ids)}"
+        row = {
+            "profile_id": profile_id,
+            "name": name,
+            "time": at,
+            "properties": props,
+            "value": money,
+            "currency": "USD" if money is not None else None,
+            "source": "api",
+            "message_id": message_id,
+        }
         with db.transaction(self.engine) as conn:
-            event_id = conn.execute(
-                tables.events.insert()
-                .values(
-                    workspace_id=ws,
-                    profile_id=profile_id,
-                    name=name,
-                    time=at,
-                    received_at=at,
-                    properties=props,
-                    value=money,
-                    currency="USD" if money is not None else None,
-                    source="api",
-                    message_id=message_id,
-                )
-                .returning(tables.events.c.id)
-            ).scalar_one()
-        return EventRecord(int(event_id), ws, profile_id, name, at, props, money, "USD", "api", message_id)
+            [event_id] = event_writes.insert(conn, workspace_id=ws, rows=[row], received_at=at)
+        return EventRecord(event_id, ws, profile_id, name, at, props, money, "USD", "api", message_id)
 
     def touch(
         self, profile_id: int, kind: str, message_id: int, flow_id: int | None, at: datetime
@@ -312,7 +307,7 @@ def test_flow_report_numbers_are_exact(shop: Shop) -> None:
     assert report == {
         "flow_id": flow,
         "key": "cart-abandonment",
-        "name": "Cart Abandonment",
+        "name": "Abandoned cart",
         "entrants": 4,
         "holdout_entrants": 1,
         "recipients": 2,

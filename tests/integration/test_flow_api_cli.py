@@ -199,3 +199,50 @@ def test_flows_commands_have_help(command: str, capsys: pytest.CaptureFixture[st
         cli.main(["flows", command, "--help"])
     assert exc.value.code == 0
     assert "usage: shopflow flows" in capsys.readouterr().out
+
+
+def test_flows_api_refuses_a_webhook_into_a_private_network(
+    engine: Engine, clock: SimulatedClock, server_factory: Any
+) -> None:
+    created = testing.make_workspace(engine)
+    base = server_factory(create_app(config.load(environ={}), engine=engine, clock=clock))
+    auth = {"Authorization": f"Bearer {created.private_key}"}
+    hook = definition(
+        entry="hook",
+        nodes=[
+            {
+                "id": "hook",
+                "type": "webhook",
+                "url": "http://169.254.169.254/latest/meta-data/",
+                "next": "done",
+            },
+            {"id": "done", "type": "exit"},
+        ],
+    )
+    response = httpx.post(f"{base}/api/v1/flows", headers=auth, json=hook)
+    assert response.status_code == 400
+    assert response.json()["errors"] == [
+        "nodes[0].url: 169.254.169.254 is a link-local address; a webhook may not reach a private "
+        "network unless the workspace setting webhooks_allow_private is true"
+    ]
+    assert httpx.get(f"{base}/api/v1/flows", headers=auth).json() == {"flows": []}
+
+
+def test_flows_api_refuses_an_unknown_list_with_its_node(
+    engine: Engine, clock: SimulatedClock, server_factory: Any
+) -> None:
+    created = testing.make_workspace(engine)
+    base = server_factory(create_app(config.load(environ={}), engine=engine, clock=clock))
+    auth = {"Authorization": f"Bearer {created.private_key}"}
+    listed = definition(
+        entry="join",
+        nodes=[
+            {"id": "join", "type": "list", "action": "add", "list": "nobody-made-this", "next": "done"},
+            {"id": "done", "type": "exit"},
+        ],
+    )
+    response = httpx.post(f"{base}/api/v1/flows", headers=auth, json=listed)
+    assert response.status_code == 400
+    assert response.json()["errors"] == [
+        "nodes[0]: unknown list 'nobody-made-this': create it first (shopflow lists create nobody-made-this)"
+    ]

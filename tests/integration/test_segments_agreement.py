@@ -16,7 +16,9 @@ from shopflow.segments import audience, snapshot
 from shopflow.store import db, segment_reads
 from tests.integration import segments_support as support
 
-pytestmark = pytest.mark.slow
+pytestmark = pytest.mark.slow(
+    reason="hypothesis: 35 random rules over a random population, each counted in SQL and in memory"
+)
 
 
 def _memberships(engine: Engine, world: support.World, rule_data: list[dict[str, Any]]) -> None:

@@ -385,6 +385,9 @@ def test_audience_export_respects_email_consent(
     engine.dispose()
 
 
+@pytest.mark.slow(
+    reason="steps one run round a loop until the guard caps it: 250 committed steps, one transaction each"
+)
 def test_loop_guard_count_survives_between_steps(engine: Engine, clock: SimulatedClock) -> None:
     ws = testing.make_workspace(engine).workspace.id
     flow_id = save(

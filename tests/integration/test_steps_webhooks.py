@@ -4,6 +4,7 @@ by the next split and template; on SQLite and PostgreSQL."""
 from __future__ import annotations
 
 import json
+import socket
 import threading
 from collections.abc import Iterator
 from datetime import timedelta
@@ -15,9 +16,10 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
 from shopflow import testing
+from shopflow.domain import destinations
 from shopflow.domain.clock import SimulatedClock
 from shopflow.domain.events import CanonicalEvent, Identity
-from shopflow.domain.flows import load_flow
+from shopflow.domain.flows import FlowDefinitionError, load_flow
 from shopflow.flows import scheduler, triggers, webhooks
 from shopflow.ingest import pipeline
 from shopflow.store import db, flow_runs, tables, workspaces
@@ -96,10 +98,13 @@ def definition(url: str) -> dict[str, Any]:
     }
 
 
-def start(engine: Engine, clock: SimulatedClock, url: str) -> tuple[str, int]:
+def start(engine: Engine, clock: SimulatedClock, url: str, *, allow_private: bool = True) -> tuple[str, int]:
+    """A live flow whose webhook goes to `url`, entered by one order. The receivers in these tests
+    listen on loopback, which a workspace reaches only with webhooks_allow_private."""
     created = testing.make_workspace(engine)
     ws = created.workspace.id
     with db.transaction(engine) as conn:
+        workspaces.update_settings(conn, workspace_id=ws, changes={"webhooks_allow_private": allow_private})
         flow_id, _ = store_flows.save_flow(
             conn, workspace_id=ws, definition=load_flow(definition(url)), now=testing.T0, status="live"
         )
@@ -216,3 +221,91 @@ def test_webhook_unreachable_retries_with_backoff_then_gives_up(
     with db.reading(engine) as conn:
         (run,) = flow_runs.runs_of_flow(conn, flow_id=flow_id)
     assert (run.status, run.node_id) == ("exited", "failed")
+
+
+# --- destinations: no request into Shopflow's own network (domain/destinations.py) -------------
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "http://127.0.0.1:5432/x",
+        "http://localhost/x",
+        "http://crm.localhost/x",
+        "http://169.254.169.254/latest/meta-data/",
+        "http://10.0.0.7/admin",
+        "http://[::1]/x",
+        "http://[::ffff:192.168.1.1]/x",
+        "http://2130706433/x",
+        "http://metadata.google.internal/x",
+    ],
+)
+def test_a_private_destination_is_refused_when_the_flow_is_saved(engine: Engine, url: str) -> None:
+    ws = testing.make_workspace(engine).workspace.id
+    with db.transaction(engine) as conn, pytest.raises(FlowDefinitionError) as refused:
+        store_flows.save_flow(conn, workspace_id=ws, definition=load_flow(definition(url)), now=testing.T0)
+    (problem,) = refused.value.problems
+    assert problem.path == "nodes[0].url"
+    assert "webhooks_allow_private" in problem.message
+    with db.reading(engine) as conn:
+        assert store_flows.list_flows(conn, workspace_id=ws) == []
+
+
+def test_a_name_resolving_to_a_private_address_is_refused_at_run_time_and_not_retried(
+    engine: Engine, clock: SimulatedClock, receiver: Receiver, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    port = int(receiver.url.rsplit(":", 1)[1])
+    resolve = socket.getaddrinfo
+
+    def fake_dns(host: str, *args: Any, **kwargs: Any) -> Any:  # the name's A record is 127.0.0.1
+        return resolve("127.0.0.1" if host == "crm.example.com" else host, *args, **kwargs)
+
+    monkeypatch.setattr(socket, "getaddrinfo", fake_dns)
+    _, flow_id = start(engine, clock, f"http://crm.example.com:{port}", allow_private=False)
+    assert webhooks.deliver_due(engine, clock=clock) == 1
+    scheduler.run_all_due(engine, clock=clock)
+    with db.reading(engine) as conn:
+        (run,) = flow_runs.runs_of_flow(conn, flow_id=flow_id)
+        (delivery,) = store_webhooks.get_all(conn, run_id=run.id)
+    assert delivery["status"] == "failed" and delivery["attempts"] == 1
+    assert delivery["error"] == "refused: crm.example.com resolves to 127.0.0.1 is a loopback address"
+    assert receiver.requests == []
+    assert (run.status, run.node_id) == ("exited", "failed")
+
+
+def test_a_short_address_form_passes_validation_but_not_the_resolved_check(
+    engine: Engine, clock: SimulatedClock, receiver: Receiver
+) -> None:
+    port = int(receiver.url.rsplit(":", 1)[1])
+    _, flow_id = start(engine, clock, f"http://127.1:{port}", allow_private=False)  # 127.1 is 127.0.0.1
+    assert webhooks.deliver_due(engine, clock=clock) == 1
+    with db.reading(engine) as conn:
+        (run,) = flow_runs.runs_of_flow(conn, flow_id=flow_id)
+        (delivery,) = store_webhooks.get_all(conn, run_id=run.id)
+    assert delivery["error"] == "refused: 127.1 resolves to 127.0.0.1 is a loopback address"
+    assert receiver.requests == []
+
+
+def test_the_checked_client_connects_to_the_address_it_checked(
+    receiver: Receiver, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """With the check satisfied, the request goes to the resolved address and still names the
+    host (Host header; SNI for https)."""
+    port = int(receiver.url.rsplit(":", 1)[1])
+    resolve = socket.getaddrinfo
+    asked: list[str] = []
+
+    def fake_dns(host: str, *args: Any, **kwargs: Any) -> Any:
+        asked.append(host)
+        return resolve("127.0.0.1" if host == "crm.example.com" else host, *args, **kwargs)
+
+    monkeypatch.setattr(socket, "getaddrinfo", fake_dns)
+    monkeypatch.setattr(destinations, "address_refusal", lambda ip: None)  # as if 127.0.0.1 were global
+    with webhooks.checked_client() as http:
+        answer = http.post(f"http://crm.example.com:{port}/tier", content=b"{}")
+    assert answer.status_code == 200
+    # The name is resolved once, by the check; the connection is then opened to the checked
+    # address (its "resolution" is the literal itself), never to the name again.
+    assert asked == ["crm.example.com", "127.0.0.1"]
+    (_, path, headers, _) = receiver.requests[0]
+    assert path == "/tier" and headers["Host"] == f"crm.example.com:{port}"

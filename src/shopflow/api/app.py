@@ -13,10 +13,12 @@ from fastapi.responses import JSONResponse
 from sqlalchemy.engine import Engine
 
 from shopflow import __version__
-from shopflow.api import deps
+from shopflow.api import deps, limits, metrics, requests
 from shopflow.api.routes import health
+from shopflow.api.routes import metrics as metrics_routes
 from shopflow.config import Settings
 from shopflow.domain.clock import Clock, SystemClock
+from shopflow.domain.ratelimit import Rate
 from shopflow.store import db, workspaces
 
 RETRY_AFTER_SECONDS = "5"
@@ -24,6 +26,16 @@ RETRY_AFTER_SECONDS = "5"
 # Async start/stop hooks for long-lived services (ingest writer, embedded worker): each gets the
 # context on start and returns a stop coroutine function.
 Lifecycle = Callable[[deps.AppContext], Any]
+
+
+def _public_limits(settings: Settings) -> limits.Limits:
+    def rate(per_second: int, burst: int) -> Rate:
+        return Rate(float(max(0, per_second)), max(1, burst))
+
+    return limits.Limits(
+        per_ip=rate(settings.public_rate_per_ip, settings.public_burst_per_ip),
+        per_key=rate(settings.public_rate_per_key, settings.public_burst_per_key),
+    )
 
 
 def _link_secret(settings: Settings, engine: Engine) -> bytes:
@@ -63,8 +75,13 @@ def create_app(
 
     app = FastAPI(title="Shopflow", version=__version__, lifespan=lifespan, docs_url="/docs")
     app.state.ctx = ctx
+    app.state.metrics = metrics.Metrics(engine, ctx.clock)
+    # The last added runs first: every request is logged and timed, a refused one (429) too.
+    app.add_middleware(limits.PublicLimits, limits=_public_limits(settings))
+    app.add_middleware(requests.RequestMiddleware, metrics=app.state.metrics)
     _install_error_handlers(app)
     app.include_router(health.router)
+    app.include_router(metrics_routes.router)
     for router in _routers():
         app.include_router(router)
     return app

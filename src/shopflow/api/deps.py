@@ -10,6 +10,7 @@ from fastapi import HTTPException, Request
 from fastapi.responses import JSONResponse
 from sqlalchemy.engine import Engine
 
+from shopflow import logs
 from shopflow.config import Settings
 from shopflow.domain.clock import Clock
 from shopflow.store import db, workspaces
@@ -60,13 +61,17 @@ def private_workspace(request: Request) -> workspaces.Workspace:
             detail="Authorization: unknown private key",
             headers={"WWW-Authenticate": "Bearer"},
         )
+    logs.set_workspace(ws.id)
     return ws
 
 
 def workspace_by_id(request: Request, workspace_id: str) -> workspaces.Workspace | None:
     """The workspace a webhook URL names (its signature or credentials are checked next)."""
     with db.reading(context(request).engine) as conn:
-        return workspaces.get(conn, workspace_id)
+        ws = workspaces.get(conn, workspace_id)
+    if ws is not None:
+        logs.set_workspace(ws.id)
+    return ws
 
 
 def workspace_by_key(
@@ -77,9 +82,13 @@ def workspace_by_key(
         if private_too:
             ws = workspaces.by_private_key(conn, key)
             if ws is not None:
+                logs.set_workspace(ws.id)
                 return ws, True
         ws = workspaces.by_write_key(conn, key)
-    return (ws, False) if ws is not None else None
+    if ws is None:
+        return None
+    logs.set_workspace(ws.id)
+    return ws, False
 
 
 async def json_object(

@@ -1,8 +1,10 @@
-"""`shopflow db ...`: the database schema (migrations up, a new revision)."""
+"""`shopflow db ...`: the database schema (migrations up, a new revision), backup and restore."""
 
 from __future__ import annotations
 
 import argparse
+import sys
+from pathlib import Path
 from typing import Any
 
 from shopflow import config
@@ -17,6 +19,15 @@ def register(sub: Any) -> None:
     p = p_db.add_parser("revision", help="write a new migration from changes to store/tables/")
     p.add_argument("-m", "--message", required=True)
     p.set_defaults(handler=_revision)
+    p = p_db.add_parser(
+        "backup", help="write a consistent copy of the whole database to FILE, while Shopflow runs"
+    )
+    p.add_argument("file", type=Path, help="the backup to write (never overwritten)")
+    p.set_defaults(handler=_backup)
+    p = p_db.add_parser("restore", help="replace the whole database with a backup, then migrate it")
+    p.add_argument("file", type=Path, help="a file written by `shopflow db backup`")
+    p.add_argument("--yes", action="store_true", help="confirm: every row now stored is replaced")
+    p.set_defaults(handler=_restore)
 
 
 def _upgrade(args: argparse.Namespace, settings: config.Settings) -> int:
@@ -30,4 +41,35 @@ def _revision(args: argparse.Namespace, settings: config.Settings) -> int:
     from shopflow.store import schema_tools
 
     schema_tools.new_revision(common.engine(settings), args.message)
+    return 0
+
+
+def _backup(args: argparse.Namespace, settings: config.Settings) -> int:
+    from shopflow.store import backup  # an operator tool over the store's own files
+
+    try:
+        done = backup.backup(settings.database_url, args.file)
+    except backup.BackupError as exc:
+        print(f"shopflow: db backup: {exc}", file=sys.stderr)
+        return 2
+    print(f"backed up the {done.dialect} database to {done.path} ({done.bytes:,} bytes)")
+    return 0
+
+
+def _restore(args: argparse.Namespace, settings: config.Settings) -> int:
+    from shopflow.store import backup
+
+    if not args.yes:
+        print(
+            "shopflow: db restore: replaces every row of the configured database with the backup's; "
+            "stop Shopflow's servers and workers, then run again with --yes",
+            file=sys.stderr,
+        )
+        return 2
+    try:
+        done = backup.restore(settings.database_url, args.file)
+    except backup.BackupError as exc:
+        print(f"shopflow: db restore: {exc}", file=sys.stderr)
+        return 2
+    print(f"restored the {done.dialect} database from {done.path} and migrated it to the current schema")
     return 0

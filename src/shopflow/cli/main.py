@@ -6,12 +6,11 @@ Settings are built here, once, and passed down to the handler.
 from __future__ import annotations
 
 import argparse
-import logging
 import sys
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from shopflow import config, workspaces
+from shopflow import config, logs, workspaces
 from shopflow.cli import common
 from shopflow.cli import coupons as coupons_area
 from shopflow.cli import db as db_area
@@ -73,11 +72,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     except config.ConfigError as exc:
         print(f"shopflow: configuration error: {exc}", file=sys.stderr)
         return 2
-    logging.basicConfig(
-        level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
-    # Migrations run at every start; their step-by-step INFO lines are noise to an operator.
-    logging.getLogger("alembic").setLevel(logging.WARNING)
+    fmt = settings.log_format
+    if fmt == "auto":
+        fmt = "text" if sys.stderr.isatty() else "json"
+    logs.configure(settings.log_level, fmt)
     handler: Handler = args.handler
     try:
         return handler(args, settings)

@@ -48,7 +48,11 @@ def serve(settings: Settings, *, host: str, port: int, with_worker: bool) -> int
     hooks: list[Any] = [embedded_worker] if with_worker else []
     app = create_app(settings, engine=engine, lifecycles=hooks)
     log.info("Shopflow on http://%s:%d (worker %s)", host, port, "embedded" if with_worker else "off")
-    uvicorn.run(app, host=host, port=port, log_level=settings.log_level.lower())
+    # Uvicorn's own handlers and access log are off: its lines go through the one handler
+    # (shopflow/logs.py), and the API writes its own access line with the request id (api/requests.py).
+    uvicorn.run(
+        app, host=host, port=port, log_level=settings.log_level.lower(), log_config=None, access_log=False
+    )
     return 0
 
 

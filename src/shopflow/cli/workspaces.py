@@ -9,6 +9,7 @@ from typing import Any
 from shopflow import config, workspaces
 from shopflow.cli import common
 from shopflow.domain.clock import SystemClock
+from shopflow.ingest import retention
 
 
 def register(sub: Any) -> None:
@@ -27,6 +28,15 @@ def register(sub: Any) -> None:
     p.add_argument("workspace_id")
     p.add_argument("secret")
     p.set_defaults(handler=_set_secret)
+    p = p_ws.add_parser(
+        "retention",
+        help="how long a workspace keeps events and finished messages (0: forever); --apply removes what is older now",
+    )
+    p.add_argument("--workspace", required=True)
+    p.add_argument("--events-days", type=int, help=f"0, or {retention.MIN_DAYS} to {retention.MAX_DAYS}")
+    p.add_argument("--messages-days", type=int, help=f"0, or {retention.MIN_DAYS} to {retention.MAX_DAYS}")
+    p.add_argument("--apply", action="store_true", help="remove what is older now (the worker does it daily)")
+    p.set_defaults(handler=_retention)
 
 
 def _create(args: argparse.Namespace, settings: config.Settings) -> int:
@@ -62,4 +72,19 @@ def _list(args: argparse.Namespace, settings: config.Settings) -> int:
 def _set_secret(args: argparse.Namespace, settings: config.Settings) -> int:
     workspaces.set_webhook_secret(common.engine(settings), workspace_id=args.workspace_id, secret=args.secret)
     print(f"webhook signing secret of {args.workspace_id} changed")
+    return 0
+
+
+def _retention(args: argparse.Namespace, settings: config.Settings) -> int:
+    engine = common.engine(settings)
+    now_set = retention.configure(
+        engine, workspace_id=args.workspace, events_days=args.events_days, messages_days=args.messages_days
+    )
+    for name, days in now_set.items():
+        print(f"{name:24} {days or 'keep everything'}")
+    if args.apply:
+        removed = retention.run(engine, now=SystemClock().now())
+        print(f"removed {removed.events:,} events and {removed.messages:,} messages")
+        if removed.unfinished:
+            print("more to remove: the worker's daily maintenance goes on with it")
     return 0

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping
-from dataclasses import dataclass
 from datetime import timedelta
 from decimal import Decimal
 from functools import cached_property
@@ -27,6 +26,7 @@ from pydantic import (
 )
 
 from shopflow.domain import action_nodes, branch_nodes, conditions, durations, nodes, timing_nodes
+from shopflow.domain.problems import Problem, ProblemsError
 
 NODE_TYPES = nodes.NODE_TYPES
 CHANNELS = action_nodes.CHANNELS
@@ -341,24 +341,10 @@ class FlowDefinition(BaseModel):
 # --- loading and errors ---------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class Problem:
-    path: str
-    message: str
-
-    def __str__(self) -> str:
-        return f"{self.path}: {self.message}" if self.path else self.message
-
-
-class FlowDefinitionError(ValueError):
+class FlowDefinitionError(ProblemsError):
     """Every problem found in a flow definition, each naming its path and value."""
 
-    def __init__(self, problems: list[Problem]) -> None:
-        self.problems = problems
-        super().__init__("invalid flow definition:\n" + "\n".join(f"  - {p}" for p in problems))
-
-    def messages(self) -> list[str]:
-        return [str(p) for p in self.problems]
+    title = "invalid flow definition"
 
 
 def load_flow(source: str | bytes | Mapping[str, Any]) -> FlowDefinition:

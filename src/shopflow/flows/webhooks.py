@@ -5,21 +5,32 @@ waits at the webhook node is woken when the delivery is finished, either way.
 
 Signature (like Stripe's): `X-Shopflow-Signature: t=<unix seconds>,v1=<hex HMAC-SHA256>` over
 `"<t>.<body>"` with the workspace's webhook secret; a receiver recomputes it and rejects old `t`.
+
+Destinations (domain/destinations.py): the connection goes only to addresses the host name resolved
+to and that passed the check, so a name resolving to a private address, or changing its answer
+between the check and the connect, is refused; redirects are not followed and environment proxies
+are not used (either would send the request somewhere unchecked). A refused destination is a
+failure recorded with its reason (`refused: ...`), not retried; the run takes `on_failure`.
 """
 
 from __future__ import annotations
 
 import hashlib
 import hmac
+import ipaddress
 import json
 import logging
+import socket
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
+import httpcore
 import httpx
 from sqlalchemy.engine import Engine
 
+from shopflow.domain import destinations
 from shopflow.domain.clock import Clock
 from shopflow.store import db, workspaces
 from shopflow.store import webhooks as store_webhooks
@@ -63,20 +74,95 @@ class _Outcome:
     error: str | None
 
 
+class RefusedDestination(Exception):
+    """The destination resolved to an address a webhook may not reach."""
+
+
+class _CheckedBackend(httpcore.NetworkBackend):
+    """Resolves the host itself, refuses it when any of its addresses is not global, and
+    connects to a checked address (TLS still names the host: SNI and the certificate check use
+    the URL's host, not the address)."""
+
+    def __init__(self) -> None:
+        self._inner = httpcore.SyncBackend()
+
+    def connect_tcp(
+        self,
+        host: str,
+        port: int,
+        timeout: float | None = None,
+        local_address: str | None = None,
+        socket_options: Iterable[Any] | None = None,
+    ) -> httpcore.NetworkStream:
+        try:
+            infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+        except OSError as exc:
+            raise httpcore.ConnectError(f"{host}: {exc}") from exc
+        addresses = list(dict.fromkeys(ipaddress.ip_address(info[4][0]) for info in infos))
+        for ip in addresses:
+            why = destinations.address_refusal(ip)
+            if why:
+                raise RefusedDestination(f"{host} resolves to {why}")
+        last: Exception = httpcore.ConnectError(f"{host}: no address")
+        for ip in addresses:
+            try:
+                return self._inner.connect_tcp(
+                    str(ip), port, timeout=timeout, local_address=local_address, socket_options=socket_options
+                )
+            except httpcore.ConnectError as exc:
+                last = exc
+        raise last
+
+    def connect_unix_socket(
+        self, path: str, timeout: float | None = None, socket_options: Iterable[Any] | None = None
+    ) -> httpcore.NetworkStream:
+        raise RefusedDestination("a unix socket is not a webhook destination")
+
+    def sleep(self, seconds: float) -> None:
+        self._inner.sleep(seconds)
+
+
+def checked_client() -> httpx.Client:
+    """An HTTP client that reaches global addresses only."""
+    transport = httpx.HTTPTransport()
+    # httpx has no public hook for the network backend; its pool is rebuilt with the checking one
+    # (tests/integration/test_steps_webhooks.py proves the refusal through this client).
+    transport._pool = httpcore.ConnectionPool(
+        ssl_context=httpx.create_ssl_context(), network_backend=_CheckedBackend()
+    )
+    return httpx.Client(transport=transport, timeout=TIMEOUT_SECONDS, follow_redirects=False, trust_env=False)
+
+
+def _open_client() -> httpx.Client:
+    return httpx.Client(timeout=TIMEOUT_SECONDS, follow_redirects=False, trust_env=False)
+
+
 def deliver_due(engine: Engine, *, clock: Clock, limit: int = 50, client: httpx.Client | None = None) -> int:
-    """Send up to `limit` due webhooks; returns how many were attempted."""
+    """Send up to `limit` due webhooks; returns how many were attempted.
+
+    `client` replaces both the checked client and the open one (a workspace with
+    `webhooks_allow_private`); tests give one with a mock transport.
+    """
     with db.transaction(engine) as conn:
         claimed = store_webhooks.claim_due(conn, now=clock.now(), limit=limit)
-        secrets = {}
+        secrets: dict[str, str] = {}
+        open_ok: dict[str, bool] = {}
         for ws in {d.workspace_id for d in claimed}:
             found = workspaces.get(conn, ws)
             secrets[ws] = found.webhook_secret if found is not None else ""
+            open_ok[ws] = found is not None and destinations.private_allowed(found.settings)
     if not claimed:
         return 0
-    own = client is None
-    http = client if client is not None else httpx.Client(timeout=TIMEOUT_SECONDS, follow_redirects=False)
+    clients: dict[bool, httpx.Client] = {}
     try:
         for delivery in claimed:
+            allowed = open_ok[delivery.workspace_id]
+            if client is not None:
+                http = client
+            else:
+                if allowed not in clients:
+                    clients[allowed] = _open_client() if allowed else checked_client()
+                http = clients[allowed]
             outcome = _attempt(http, delivery, secrets[delivery.workspace_id], clock.now())
             now = clock.now()
             with db.transaction(engine) as conn:
@@ -100,8 +186,8 @@ def deliver_due(engine: Engine, *, clock: Clock, limit: int = 50, client: httpx.
                     )
                     store_webhooks.wake_run(conn, run_id=delivery.run_id, node_id=delivery.node_id, now=now)
     finally:
-        if own:
-            http.close()
+        for opened in clients.values():
+            opened.close()
     return len(claimed)
 
 
@@ -119,6 +205,9 @@ def _attempt(http: httpx.Client, delivery: store_webhooks.Delivery, secret: str,
             data = _read(response)
             status = response.status_code
             kind = response.headers.get("content-type", "")
+    except RefusedDestination as exc:
+        log.warning("webhook %s refused: %s", delivery.id, exc)
+        return _Outcome("failed", None, None, f"refused: {exc}"[:500])
     except httpx.HTTPError as exc:
         error = f"{type(exc).__name__}: {exc}"[:500]
         log.info("webhook %s attempt %s failed: %s", delivery.id, delivery.attempts, error)

@@ -156,7 +156,16 @@ def run(
     try:
         port = testing.free_port()
         public_url = f"http://127.0.0.1:{port}"
-        app_settings = Settings(**{**settings.__dict__, "public_url": public_url, "embedded_worker": False})
+        # One simulated client stands for thousands of shoppers: the per-address flood guard is off.
+        app_settings = Settings(
+            **{
+                **settings.__dict__,
+                "public_url": public_url,
+                "embedded_worker": False,
+                "public_rate_per_ip": 0,
+                "public_rate_per_key": 0,
+            }
+        )
         with db.transaction(engine) as conn:
             created = workspaces.create_workspace(
                 conn,
@@ -176,6 +185,9 @@ def run(
                 for name in DEMO_FLOWS
             }
         app = create_app(app_settings, engine=engine, clock=clock)
+        # The simulated store makes tens of thousands of requests: one access line each would bury
+        # the demo's own report.
+        logging.getLogger("shopflow.access").setLevel(logging.WARNING)
         server = testing.LiveServer(app, port=port)
         server.start()
         worker = Worker(

@@ -13,8 +13,9 @@ import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection
 
-from shopflow.domain import nodes
-from shopflow.domain.flows import FlowDefinition, FlowDefinitionError, Problem
+from shopflow.domain import action_nodes, destinations, nodes
+from shopflow.domain.flows import FlowDefinition, FlowDefinitionError
+from shopflow.domain.problems import Problem
 from shopflow.store import db, tables
 
 
@@ -53,12 +54,21 @@ def list_ids(conn: Connection, *, workspace_id: str, keys: Iterable[str]) -> dic
 
 
 def check_references(conn: Connection, *, workspace_id: str, definition: FlowDefinition) -> None:
-    """Raise FlowDefinitionError naming each list the flow uses that the workspace does not have."""
+    """Raise FlowDefinitionError naming each list the flow uses that the workspace does not have,
+    and each webhook node whose destination is inside a private network the workspace has not
+    allowed (domain/destinations.py)."""
+    problems = _list_problems(conn, workspace_id=workspace_id, definition=definition)
+    problems += _destination_problems(conn, workspace_id=workspace_id, definition=definition)
+    if problems:
+        raise FlowDefinitionError(problems)
+
+
+def _list_problems(conn: Connection, *, workspace_id: str, definition: FlowDefinition) -> list[Problem]:
     missing = sorted(
         definition.list_keys - set(list_ids(conn, workspace_id=workspace_id, keys=definition.list_keys))
     )
     if not missing:
-        return
+        return []
     problems = []
     for i, node in enumerate(definition.nodes):
         for key in sorted(nodes.list_keys(node)):
@@ -68,9 +78,30 @@ def check_references(conn: Connection, *, workspace_id: str, definition: FlowDef
                         f"nodes[{i}]", f"unknown list {key!r}: create it first (shopflow lists create {key})"
                     )
                 )
-    if not problems:
-        problems = [Problem("flow_filter", f"unknown list {k!r}: create it first") for k in missing]
-    raise FlowDefinitionError(problems)
+    return problems or [Problem("flow_filter", f"unknown list {k!r}: create it first") for k in missing]
+
+
+def _destination_problems(
+    conn: Connection, *, workspace_id: str, definition: FlowDefinition
+) -> list[Problem]:
+    hooks = [(i, n) for i, n in enumerate(definition.nodes) if isinstance(n, action_nodes.WebhookNode)]
+    if not hooks:
+        return []
+    settings = workspace_settings(conn, workspace_ids=[workspace_id]).get(workspace_id, {})
+    if destinations.private_allowed(settings):
+        return []
+    problems = []
+    for i, node in hooks:
+        why = destinations.url_refusal(node.url)
+        if why:
+            problems.append(
+                Problem(
+                    f"nodes[{i}].url",
+                    f"{why}; a webhook may not reach a private network unless the workspace "
+                    f"setting {destinations.ALLOW_SETTING} is true",
+                )
+            )
+    return problems
 
 
 def all_lists(conn: Connection, *, workspace_id: str) -> list[dict[str, Any]]:

@@ -3,24 +3,32 @@
 from __future__ import annotations
 
 import logging
+import os
+import socket
 import threading
+import time
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from sqlalchemy.engine import Engine
 
+from shopflow.analytics import operations
 from shopflow.domain.clock import Clock
 from shopflow.flows import alerts, scheduler, sweeps, webhooks
+from shopflow.ingest import retention
 from shopflow.messaging.channels.base import Channel
 from shopflow.messaging.channels.push.webpush import PushChannel
 from shopflow.messaging.channels.sms.base import SmsChannel
 from shopflow.messaging.deliverability import hygiene
 from shopflow.messaging.delivery import due as deliver
 from shopflow.messaging.delivery import pipeline, results
+from shopflow.segments import scores
 from shopflow.store import db, queues
 from shopflow.workers import events
 
 log = logging.getLogger(__name__)
+
+HEARTBEAT_SECONDS = 5.0
 
 
 @dataclass
@@ -53,8 +61,9 @@ class Worker:
     sms_channel: SmsChannel | None = None
     push_channel: PushChannel | None = None
     counts: WorkerCounts = field(default_factory=WorkerCounts)
-    # List hygiene (sunset: 180 days without engagement) and the bounce/complaint-rate alert over
-    # the last day run this often, by the clock.
+    # List hygiene (sunset: 180 days without engagement), the bounce/complaint-rate alert over
+    # the last day, data retention (ingest/retention.py) and lifecycle stages and RFM scores
+    # (segments/scores.py) run this often, by the clock.
     maintenance_every: timedelta = timedelta(days=1)
     _last_maintenance: datetime | None = None
 
@@ -65,6 +74,8 @@ class Worker:
             return False
         self._last_maintenance = now
         hygiene.run_daily(self.engine, clock=self.clock)
+        retention.run(self.engine, now=now)
+        scores.refresh_all(self.engine, now=now)
         return True
 
     def tick(self) -> WorkerCounts:
@@ -142,8 +153,11 @@ class Worker:
         return total
 
     def run_forever(self, stop: threading.Event, *, poll_seconds: float = 0.05) -> None:
-        """Tick until `stop` is set; sleep only when a pass found nothing to do."""
+        """Tick until `stop` is set; sleep only when a pass found nothing to do. Every few
+        seconds the loop writes its heartbeat (worker_heartbeats; /metrics reports it)."""
+        heart = _Heart(self.engine, self.clock)
         while not stop.is_set():
+            heart.maybe_beat()
             try:
                 done = self.tick()
             except db.DatabaseUnavailable as exc:
@@ -156,6 +170,34 @@ class Worker:
                 continue
             if done.total() == 0:
                 stop.wait(poll_seconds)
+
+
+class _Heart:
+    """This process's heartbeat: at most one write per HEARTBEAT_SECONDS, never failing the loop."""
+
+    def __init__(self, engine: Engine, clock: Clock) -> None:
+        self.engine = engine
+        self.clock = clock
+        self.worker_id = f"{socket.gethostname()}:{os.getpid()}"[:200]
+        self.started_at = clock.now()
+        self.passes = 0
+        self._last = float("-inf")
+
+    def maybe_beat(self) -> None:
+        self.passes += 1
+        if time.monotonic() - self._last < HEARTBEAT_SECONDS:
+            return
+        self._last = time.monotonic()
+        try:
+            operations.beat(
+                self.engine,
+                worker_id=self.worker_id,
+                started_at=self.started_at,
+                now=self.clock.now(),
+                passes=self.passes,
+            )
+        except Exception as exc:  # the loop's own retry handles a database that is down
+            log.debug("heartbeat not written: %s", exc)
 
 
 def start_thread(worker: Worker, *, poll_seconds: float = 0.05) -> tuple[threading.Thread, threading.Event]:

@@ -79,9 +79,12 @@ async def create_flow(
     except FlowDefinitionError as exc:
         return _error(400, "; ".join(exc.messages()), errors=exc.messages())
     ctx = deps.context(request)
-    saved = manage.save_definition(
-        ctx.engine, workspace_id=ws.id, definition=definition, status=status, now=ctx.clock.now()
-    )
+    try:  # what only the workspace can tell: unknown lists, private webhook destinations
+        saved = manage.save_definition(
+            ctx.engine, workspace_id=ws.id, definition=definition, status=status, now=ctx.clock.now()
+        )
+    except FlowDefinitionError as exc:
+        return _error(400, "; ".join(exc.messages()), errors=exc.messages())
     return JSONResponse(_summary(saved.flow), status_code=201 if saved.created else 200)
 
 

@@ -18,6 +18,7 @@ import yaml
 from pydantic import TypeAdapter, ValidationError
 
 from shopflow.domain import events as ev
+from shopflow.domain.problems import Problem, ProblemsError
 from shopflow.domain.segments import rules
 from shopflow.domain.segments.rules import show
 
@@ -33,24 +34,10 @@ CANONICAL_METRICS = frozenset(
 )
 
 
-@dataclass(frozen=True)
-class Problem:
-    path: str
-    message: str
-
-    def __str__(self) -> str:
-        return f"{self.path}: {self.message}" if self.path else self.message
-
-
-class RuleError(ValueError):
+class RuleError(ProblemsError):
     """Every problem found in a rule, each naming the path of its node."""
 
-    def __init__(self, problems: list[Problem]) -> None:
-        self.problems = problems
-        super().__init__("invalid segment rule:\n" + "\n".join(f"  - {p}" for p in problems))
-
-    def messages(self) -> list[str]:
-        return [str(p) for p in self.problems]
+    title = "invalid segment rule"
 
 
 @dataclass(frozen=True)

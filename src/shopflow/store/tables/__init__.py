@@ -36,7 +36,7 @@ from shopflow.store.tables.messaging import (
     push_subscriptions,
     short_links,
 )
-from shopflow.store.tables.tenancy import instance_settings, rate_limits, workspaces
+from shopflow.store.tables.tenancy import instance_settings, rate_limits, worker_heartbeats, workspaces
 
 __all__ = [
     "alerts",
@@ -76,6 +76,7 @@ __all__ = [
     "trigger_schedule",
     "webhook_deliveries",
     "webhook_receipts",
+    "worker_heartbeats",
     "workspaces",
 ]
 

@@ -37,3 +37,14 @@ workspaces = sa.Table(
     sa.Column("settings", Json, nullable=False),
     sa.Column("created_at", UTCDateTime, nullable=False),
 )
+
+# Each worker process's last pass (instance-wide): /metrics reports every worker's age, so a stuck
+# or dead worker shows on any server's scrape, whichever process it ran in.
+worker_heartbeats = sa.Table(
+    "worker_heartbeats",
+    base.metadata,
+    sa.Column("worker_id", sa.String(200), primary_key=True),  # "host:pid"
+    sa.Column("started_at", UTCDateTime, nullable=False),
+    sa.Column("beat_at", UTCDateTime, nullable=False),
+    sa.Column("passes", sa.BigInteger, nullable=False),
+)
