@@ -82,13 +82,34 @@ class TextFormatter(logging.Formatter):
         return text
 
 
+class _Stderr(logging.StreamHandler):  # type: ignore[type-arg]
+    """Writes to whatever sys.stderr is at the time (a test's capture, a redirected stream)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+
+    @property
+    def stream(self) -> Any:
+        return sys.stderr
+
+    @stream.setter
+    def stream(self, _value: Any) -> None:
+        pass
+
+
 def configure(level: str, fmt: str) -> None:
-    """Send every log line (Shopflow's, uvicorn's, SQLAlchemy's) through one handler on stderr."""
-    handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(JsonFormatter() if fmt == "json" else TextFormatter())
+    """Send every log line (Shopflow's, uvicorn's, SQLAlchemy's) through one handler on stderr.
+
+    Like logging.basicConfig, it leaves a logging set-up it did not make alone (pytest's, an
+    application embedding Shopflow); calling it again replaces its own handler."""
     root = logging.getLogger()
-    for old in list(root.handlers):
+    ours = [h for h in root.handlers if isinstance(h, _Stderr)]
+    if root.handlers and not ours:
+        return
+    for old in ours:
         root.removeHandler(old)
+    handler = _Stderr()
+    handler.setFormatter(JsonFormatter() if fmt == "json" else TextFormatter())
     root.addHandler(handler)
     root.setLevel(level.upper())
     for name in ("uvicorn", "uvicorn.error", "uvicorn.access"):

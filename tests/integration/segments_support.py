@@ -155,6 +155,8 @@ def ingest(engine: Engine, world: World) -> World:
             )
     with db.transaction(engine) as conn:
         accepted = pipeline.accept(conn, workspace_id=ws, events=batch, now=NOW - timedelta(days=60))
+        # Ingest rolled up the metrics (no segment tracks a dimension yet): rebuild every dimension.
+        rollups.clear(conn, workspace_id=ws)
         rollups.apply_stored(conn, workspace_id=ws, event_ids=accepted.event_ids, now=NOW)
         ids = [accepted.profile_ids[i] for i, e in enumerate(batch) if e.name is None]
         list_ids = {

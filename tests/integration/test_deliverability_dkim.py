@@ -152,6 +152,26 @@ def test_sent_email_carries_a_dkim_signature_that_verifies(  # noqa: PLR0917 (py
     assert dkim.verify(raw, dnsfunc=lambda name, timeout=5: other) is False
 
 
+def test_template_test_send_is_signed_like_a_real_send(  # noqa: PLR0917 (pytest fixtures)
+    engine: Engine,
+    database_url: str,
+    clock: SimulatedClock,
+    sink: Sink,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    ws = testing.make_workspace(engine).workspace
+    with db.transaction(engine) as conn:
+        workspaces.update_settings(conn, workspace_id=ws.id, changes={"from_email": f"hello@{DOMAIN}"})
+    out = add_domain_cli(database_url, ws.id, monkeypatch, capsys, "--selector", "s1")
+    monkeypatch.setenv("SHOPFLOW_SMTP_URL", f"smtp://127.0.0.1:{sink.port}")
+    send = ["templates", "test-send", "welcome-1", "--workspace", ws.id, "--to", "qa@example.org"]
+    assert cli.main(send) == 0, capsys.readouterr().err
+    [raw] = sink.raw_messages()
+    assert raw.startswith(b"DKIM-Signature: v=1; a=")
+    assert dkim.verify(raw, dnsfunc=dns_for(out["records"])) is True
+
+
 def test_no_sender_domain_means_no_signature(
     engine: Engine, clock: SimulatedClock, sink: Sink, channel: SmtpChannel
 ) -> None:

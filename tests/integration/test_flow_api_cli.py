@@ -112,8 +112,12 @@ def test_flows_api_refuses_bad_definitions_and_stores_nothing(
         (b"{not json", 400, "body: not valid JSON"),
         (b"[1, 2]", 400, "body: expected a JSON object (a flow definition), got list"),
         (b"\xff\xfe", 400, "body: not valid JSON"),
-        (b'{"a":' * 5_000 + b"1" + b"}" * 5_000, 400, "body: nested too deeply"),
-        (b'{"id": "x", "f":' + b"[" * 100 + b"]" * 100 + b"}", 400, "nested deeper than 64 levels"),
+        (b'{"a":' * 5_000 + b"1" + b"}" * 5_000, 400, "a" + ".a" * 63 + ": nested deeper than 64 levels"),
+        (
+            b'{"id": "x", "f":' + b"[" * 100 + b"]" * 100 + b"}",
+            400,
+            ("f" + "[0]" * 63)[:160] + "...: nested deeper than 64",
+        ),
         (b'{"a": "' + b"x" * 300_000 + b'"}', 413, "body: 300009 bytes; the limit is 262144"),
     ]
     for body, status, message in cases:
@@ -161,7 +165,7 @@ def test_cli_library_install_list_validate(
     good = tmp_path / "good.yaml"
     good.write_text(json.dumps(library.definition("welcome-series").to_json()))
     assert cli.main(["flows", "validate", str(good)]) == 0
-    assert "valid flow 'welcome-series' (8 nodes, trigger 'Subscribed')" in capsys.readouterr().out
+    assert "valid flow 'welcome-series' (8 nodes, on Subscribed)" in capsys.readouterr().out
     bad = tmp_path / "bad.yaml"
     bad.write_text(
         "id: x\nname: X\ntrigger: {type: event, event: A}\nentry: a\nnodes:\n  - {id: a, type: delay, duration: soon, next: a}\n"
@@ -199,6 +203,30 @@ def test_flows_commands_have_help(command: str, capsys: pytest.CaptureFixture[st
         cli.main(["flows", command, "--help"])
     assert exc.value.code == 0
     assert "usage: shopflow flows" in capsys.readouterr().out
+
+
+def test_flows_list_names_every_kind_of_trigger(
+    database_url: str, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    engine = db.create_engine(database_url)
+    testing.truncate_all(engine)
+    ws = testing.make_workspace(engine).workspace.id
+    monkeypatch.setenv("SHOPFLOW_DATABASE_URL", database_url)
+    assert cli.main(["flows", "install", "--all", "--workspace", ws]) == 0
+    capsys.readouterr()
+    assert cli.main(["flows", "list", "--workspace", ws]) == 0
+    out = capsys.readouterr().out
+    assert "on None" not in out
+    lines = {line.split()[1]: line.split("  on ", 1)[1] for line in out.splitlines()}
+    assert lines["birthday"].startswith("date properties.birthday")
+    assert "since last_order" in lines["win-back"]
+    assert lines["back-in-stock"].startswith("back in stock")
+    assert lines["cart-abandonment"].startswith("Checkout Started")
+    assert cli.main(["flows", "list", "--workspace", ws, "--json"]) == 0
+    listed = {f["key"]: f for f in json.loads(capsys.readouterr().out)}
+    assert (listed["birthday"]["trigger_type"], listed["birthday"]["trigger_event"]) == ("date", None)
+    assert all(f["trigger"] for f in listed.values())
+    engine.dispose()
 
 
 def test_flows_api_refuses_a_webhook_into_a_private_network(

@@ -77,7 +77,7 @@ def test_lifecycle_api(engine: Engine, clock: SimulatedClock, server_factory: An
         ({}, "body: give either message_ids (a list of ids) or all: true"),
         ({"all": True, "message_ids": [first]}, "body: give either message_ids (a list of ids) or all: true"),
         ({"message_ids": []}, "message_ids: expected a list of 1 to 10000 ids, got []"),
-        ({"message_ids": ["1"]}, 'message_ids: expected positive integer ids, got "1"'),
+        ({"message_ids": ["1"]}, 'message_ids[0]: expected a positive integer, got "1"'),
         ({"all": "yes"}, 'all: expected true or false, got "yes"'),
     ]:
         response = httpx.post(f"{url}/approve", headers=auth, json=body)
@@ -114,8 +114,8 @@ def test_lifecycle_api(engine: Engine, clock: SimulatedClock, server_factory: An
     ]
     assert snapshot(engine) == before
     for body, status, message in [
-        ({}, 400, "profile_id: expected a profile id, got null"),
-        ({"profile_id": True}, 400, "profile_id: expected a profile id, got true"),
+        ({}, 400, "profile_id: expected a positive integer, got null"),
+        ({"profile_id": True}, 400, "profile_id: expected a positive integer, got true"),
         ({"profile_id": pid, "event": []}, 400, "event: expected a JSON object"),
         ({"profile_id": pid, "event": {"props": {}}}, 400, "event: unknown key 'props'"),
         ({"profile_id": pid, "event": {"value": "abc"}}, 400, "event.value: expected a number, got 'abc'"),

@@ -3,6 +3,7 @@ table (every table of tables.metadata is scanned) references the person's ids, e
 
 from __future__ import annotations
 
+import io
 import json
 from datetime import timedelta
 from decimal import Decimal
@@ -185,8 +186,26 @@ def test_export_then_erase_by_cli(
         "phone",
     }
 
+    # Without --yes and without a terminal: a clear refusal, nothing erased (no EOFError).
+    erase = ["privacy", "erase", "--workspace", ws.id, "--email", EMAIL]
+    kept = scan(engine, ids, [EMAIL, PHONE])
+    monkeypatch.setattr("sys.stdin", io.StringIO(""))
+    assert cli.main(erase) == 2
+    assert capsys.readouterr().err == (
+        "shopflow: privacy erase: no terminal to confirm on; pass --yes to erase\n"
+    )
+
+    class ClosedTerminal(io.StringIO):
+        def isatty(self) -> bool:
+            return True
+
+    monkeypatch.setattr("sys.stdin", ClosedTerminal(""))  # a terminal closed before the answer
+    assert cli.main(erase) == 1
+    assert capsys.readouterr().err == "not erased\n"
+    assert scan(engine, ids, [EMAIL, PHONE]) == kept
+
     clock.advance(timedelta(minutes=1))
-    assert cli.main(["privacy", "erase", "--workspace", ws.id, "--email", EMAIL, "--yes"]) == 0
+    assert cli.main([*erase, "--yes"]) == 0
     result = json.loads(capsys.readouterr().out)
     assert sorted(result["erased_profiles"]) == sorted(ids)
     assert result["rows"]["events"] == 3
@@ -232,9 +251,9 @@ def test_export_and_erase_over_http(engine: Engine, clock: SimulatedClock, serve
     assert httpx.get(f"{base}/api/v1/profiles/{pid}/export", headers=foreign).status_code == 404
     assert httpx.delete(f"{base}/api/v1/profiles/{pid}", headers=foreign).status_code == 404
     bad = httpx.get(f"{base}/api/v1/profiles/1%3Cb%3E/export", headers=auth)
-    assert (bad.status_code, bad.json()) == (
+    assert (bad.status_code, bad.json()["error"]) == (
         400,
-        {"error": "profile_id: expected a positive integer, got '1<b>'"},
+        "profile_id: expected a positive integer, got '1<b>'",
     )
     # Exporting by a merged-away id finds the whole person.
     resp = httpx.get(f"{base}/api/v1/profiles/{person['anon']}/export", headers=auth)

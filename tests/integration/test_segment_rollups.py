@@ -11,6 +11,7 @@ from sqlalchemy import event
 from sqlalchemy.engine import Engine
 
 from shopflow import testing
+from shopflow.domain.clock import SimulatedClock
 from shopflow.domain.events import CanonicalEvent, Identity
 from shopflow.domain.segments import dependencies, evaluate, validation
 from shopflow.ingest import pipeline
@@ -20,6 +21,7 @@ from shopflow.store import catalog, db, messages, rollups, segment_reads
 from shopflow.store import segments as segment_store
 
 NOW = testing.T0
+FIXED = SimulatedClock(NOW)
 
 
 def ev(mid: str, who: str, name: str | None, days_ago: float = 0, **kw: Any) -> CanonicalEvent:
@@ -29,9 +31,14 @@ def ev(mid: str, who: str, name: str | None, days_ago: float = 0, **kw: Any) -> 
 
 
 def accept(engine: Engine, ws: str, events: list[CanonicalEvent]) -> pipeline.AcceptResult:
+    """Ingest (which rolls up the metrics and the tracked dimensions), then rebuild the workspace's
+    rollups with every dimension from the stored events."""
     with db.transaction(engine) as conn:
         result = pipeline.accept(conn, workspace_id=ws, events=events, now=NOW)
-        rollups.apply_stored(conn, workspace_id=ws, event_ids=result.event_ids, now=NOW)
+        rollups.clear(conn, workspace_id=ws)
+        cursor: int | None = 0
+        while cursor is not None:
+            cursor = rollups.backfill(conn, workspace_id=ws, now=NOW, after_id=cursor)
     return result
 
 
@@ -67,6 +74,7 @@ def test_rollups_from_a_batch_take_a_handful_of_statements_and_equal_a_backfill(
     ]  # fmt: skip
     with db.transaction(engine) as conn:
         accepted = pipeline.accept(conn, workspace_id=ws, events=batch, now=NOW)
+        rollups.clear(conn, workspace_id=ws)  # ingest rolled up the metrics; now every dimension
         statements: list[str] = []
 
         def record(*args: Any) -> None:
@@ -90,8 +98,11 @@ def test_rollups_from_a_batch_take_a_handful_of_statements_and_equal_a_backfill(
 
 def test_a_second_batch_adds_to_the_same_cells(engine: Engine) -> None:
     ws = testing.make_workspace(engine).workspace.id
-    first = accept(engine, ws, [ev("a", "p", "Placed Order", value=Decimal("10.5"))])
-    accept(engine, ws, [ev("b", "p", "Placed Order", value=Decimal("4.25")), ev("c", "p", "Placed Order")])
+    first = pipeline.accept_events(
+        engine, workspace_id=ws, events=[ev("a", "p", "Placed Order", value=Decimal("10.5"))], clock=FIXED
+    )
+    second = [ev("b", "p", "Placed Order", value=Decimal("4.25")), ev("c", "p", "Placed Order")]
+    pipeline.accept_events(engine, workspace_id=ws, events=second, clock=FIXED)
     metric, _ = rollup_rows(engine, ws, first.profile_ids)
     day = metric[0][2]
     assert metric == [(first.profile_ids[0], "Placed Order", day, 3, 2, Decimal("14.75"))]
@@ -242,7 +253,6 @@ def test_ingest_rolls_up_only_the_dimensions_segments_filter_on(engine: Engine) 
     batch = [ev("v", "p", "Viewed Product", properties=props), ev("o", "p", "Placed Order", properties=props)]
     with db.transaction(engine) as conn:
         result = pipeline.accept(conn, workspace_id=ws, events=batch, now=NOW)
-        rollups.apply_stored(conn, workspace_id=ws, event_ids=result.event_ids, now=NOW, dimensions=tracked)
     metric, dims = rollup_rows(engine, ws, result.profile_ids[:1])
     assert [m[1] for m in metric] == ["Placed Order", "Viewed Product"]
     assert [(d[1], d[2], d[3]) for d in dims] == [("Viewed Product", "category", "Shoes")]

@@ -257,8 +257,36 @@ def test_bad_requests_are_precise_and_store_nothing(shop: Shop, engine: Engine) 
     r = shop.send("orders/create", {"id": {"x": 1}})
     assert r.status_code == 400
     assert r.json()["error"].startswith("orders/create: id: expected Shopify's numeric id")
-    missing = httpx.post(shop.url.rsplit("/", 1)[0] + "/ws_missing", content=b"{}")
-    assert missing.status_code == 404
+    assert count_all(engine) == (0, 0, 0, 0)
+
+
+def test_unknown_workspace_answers_like_a_bad_signature(shop: Shop, engine: Engine) -> None:
+    """401 for both, after the signature's shape is checked: ids that exist are not told apart."""
+    body = json.dumps({"id": 1}).encode()
+    base = shop.url.rsplit("/", 1)[0]
+    mismatch = (
+        401,
+        {"error": "X-Shopify-Hmac-Sha256: signature does not match the workspace's webhook secret"},
+    )
+    shaped = {"X-Shopify-Topic": "orders/create", "X-Shopify-Webhook-Id": "w", "X-Shopify-Hmac-Sha256": ""}
+    for url, signature in [
+        (f"{base}/ws_0123456789abcdef", shopify.sign(SECRET, body)),  # no such workspace
+        (f"{base}/..%00", shopify.sign(SECRET, body)),  # cannot be a workspace id
+        (f"{base}/{'w' * 300}", shopify.sign(SECRET, body)),
+        (shop.url, shopify.sign("another secret", body)),  # the workspace, a wrong signature
+    ]:
+        r = httpx.post(url, content=body, headers={**shaped, "X-Shopify-Hmac-Sha256": signature})
+        assert (r.status_code, r.json()) == mismatch, url
+    for url in (f"{base}/ws_0123456789abcdef", shop.url):
+        for bad in (None, "", "not base64!", "bm90IGl0"):
+            headers = {k: v for k, v in shaped.items() if k != "X-Shopify-Hmac-Sha256"}
+            if bad is not None:
+                headers["X-Shopify-Hmac-Sha256"] = bad
+            r = httpx.post(url, content=body, headers=headers)
+            assert (r.status_code, r.json()) == (
+                401,
+                {"error": "X-Shopify-Hmac-Sha256: expected the base64 HMAC-SHA256 of the body"},
+            )
     assert count_all(engine) == (0, 0, 0, 0)
 
 

@@ -211,9 +211,18 @@ def test_hostile_inbound_requests_store_nothing(
     assert bad_phone.status_code == 400
     assert bad_phone.json() == {"error": "From: expected a phone number, got 'not a phone'"}
 
+    # An unknown workspace is answered like a wrong signature (which ids exist is not told).
     unknown = post(base, "/webhooks/twilio/inbound/ws_nope", inbound("SM1", "STOP"))
-    assert unknown.status_code == 404
-    assert unknown.json() == {"error": "workspace_id: no workspace 'ws_nope'"}
+    assert (unknown.status_code, unknown.json()) == (
+        401,
+        {"error": "X-Twilio-Signature: signature does not match the workspace's auth token"},
+    )
+    forged = httpx.post(
+        base + path,
+        content=urlencode(inbound("SM1", "STOP")),
+        headers={"Content-Type": "application/x-www-form-urlencoded", "X-Twilio-Signature": "x"},
+    )
+    assert (forged.status_code, forged.json()) == (unknown.status_code, unknown.json())
 
     assert (count(engine, tables.events), len(evidence(engine))) == before
     assert sms_consent(engine, ws_id, pid) == "subscribed"

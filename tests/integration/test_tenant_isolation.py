@@ -34,6 +34,8 @@ BODIES: dict[tuple[str, str], dict[str, Any]] = {
     ("post", "/api/v1/flows/{flow_id}/reject"): {"all": True},
     ("post", "/api/v1/flows/{flow_id}/migrate-runs"): {},
     ("post", "/api/v1/flows/{flow_id}/simulate"): {"profile_id": 1},
+    ("patch", "/api/v1/segments/{key}"): {"name": "Taken over"},
+    ("put", "/api/v1/segments/{key}"): {"name": "Taken over", "rule": {"consent": "email"}},
 }
 
 SECRET_EMAIL = "alice.secret@a.example"
@@ -68,7 +70,17 @@ def test_workspace_b_cannot_reach_any_of_workspace_a_ids(
     found = httpx.get(f"{base}/api/v1/profiles", headers=a_auth, params={"email": SECRET_EMAIL})
     (profile,) = found.json()["profiles"]
     profile_id = profile["id"]
-    ids = {"flow_id": str(flow_id), "profile_id": str(profile_id)}
+    segment = httpx.post(
+        f"{base}/api/v1/segments",
+        headers=a_auth,
+        json={
+            "key": "alice-secret-vips",
+            "name": "Alice's VIPs",
+            "rule": {"property": "email", "value": SECRET_EMAIL},
+        },
+    )
+    assert segment.status_code == 201, segment.text
+    ids = {"flow_id": str(flow_id), "profile_id": str(profile_id), "key": "alice-secret-vips"}
     BODIES[("post", "/api/v1/flows/{flow_id}/simulate")] = {"profile_id": profile_id}
 
     checked = []
@@ -98,9 +110,13 @@ def test_workspace_b_cannot_reach_any_of_workspace_a_ids(
             assert answer.headers["content-type"].startswith("application/json"), (method, path)
             checked.append((method, path))
     # The matrix covers the flow and profile routes (more join it as routes are added).
-    assert len(checked) >= 12, checked
+    assert len(checked) >= 22, checked
 
     # And A's key still reaches all of it: the 404s above are about B, not broken routes.
     assert httpx.get(f"{base}/api/v1/flows/{flow_id}", headers=a_auth).status_code == 200
     assert httpx.get(f"{base}/api/v1/profiles/{profile_id}", headers=a_auth).status_code == 200
     assert httpx.get(f"{base}/api/v1/flows/{flow_id}", headers=a_auth).json()["status"] == "live"
+    assert (
+        httpx.get(f"{base}/api/v1/segments/alice-secret-vips", headers=a_auth).json()["name"]
+        == "Alice's VIPs"
+    )

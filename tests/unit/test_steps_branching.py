@@ -35,12 +35,13 @@ def outcome(f: FlowDefinition, facts: Facts, now: datetime = T0) -> tuple[str | 
     return result.run.exit_reason, notes[0] if notes else None
 
 
-def test_split_on_list_membership_and_segment_false_with_reason() -> None:
+def test_split_on_list_and_segment_membership() -> None:
     f = split_flow({"list": "vip"})
     assert outcome(f, Facts(lists=frozenset({"vip"}))) == ("went_yes", "yes")
     assert outcome(f, Facts(lists=frozenset({"other"}))) == ("went_no", "no")
     seg = split_flow({"segment": "big-spenders"})
-    assert outcome(seg, Facts()) == ("went_no", "no (segments are not available yet)")
+    assert outcome(seg, Facts(segments=frozenset({"big-spenders"}))) == ("went_yes", "yes")
+    assert outcome(seg, Facts(segments=frozenset({"vip"}))) == ("went_no", "no")
 
 
 def test_split_on_event_history_within_a_window() -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import logging
 from collections.abc import AsyncIterator, Callable
 from typing import Any
 
@@ -11,9 +12,10 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from sqlalchemy.engine import Engine
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from shopflow import __version__
-from shopflow.api import deps, limits, metrics, requests
+from shopflow.api import deps, limits, metrics, requests, schemas
 from shopflow.api.routes import health
 from shopflow.api.routes import metrics as metrics_routes
 from shopflow.config import Settings
@@ -22,6 +24,8 @@ from shopflow.domain.ratelimit import Rate
 from shopflow.store import db, workspaces
 
 RETRY_AFTER_SECONDS = "5"
+
+log = logging.getLogger(__name__)
 
 # Async start/stop hooks for long-lived services (ingest writer, embedded worker): each gets the
 # context on start and returns a stop coroutine function.
@@ -76,9 +80,12 @@ def create_app(
     app = FastAPI(title="Shopflow", version=__version__, lifespan=lifespan, docs_url="/docs")
     app.state.ctx = ctx
     app.state.metrics = metrics.Metrics(engine, ctx.clock)
-    # The last added runs first: every request is logged and timed, a refused one (429) too.
+    # The last added runs first: every request is logged and timed, a refused one (429) too, and
+    # an unhandled error reaches them as the JSON 500 AnswerUnhandled (innermost) made of it.
+    app.add_middleware(AnswerUnhandled)
     app.add_middleware(limits.PublicLimits, limits=_public_limits(settings))
     app.add_middleware(requests.RequestMiddleware, metrics=app.state.metrics)
+    schemas.publish(app)
     _install_error_handlers(app)
     app.include_router(health.router)
     app.include_router(metrics_routes.router)
@@ -130,7 +137,14 @@ def _routers() -> list[Any]:
         _consent_routes(),
         _privacy_routes(),
         _template_routes(),
+        _segment_routes(),
     ]
+
+
+def _segment_routes() -> Any:
+    from shopflow.api.routes import segments
+
+    return segments.router
 
 
 def _consent_routes() -> Any:
@@ -163,6 +177,41 @@ def _push_routes() -> Any:
     return push.router
 
 
+class AnswerUnhandled:
+    """An unhandled exception answers its own request with a JSON 500, and nothing else is lost.
+
+    Starlette's outermost ServerErrorMiddleware answers 500 and then re-raises, and uvicorn closes the
+    connection: a keep-alive client's next request on it is reset. Here the error stops at the
+    request that caused it (logged with its traceback), and the connection stays open.
+    """
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = False
+
+        async def sending(message: Message) -> None:
+            nonlocal started
+            if message["type"] == "http.response.start":
+                started = True
+            await send(message)
+
+        try:
+            await self.app(scope, receive, sending)
+        except Exception:
+            if started:  # half an answer has gone out: the connection cannot be saved
+                raise
+            log.exception("unhandled error answering %s %s", scope.get("method"), scope.get("path"))
+            answer = JSONResponse(
+                {"error": "internal error; the server log has the details"}, status_code=500
+            )
+            await answer(scope, receive, send)
+
+
 def _install_error_handlers(app: FastAPI) -> None:
     async def _db_down(_request: Request, _exc: Exception) -> JSONResponse:
         return JSONResponse(
@@ -179,10 +228,18 @@ def _install_error_handlers(app: FastAPI) -> None:
     async def _invalid(_request: Request, exc: RequestValidationError) -> JSONResponse:
         errors = [
             {
-                "field": ".".join(str(p) for p in err.get("loc", ()) if p != "body"),
+                # The field's own name: "flow_id", "limit", "items[0]" (not "path.flow_id").
+                "field": _field(err.get("loc", ())),
                 "error": err.get("msg", ""),
             }
             for err in exc.errors()
         ]
         message = "; ".join(f"{e['field']}: {e['error']}" for e in errors)
         return JSONResponse({"error": message, "errors": errors}, status_code=400)
+
+
+def _field(loc: Any) -> str:
+    parts = list(loc)
+    if parts and parts[0] in ("body", "path", "query", "header"):
+        parts = parts[1:]
+    return ".".join(str(p) for p in parts)

@@ -190,6 +190,7 @@ def _report(args: argparse.Namespace, settings: config.Settings) -> int:
         return 0
     print(
         f"flow {report['flow_id']} ({report['key']}) {report['status']} v{report['version']}: {report['name']}"
+        f" ({report['entrants']} entrants)"
     )
     print(f"{'node':24} {'type':10} {'entered':>8} {'waiting':>8}  exited / skipped / branches")
     for n in report["nodes"]:
@@ -237,7 +238,9 @@ def _list(args: argparse.Namespace, settings: config.Settings) -> int:
             "name": f.name,
             "status": f.status,
             "version": f.version,
-            "trigger": f.trigger_event,
+            "trigger": describe_trigger(f.definition.trigger),
+            "trigger_type": f.definition.trigger.type,
+            "trigger_event": f.trigger_event,
         }
         for f in flows
     ]
@@ -262,5 +265,39 @@ def _validate(args: argparse.Namespace, settings: config.Settings) -> int:
     except FlowDefinitionError as exc:
         print(f"{args.file}: {exc}")
         return 1
-    print(f"{args.file}: valid flow {flow.id!r} ({len(flow.nodes)} nodes, trigger {flow.trigger.event!r})")
+    print(
+        f"{args.file}: valid flow {flow.id!r} ({len(flow.nodes)} nodes, on {describe_trigger(flow.trigger)})"
+    )
     return 0
+
+
+def describe_trigger(trigger: Any) -> str:
+    """What starts a flow, as `flows list` prints it after "on": an event name, or what the other
+    trigger types watch ("Placed Order", "joined list vip", "P60D since last_order")."""
+    kind = trigger.type
+    if kind == "event":
+        return str(trigger.event)
+    if kind == "list":
+        return f"{trigger.change} list {trigger.list}"
+    if kind == "segment":
+        return f"{trigger.change} segment {trigger.segment}"
+    if kind == "date":
+        offset = f" {trigger.offset_days:+d} days" if trigger.offset_days else ""
+        return f"date {trigger.property}{offset}{' (yearly)' if trigger.yearly else ''} at {trigger.hour}:00"
+    if kind == "time_since":
+        return f"{trigger.after} since {trigger.since}"
+    if kind == "price_drop":
+        drop = " or ".join(
+            text
+            for text in (
+                f"{trigger.min_percent}%" if trigger.min_percent is not None else "",
+                str(trigger.min_amount) if trigger.min_amount is not None else "",
+            )
+            if text
+        )
+        return f"price drop{' of ' + drop if drop else ''} on products viewed within {trigger.within}"
+    if kind == "low_inventory":
+        return f"inventory below {trigger.below} on products viewed within {trigger.within}"
+    if kind == "back_in_stock":
+        return "back in stock (a requested variant)"
+    return str(kind)

@@ -22,6 +22,7 @@ from shopflow.cli import inbound as inbound_area
 from shopflow.cli import outbox as outbox_area
 from shopflow.cli import privacy as privacy_area
 from shopflow.cli import push as push_area
+from shopflow.cli import segments as segments_area
 from shopflow.cli import senders as senders_area
 from shopflow.cli import serve as serve_area
 from shopflow.cli import sink as sink_area
@@ -38,6 +39,7 @@ AREAS: list[Callable[[Any], None]] = [
     workspaces_area.register,
     flows_area.register,
     flow_steps_area.register,
+    segments_area.register,
     serve_area.register,
     demo_area.register,
     sink_area.register,

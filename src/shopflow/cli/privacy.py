@@ -49,14 +49,20 @@ def _export(args: argparse.Namespace, settings: config.Settings) -> int:
 
 
 def _erase(args: argparse.Namespace, settings: config.Settings) -> int:
-    engine = common.engine(settings)
     if not args.yes:
-        answer = input(f"Erase {args.email or f'profile {args.profile}'} from {args.workspace}? [y/N] ")
+        if not sys.stdin.isatty():
+            # Nobody to ask (a script, a cron job, a pipe): refuse rather than read an empty line.
+            print("shopflow: privacy erase: no terminal to confirm on; pass --yes to erase", file=sys.stderr)
+            return 2
+        try:
+            answer = input(f"Erase {args.email or f'profile {args.profile}'} from {args.workspace}? [y/N] ")
+        except EOFError:
+            answer = ""
         if answer.strip().lower() not in ("y", "yes"):
             print("not erased", file=sys.stderr)
             return 1
     erased = privacy.erase_person(
-        engine,
+        common.engine(settings),
         workspace_id=args.workspace,
         email=args.email,
         profile_id=args.profile,

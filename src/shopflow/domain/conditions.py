@@ -83,10 +83,8 @@ class ListCondition(BaseModel):
 
 
 class SegmentCondition(BaseModel):
-    """`{segment: vip}`: the profile is in the segment now.
-
-    Segments arrive with the segmentation issue; until then this is false, and a split says why.
-    """
+    """`{segment: vip}`: the profile is in the segment now (its stored membership, kept current
+    by the segmentation engine)."""
 
     model_config = _STRICT
 
@@ -316,6 +314,7 @@ class Context:
 
     now: datetime | None = None  # windows (`within`) end here
     lists: frozenset[str] = frozenset()  # keys of the lists the profile is a member of
+    segments: frozenset[str] = frozenset()  # keys of the segments the profile is a member of
     messages: Mapping[int, str] = field(default_factory=dict)  # this run's message id -> node id
     run_document: Mapping[str, Any] = field(default_factory=dict)  # `webhooks`, `trigger`
     exclude_event_id: int | None = None  # the trigger event: not something done "since the start"
@@ -343,7 +342,7 @@ def holds(
     if isinstance(cond, ListCondition):
         return cond.list in ctx.lists
     if isinstance(cond, SegmentCondition):
-        return False  # segments are not computed yet (see the class docstring)
+        return cond.segment in ctx.segments
     if isinstance(cond, EngagementCondition):
         return engaged(cond.engagement, cond.node, events=events, messages=ctx.messages)
     if isinstance(cond, RunCondition):
@@ -475,7 +474,7 @@ def describe(cond: Condition) -> str:
     if isinstance(cond, ListCondition):
         return f"in list {cond.list}"
     if isinstance(cond, SegmentCondition):
-        return f"in segment {cond.segment} (segments not available yet)"
+        return f"in segment {cond.segment}"
     if isinstance(cond, EngagementCondition):
         return f"{cond.engagement} {cond.node}"
     if isinstance(cond, RunCondition):

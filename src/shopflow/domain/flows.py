@@ -313,6 +313,14 @@ class FlowDefinition(BaseModel):
         return frozenset(keys)
 
     @cached_property
+    def segment_keys(self) -> frozenset[str]:
+        """Every segment the flow's conditions name: the runtime loads those memberships."""
+        keys: set[str] = set()
+        for cond in [self.flow_filter, *(c for n in self.nodes for c in nodes.node_conditions(n))]:
+            keys |= {c.segment for c in conditions.references(cond, conditions.SegmentCondition)}
+        return frozenset(keys)
+
+    @cached_property
     def filter_event_names(self) -> frozenset[str]:
         """Events whose arrival may end a waiting run at once (the flow filter mentions them)."""
         return conditions.event_names(self.flow_filter)

@@ -64,6 +64,7 @@ class Facts:
     trigger_key: str | None = None
     trigger_event_id: int | None = None
     lists: frozenset[str] = frozenset()
+    segments: frozenset[str] = frozenset()
     messages: Mapping[int, str] = field(default_factory=dict)  # this run's message id -> node id
     # Finished webhook deliveries of this run by node id: {status, ok, body}.
     webhooks: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
@@ -274,6 +275,7 @@ def context(facts: Facts, now: datetime) -> conditions.Context:
     return conditions.Context(
         now=now,
         lists=facts.lists,
+        segments=facts.segments,
         messages=facts.messages,
         run_document={"webhooks": dict(facts.webhooks), "trigger": dict(facts.trigger)},
         exclude_event_id=facts.trigger_event_id,
@@ -299,10 +301,7 @@ def _route(node: nodes.AnyNode, run: Run, facts: Facts, ctx: conditions.Context)
             return "default", node.default
         assert node.condition is not None and node.yes is not None and node.no is not None
         yes = _holds(node.condition, run, facts, ctx)
-        note = "yes" if yes else "no"
-        if not yes and conditions.references(node.condition, conditions.SegmentCondition):
-            note = "no (segments are not available yet)"
-        return note, node.yes if yes else node.no
+        return ("yes" if yes else "no"), node.yes if yes else node.no
     if isinstance(node, branch_nodes.TriggerSplitNode):
         yes = conditions.holds(node.condition, document=facts.trigger)
         return ("yes", node.yes) if yes else ("no", node.no)

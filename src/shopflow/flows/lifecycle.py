@@ -178,5 +178,7 @@ def node_report(conn: Connection, *, workspace_id: str, flow_id: int) -> dict[st
         "name": flow.name,
         "status": flow.status,
         "version": flow.version,
+        # Every run the flow started (holdout runs too): the entry node's "entered".
+        "entrants": flow_stats.entrants(conn, workspace_id=workspace_id, flow_id=flow_id),
         "nodes": nodes,
     }

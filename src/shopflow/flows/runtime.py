@@ -20,7 +20,7 @@ from shopflow.domain import step as domain_step
 from shopflow.domain.conditions import ENGAGEMENT_EVENTS, EventFact
 from shopflow.domain.events import CanonicalEvent, ConsentChange, Identity
 from shopflow.domain.flows import FlowDefinition
-from shopflow.store import flow_runs, run_facts, suppressions
+from shopflow.store import flow_runs, run_facts, segment_reads, suppressions
 from shopflow.store import flows as store_flows
 from shopflow.store import messages as store_messages
 from shopflow.store import steps as store_steps
@@ -112,6 +112,7 @@ class _Needs:
     """Which facts a flow's nodes read: the batch loads only those."""
 
     lists: bool
+    segments: bool
     messages: bool
     webhooks: bool
     settings: bool
@@ -120,6 +121,7 @@ class _Needs:
 def _needs(flow: FlowDefinition) -> _Needs:
     return _Needs(
         lists=bool(flow.list_keys),
+        segments=bool(flow.segment_keys),
         messages=bool(flow.fact_event_names & set(ENGAGEMENT_EVENTS.values())),
         webhooks=any(isinstance(n, action_nodes.WebhookNode) for n in flow.nodes),
         settings=any(isinstance(n, timing_nodes.DelayNode) and n.until is not None for n in flow.nodes),
@@ -156,6 +158,7 @@ def load_facts(
     member_of = store_steps.memberships(
         conn, profiles={(r.workspace_id, r.profile_id) for r in wanted("lists")}
     )
+    in_segments = _segment_memberships(conn, runs=wanted("segments"))
     sent = store_steps.run_messages(conn, run_ids=[r.id for r in wanted("messages")])
     answers = store_webhooks.answers(conn, run_ids=[r.id for r in wanted("webhooks")])
     settings = store_steps.workspace_settings(
@@ -180,11 +183,26 @@ def load_facts(
             trigger_key=r.trigger_key,
             trigger_event_id=r.trigger_event_id,
             lists=member_of.get((r.workspace_id, r.profile_id), frozenset()),
+            segments=in_segments.get((r.workspace_id, r.profile_id), frozenset()),
             messages=sent.get(r.id, {}),
             webhooks=answers.get(r.id, {}),
             settings=settings.get(r.workspace_id, {}),
         )
     return facts
+
+
+def _segment_memberships(
+    conn: Connection, *, runs: Sequence[flow_runs.RunRow]
+) -> dict[tuple[str, int], frozenset[str]]:
+    """The segment keys each run's profile is a member of now, one query per workspace."""
+    by_ws: dict[str, set[int]] = defaultdict(set)
+    for r in runs:
+        by_ws[r.workspace_id].add(r.profile_id)
+    found: dict[tuple[str, int], set[str]] = defaultdict(set)
+    for ws, pids in by_ws.items():
+        for pid, key in segment_reads.segment_keys(conn, workspace_id=ws, profile_ids=pids):
+            found[(ws, pid)].add(key)
+    return {k: frozenset(v) for k, v in found.items()}
 
 
 def _lookback(flow: FlowDefinition | None) -> timedelta:

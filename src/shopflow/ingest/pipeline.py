@@ -7,16 +7,19 @@ changes), not on how many events it holds.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy.engine import Connection, Engine
 
-from shopflow.domain.clock import Clock
+from shopflow.domain import events as ev
+from shopflow.domain.clock import Clock, as_utc
 from shopflow.domain.events import CanonicalEvent
 from shopflow.ingest import identity, plan
-from shopflow.store import consent, db, event_writes, profiles, workspaces
+from shopflow.store import consent, db, event_writes, profiles, rollups, segment_jobs, workspaces
+from shopflow.store import segments as segment_store
 
 
 @dataclass(frozen=True)
@@ -76,6 +79,7 @@ def _write(conn: Connection, *, workspace_id: str, todo: plan.Plan, now: datetim
             reason="identified",
             now=now,
         )
+        rollups.move_profile(conn, workspace_id=workspace_id, from_profile_id=src, into_profile_id=dst)
     profiles.update_many(conn, workspace_id=workspace_id, states=todo.updates, now=now)
     profiles.add_identifiers(
         conn,
@@ -88,8 +92,16 @@ def _write(conn: Connection, *, workspace_id: str, todo: plan.Plan, now: datetim
         for row in todo.event_rows
     ]
     event_ids = event_writes.insert(conn, workspace_id=workspace_id, rows=rows, received_at=now)
+    subscribed = _subscribed_by_trait(conn, workspace_id=workspace_id, todo=todo, profile_of=profile_of)
     for ref, change in todo.consent:
         consent.record_change(conn, workspace_id=workspace_id, profile_id=profile_of(ref), change=change)
+    event_writes.insert(conn, workspace_id=workspace_id, rows=subscribed, received_at=now)
+    # The rollups segment rules read, in the events' transaction: counts agree with the events.
+    if rows or subscribed:
+        dimensions = segment_store.tracked_dimensions(conn, workspace_id=workspace_id)
+        rollups.apply(
+            conn, workspace_id=workspace_id, events=[*rows, *subscribed], now=now, dimensions=dimensions
+        )
     return _Outcome(
         profile_ids=[profile_of(ref) for ref in todo.profile_refs],
         event_id_of=dict(zip(todo.event_positions, event_ids, strict=True)),
@@ -97,11 +109,73 @@ def _write(conn: Connection, *, workspace_id: str, todo: plan.Plan, now: datetim
     )
 
 
+def _subscribed_by_trait(
+    conn: Connection, *, workspace_id: str, todo: plan.Plan, profile_of: Callable[[plan.Ref], int]
+) -> list[dict[str, Any]]:
+    """A "Subscribed" event for each consent trait that subscribes a profile not subscribed yet.
+
+    The double opt-in confirmation, the preference center and push and SMS opt-ins each store a
+    named "Subscribed" event with their consent change, and flows (the welcome series) start on
+    it. An identify's `consent` trait carries the change on an unnamed event, so it gets one too
+    (once: a profile already subscribed on that channel gets none, and a retried message none).
+    """
+    rows: list[dict[str, Any]] = []
+    given: set[tuple[int, str]] = set()
+    for index, message_id in todo.consent_by_trait:
+        ref, change = todo.consent[index]
+        pid = profile_of(ref)
+        if change.status != "subscribed" or (pid, change.channel) in given:
+            continue
+        given.add((pid, change.channel))
+        now_status = consent.current(
+            conn, workspace_id=workspace_id, profile_ids=[pid], channel=change.channel
+        )
+        if now_status[pid] == "subscribed":
+            continue
+        rows.append(
+            {
+                "profile_id": pid,
+                "name": ev.SUBSCRIBED,
+                "time": as_utc(change.occurred_at),
+                "properties": {"channel": change.channel, "method": "consent_trait"},
+                "value": None,
+                "currency": None,
+                "source": change.source[:32],
+                "message_id": f"{message_id}:subscribed:{change.channel}"[:200],
+            }
+        )
+    return rows
+
+
 def _accept(
     conn: Connection, *, workspace_id: str, events: Sequence[CanonicalEvent], now: datetime
 ) -> _Outcome:
     todo = _load_and_plan(conn, workspace_id=workspace_id, events=events)
-    return _write(conn, workspace_id=workspace_id, todo=todo, now=now)
+    outcome = _write(conn, workspace_id=workspace_id, todo=todo, now=now)
+    _queue_rechecks(conn, workspace_id=workspace_id, events=events, todo=todo, outcome=outcome, now=now)
+    return outcome
+
+
+def _queue_rechecks(
+    conn: Connection,
+    *,
+    workspace_id: str,
+    events: Sequence[CanonicalEvent],
+    todo: plan.Plan,
+    outcome: _Outcome,
+    now: datetime,
+) -> None:
+    """Profiles whose segments can change by what no event row says (new, traits, consent, a
+    merge): the event processor re-evaluates every live segment for them."""
+    changed = {
+        outcome.profile_ids[i]
+        for i in todo.fresh
+        if events[i].traits or events[i].consent or todo.profile_refs[i] < 0  # a new profile
+    }
+    for src, dst in todo.merges:
+        changed |= {src, dst}
+    if changed and segment_jobs.has_live_segments(conn, workspace_id=workspace_id):
+        segment_jobs.enqueue_rechecks(conn, workspace_id=workspace_id, profile_ids=changed, now=now)
 
 
 @dataclass(frozen=True)

@@ -76,6 +76,13 @@ def identities(
     return out
 
 
+# The sources whose consent arrives as a profile attribute, with no event of its own: the tracking
+# API's `consent` trait (ingest.sources.segment, documented in the README). Shopflow's own consent
+# paths (double opt-in, preference center, push, SMS) store their "Subscribed" events themselves.
+# (Shopify's customer marketing consent could join; that is a product decision, not made here.)
+CONSENT_TRAIT_SOURCES = frozenset({"segment"})
+
+
 @dataclass(frozen=True)
 class Plan:
     """Everything the writer does for one batch, in the order it does it."""
@@ -87,6 +94,10 @@ class Plan:
     event_rows: list[dict[str, Any]]  # events to store; "profile_id" holds a Ref
     event_positions: list[int]  # the input position of each event row
     consent: list[tuple[Ref, ConsentChange]]
+    # Consent a store sends as a profile attribute (an identify's `consent` trait) on an unnamed
+    # event: (index into `consent`, the carrying message id). Each that subscribes is also a
+    # "Subscribed" event (see pipeline).
+    consent_by_trait: list[tuple[int, str]]
     profile_refs: list[Ref]  # per input position, the profile it landed on
     fresh: frozenset[int]  # input positions that were new
 
@@ -165,6 +176,7 @@ def plan_batch(
     rows: list[dict[str, Any]] = []
     positions: list[int] = []
     consent: list[tuple[Ref, ConsentChange]] = []
+    by_trait: list[tuple[int, str]] = []
     for i in seen.fresh:
         event = events[i]
         ref = ref_of(event_nodes[i])
@@ -182,6 +194,8 @@ def plan_batch(
                     "message_id": event.message_id,
                 }
             )
+        if not event.name and event.source in CONSENT_TRAIT_SOURCES:
+            by_trait.extend((len(consent) + n, event.message_id) for n in range(len(event.consent)))
         consent.extend((ref, change) for change in event.consent)
 
     refs: list[Ref] = []
@@ -201,6 +215,7 @@ def plan_batch(
         event_rows=rows,
         event_positions=positions,
         consent=consent,
+        consent_by_trait=by_trait,
         profile_refs=refs,
         fresh=frozenset(seen.fresh),
     )

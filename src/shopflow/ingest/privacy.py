@@ -12,7 +12,7 @@ from typing import Any
 
 from sqlalchemy.engine import Engine
 
-from shopflow.store import db, privacy
+from shopflow.store import db, privacy, rollups, segment_jobs
 
 
 def export_person(
@@ -47,5 +47,11 @@ def erase_person(
     """
     with db.transaction(engine) as conn:
         subject = privacy.find(conn, workspace_id=workspace_id, email=email, profile_id=profile_id)
+        # Segment sizes drop by the person's memberships (no exit events: nobody is left to get
+        # them); rollups and memberships go with the profile.
+        ids = list(subject.profile_ids)
+        segment_jobs.drop_memberships(conn, workspace_id=workspace_id, profile_ids=ids, now=now, delete=True)
+        for pid in ids:
+            rollups.erase_profile(conn, workspace_id=workspace_id, profile_id=pid)
         details = privacy.erase(conn, subject=subject, now=now, actor=actor)
     return {"erased_profiles": list(subject.profile_ids), **details}

@@ -22,6 +22,8 @@ from shopflow.ingest import pipeline
 from shopflow.ingest.sources import segment, shopify
 from shopflow.store import catalog, db, event_writes
 
+SIGNATURE_MISMATCH = "X-Shopify-Hmac-Sha256: signature does not match the workspace's webhook secret"
+
 
 class BadSignature(Exception):
     """The delivery is not signed with the workspace's webhook secret (HTTP 401)."""
@@ -56,7 +58,7 @@ def receive_shopify(
     payload that is not what the topic sends.
     """
     if not shopify.verify(workspace.webhook_secret, raw, signature):
-        raise BadSignature("X-Shopify-Hmac-Sha256: signature does not match the workspace's webhook secret")
+        raise BadSignature(SIGNATURE_MISMATCH)
     topic, webhook_id = topic.strip(), webhook_id.strip()
     if not topic:
         raise BadWebhook("X-Shopify-Topic: expected the webhook topic, e.g. orders/create")

@@ -129,7 +129,8 @@ def upgrade(engine: Engine, revision: str = "head") -> None:
     """Bring the schema to `revision` by running Alembic migrations."""
     from alembic import command
 
-    with engine.begin() as conn:
+    # An unreachable database is DatabaseUnavailable here too, not a raw OperationalError.
+    with _connect(engine) as conn, conn.begin():
         cfg = alembic_config(conn)
         command.upgrade(cfg, revision)
 

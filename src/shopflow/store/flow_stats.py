@@ -38,6 +38,16 @@ class NodeActivity:
     skipped: dict[str, int] | None = None
 
 
+def entrants(conn: Connection, *, workspace_id: str, flow_id: int) -> int:
+    """How many runs the flow has started (holdout runs included)."""
+    r = tables.flow_runs
+    return int(
+        conn.execute(
+            sa.select(sa.func.count()).where(r.c.workspace_id == workspace_id, r.c.flow_id == flow_id)
+        ).scalar_one()
+    )
+
+
 def node_activity(conn: Connection, *, workspace_id: str, flow_id: int) -> dict[str, NodeActivity]:
     """Per-node counts of a flow, over all its versions, from GROUP BY queries on the log and runs."""
     log, r, m = tables.run_log, tables.flow_runs, tables.messages
@@ -108,4 +118,16 @@ def node_activity(conn: Connection, *, workspace_id: str, flow_id: int) -> dict[
         .group_by(r.c.node_id)
     ):
         node(node_id).waiting += int(n)
+        node(node_id).entered += int(n)
+    # "entered" counts every run that reached a node, including one exited there before the node
+    # ran (the flow filter: the shopper ordered meanwhile) and one not stepped yet. So the entry
+    # node's count is the flow's entrants, as the flow report and the demo count them, and each
+    # node's "exited" is part of its "entered".
+    reached = sa.exists().where(log.c.run_id == r.c.id, log.c.node_id == r.c.node_id, log.c.kind == "node")
+    for node_id, n in conn.execute(
+        sa.select(r.c.node_id, sa.func.count())
+        .where(*mine_runs, r.c.status == flow_runs.EXITED, r.c.node_id.is_not(None), ~reached)
+        .group_by(r.c.node_id)
+    ):
+        node(node_id).entered += int(n)
     return out

@@ -13,7 +13,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from shopflow.store import catalog, db, events, flow_runs, messages, steps, triggers, webhooks
+from shopflow.store import catalog, db, events, flow_runs, messages, segment_jobs, steps, triggers, webhooks
 
 
 @dataclass(frozen=True)
@@ -26,18 +26,25 @@ class DueWork:
     push: bool
     webhooks: bool
     alerts: bool
+    backfills: bool  # segments whose membership is being computed in the background
 
 
-def _either(a: sa.Select[Any], b: sa.Select[Any]) -> sa.Select[Any]:
-    """One EXISTS over two queues: the event processor drains both (events, catalog changes)."""
-    return sa.select(sa.literal(1)).select_from(a.union_all(b).subquery())
+def _either(*queues: sa.Select[Any]) -> sa.Select[Any]:
+    """One EXISTS over several queues: the event processor drains them all (events, catalog
+    changes, segment re-checks)."""
+    return sa.select(sa.literal(1)).select_from(sa.union_all(*queues).subquery())
 
 
 def due_work(conn: Connection, *, now: datetime, stale_before: datetime) -> DueWork:
     found = db.exist_each(
         conn,
         {
-            "events": [_either(events.pending_query(), catalog.changes_pending_query())],
+            "events": [
+                _either(
+                    events.pending_query(), catalog.changes_pending_query(), segment_jobs.rechecks_query()
+                )
+            ],
+            "backfills": [segment_jobs.backfills_query()],
             "sweeps": [triggers.sweepable_query()],
             "runs": [flow_runs.due_query(now=now)],
             "email": messages.due_queries(channel="email", now=now, stale_before=stale_before),

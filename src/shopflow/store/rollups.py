@@ -17,12 +17,14 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection
 
 from shopflow.domain import events as ev
+from shopflow.domain import flows
 from shopflow.domain.segments import dimensions as dims
 from shopflow.domain.segments.dimensions import CatalogEntry, Totals
 from shopflow.store import db, tables
 from shopflow.store import segment_tables as st
 
 _SUMS = ("event_count", "value_count", "value_sum")
+MEMBERSHIP_EVENTS = frozenset({flows.ENTERED_SEGMENT, flows.EXITED_SEGMENT})
 # Events that say a person engaged with a message: (channel, what they did).
 ENGAGEMENT_EVENTS: dict[str, tuple[str, str]] = {
     ev.OPENED_EMAIL: ("email", "opened"),
@@ -170,12 +172,16 @@ def apply(
     events: Sequence[Mapping[str, Any]],
     now: datetime,
     dimensions: Collection[tuple[str, str]] | None = None,
+    only_dimensions: bool = False,
 ) -> None:
     """Add just-accepted events (mappings with profile_id, name, time, properties, value).
 
     `dimensions`: the (metric, dimension) pairs some rule filters on (store.segments.
     tracked_dimensions), the only ones ingest needs to roll up per value; None rolls up all.
+    `only_dimensions`: write the dimension cells alone (rebuilding a newly tracked pair).
     """
+    # Membership changes are events flows trigger on, not behaviour a rule counts.
+    events = [e for e in events if e["name"] not in MEMBERSHIP_EVENTS]
     if not events:
         return
     ids = metric_ids(conn, workspace_id=workspace_id, names={str(e["name"]) for e in events}, now=now)
@@ -186,7 +192,8 @@ def apply(
         {"metric_id": ids[name], "day": day, "profile_id": pid, "workspace_id": workspace_id, **_cells(t)}
         for (pid, name, day), t in sums.metrics.items()
     ]
-    _upsert(conn, st.metric_rollups, ("metric_id", "day", "profile_id"), metric_rows)
+    if not only_dimensions:
+        _upsert(conn, st.metric_rollups, ("metric_id", "day", "profile_id"), metric_rows)
     dimension_rows = [
         {"metric_id": ids[name], "dimension": dim, "value": value, "day": day, "profile_id": pid,
          "workspace_id": workspace_id, **_cells(t)}
@@ -195,7 +202,8 @@ def apply(
     _upsert(
         conn, st.dimension_rollups, ("metric_id", "dimension", "value", "day", "profile_id"), dimension_rows
     )
-    _engagement(conn, workspace_id=workspace_id, events=events)
+    if not only_dimensions:
+        _engagement(conn, workspace_id=workspace_id, events=events)
 
 
 def _stored(conn: Connection, query: sa.Select[Any]) -> list[dict[str, Any]]:
@@ -293,3 +301,32 @@ def erase_profile(conn: Connection, *, workspace_id: str, profile_id: int) -> No
         conn.execute(
             table.delete().where(table.c.workspace_id == workspace_id, table.c.profile_id == profile_id)
         )
+
+
+def rebuild_dimension(
+    conn: Connection, *, workspace_id: str, metric: str, dimension: str, now: datetime, limit: int = 20_000
+) -> int:
+    """Roll up one (metric, dimension) pair again from every stored event of the metric (a pair
+    a new segment starts to filter on: ingest kept no cells for it before). The caller holds the
+    workspace's ingest lock, so no event is being written meanwhile. Returns the events read."""
+    ids = metric_ids(conn, workspace_id=workspace_id, names=[metric], now=now)
+    d = st.dimension_rollups
+    conn.execute(d.delete().where(d.c.metric_id == ids[metric], d.c.dimension == dimension))
+    e = tables.events
+    after, read = 0, 0
+    while True:
+        rows = _stored(
+            conn,
+            sa.select(e)
+            .where(e.c.workspace_id == workspace_id, e.c.name == metric, e.c.id > after)
+            .order_by(e.c.id)
+            .limit(limit),
+        )
+        if not rows:
+            return read
+        apply(
+            conn, workspace_id=workspace_id, events=rows, now=now, dimensions={(metric, dimension)},
+            only_dimensions=True,
+        )  # fmt: skip
+        read += len(rows)
+        after = int(rows[-1]["id"])

@@ -151,6 +151,28 @@ segment_sizes = sa.Table(
     sa.PrimaryKeyConstraint("segment_id", "at"),
 )
 
+# Profiles whose segments must all be re-evaluated for a reason no event row carries: traits or
+# consent set by an identify call, a merge (survivor and merged-away profile). Ingest appends, the
+# event processor claims and deletes. A serial key, so an append never waits on a claim.
+segment_rechecks = sa.Table(
+    "segment_rechecks",
+    metadata,
+    sa.Column("id", BigId, primary_key=True, autoincrement=True),
+    workspace_id(),
+    sa.Column("profile_id", sa.BigInteger, nullable=False),
+    sa.Column("queued_at", UTCDateTime, nullable=False),
+)
+
+# The last UTC day the time sweeper brought each workspace's time-dependent segments up to.
+segment_sweeps = sa.Table(
+    "segment_sweeps",
+    metadata,
+    workspace_id(),
+    sa.Column("swept_day", sa.Integer, nullable=False),
+    sa.Column("swept_at", UTCDateTime, nullable=False),
+    sa.PrimaryKeyConstraint("workspace_id"),
+)
+
 # Counting consent by channel and status over a whole workspace (audiences, segment counts).
 ix_consents_channel_status = sa.Index(
     "ix_consents_channel_status",

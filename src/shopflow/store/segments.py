@@ -61,6 +61,7 @@ def create(
     includes: Sequence[str],
     now: datetime,
     status: str = "live",
+    fire_on_backfill: bool = False,
 ) -> int:
     """Store a new segment at version 1 with its backfill pending; returns its id.
 
@@ -80,6 +81,7 @@ def create(
             status=status,
             includes=sorted(includes),
             backfill_status="pending",
+            fire_on_backfill=fire_on_backfill,
             created_at=now,
             updated_at=now,
         )
@@ -148,17 +150,38 @@ def all_segments(conn: Connection, *, workspace_id: str) -> list[Segment]:
     ]
 
 
+# (workspace, segment id, version) -> the (metric, dimension) pairs its rule filters on: a rule version never
+# changes, so ingest parses each one once per process instead of once per batch.
+_DIMENSIONS: dict[tuple[str, int, int], frozenset[tuple[str, str]]] = {}
+
+
+def rule_dimensions(rule: rules.Condition) -> frozenset[tuple[str, str]]:
+    found: set[tuple[str, str]] = set()
+    for _, node in rules.walk(rule):
+        if isinstance(node, rules.EventCondition) and node.where.dimension is not None:
+            found.add((node.where.metric, node.where.dimension[0]))
+    return frozenset(found)
+
+
 def tracked_dimensions(conn: Connection, *, workspace_id: str) -> frozenset[tuple[str, str]]:
     """The (metric, dimension) pairs the workspace's segments filter on: what ingest rolls up
     per dimension value (store.rollups.apply's `dimensions`). Archived segments need none."""
     s = st.segments
+    where = (s.c.workspace_id == workspace_id, s.c.status != "archived")
+    versions = [
+        (workspace_id, int(i), int(v)) for i, v in conn.execute(sa.select(s.c.id, s.c.version).where(*where))
+    ]
+    missing = [iv for iv in versions if iv not in _DIMENSIONS]
+    if missing:
+        if len(_DIMENSIONS) > 100_000:
+            _DIMENSIONS.clear()
+        for i, v, rule in conn.execute(
+            sa.select(s.c.id, s.c.version, s.c.rule).where(*where, s.c.id.in_([i for _, i, _ in missing]))
+        ):
+            _DIMENSIONS[(workspace_id, int(i), int(v))] = rule_dimensions(validation.parse(rule))
     found: set[tuple[str, str]] = set()
-    for rule in conn.execute(
-        sa.select(s.c.rule).where(s.c.workspace_id == workspace_id, s.c.status != "archived")
-    ).scalars():
-        for _, node in rules.walk(validation.parse(rule)):
-            if isinstance(node, rules.EventCondition) and node.where.dimension is not None:
-                found.add((node.where.metric, node.where.dimension[0]))
+    for iv in versions:
+        found |= _DIMENSIONS.get(iv, frozenset())
     return frozenset(found)
 
 
@@ -195,21 +218,21 @@ def record_membership(
     member entering again, or a non-member leaving, changes nothing)."""
     m = st.segment_members
     came: list[int] = []
-    for start in range(0, len(entered), _CHUNK):
-        chunk = sorted(set(entered[start : start + _CHUNK]))
-        insert: Any = (sqlite.insert if db.is_sqlite(conn) else postgresql.insert)(m)
-        stmt = insert.values(
-            [
-                {"segment_id": segment_id, "profile_id": p, "workspace_id": workspace_id, "entered_at": now}
-                for p in chunk
-            ]
-        )
-        upsert = stmt.on_conflict_do_update(
-            index_elements=["segment_id", "profile_id"],
-            set_={"entered_at": stmt.excluded.entered_at, "exited_at": None},
-            where=m.c.exited_at.is_not(None),
-        ).returning(m.c.profile_id)
-        came += [int(p) for p in conn.execute(upsert).scalars()]
+    insert: Any = (sqlite.insert if db.is_sqlite(conn) else postgresql.insert)(m)
+    # One statement, compiled once and cached, sent with every row (SQLAlchemy's insertmanyvalues
+    # pages them, RETURNING included): rendering a VALUES list per call costs more than the write.
+    upsert = insert.on_conflict_do_update(
+        index_elements=["segment_id", "profile_id"],
+        set_={"entered_at": insert.excluded.entered_at, "exited_at": None},
+        where=m.c.exited_at.is_not(None),
+    ).returning(m.c.profile_id)
+    fresh = sorted(set(entered))
+    for start in range(0, len(fresh), _CHUNK):
+        rows = [
+            {"segment_id": segment_id, "profile_id": p, "workspace_id": workspace_id, "entered_at": now}
+            for p in fresh[start : start + _CHUNK]
+        ]
+        came += [int(p) for p in conn.execute(upsert, rows).scalars()]
     left: list[int] = []
     gone = sorted(set(exited))
     for start in range(0, len(gone), _CHUNK):

@@ -22,7 +22,7 @@ from shopflow.messaging.channels.sms.base import SmsChannel
 from shopflow.messaging.deliverability import hygiene
 from shopflow.messaging.delivery import due as deliver
 from shopflow.messaging.delivery import pipeline, results
-from shopflow.segments import scores
+from shopflow.segments import backfill, queries, scores, sweeper
 from shopflow.store import db, queues
 from shopflow.workers import events
 
@@ -37,9 +37,10 @@ class WorkerCounts:
     steps: int = 0
     messages: int = 0
     swept: int = 0  # runs created by time-based triggers
+    segments: int = 0  # profiles evaluated by segment backfills, memberships changed by the sweeper
 
     def total(self) -> int:
-        return self.events + self.steps + self.messages + self.swept
+        return self.events + self.steps + self.messages + self.swept + self.segments
 
 
 @dataclass
@@ -66,6 +67,9 @@ class Worker:
     # (segments/scores.py) run this often, by the clock.
     maintenance_every: timedelta = timedelta(days=1)
     _last_maintenance: datetime | None = None
+    # Segments whose rules change with time alone are swept this often (a day turns at 00:00 UTC).
+    segment_sweep_every: timedelta = timedelta(seconds=sweeper.EVERY_SECONDS)
+    _last_segment_sweep: datetime | None = None
 
     def maintain(self) -> bool:
         """Run the periodic jobs when they are due; True if they ran."""
@@ -77,6 +81,17 @@ class Worker:
         retention.run(self.engine, now=now)
         scores.refresh_all(self.engine, now=now)
         return True
+
+    def sweep_segments(self) -> int:
+        """The segment time sweep, when due by the clock; memberships it changed."""
+        now = self.clock.now()
+        last = self._last_segment_sweep
+        if last is not None and now - last < self.segment_sweep_every:
+            return 0
+        self._last_segment_sweep = now
+        changed = sweeper.run(self.engine, now=now)
+        queries.record_sizes(self.engine, now=now)  # size over time: a row per segment per hour
+        return changed
 
     def tick(self) -> WorkerCounts:
         """One pass over every stage, in data-flow order; returns the work done.
@@ -96,6 +111,9 @@ class Worker:
             done.events = events.process_pending(self.engine, clock=self.clock, limit=self.event_batch)
         if due.sweeps:
             done.swept = sweeps.run_sweeps(self.engine, clock=self.clock, limit=self.step_batch)
+        done.segments = self.sweep_segments()
+        if due.backfills:
+            done.segments += backfill.run_pending(self.engine, now=now)
         if due.runs or done.events or done.swept:
             done.steps = scheduler.run_due(self.engine, clock=self.clock, limit=self.step_batch)
         fresh = bool(done.events or done.swept or done.steps)
@@ -148,6 +166,7 @@ class Worker:
             total.steps += done.steps
             total.messages += done.messages
             total.swept += done.swept
+            total.segments += done.segments
             if done.total() == 0:
                 break
         return total

@@ -9,10 +9,10 @@ scripts through their response headers.
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import binascii
 import html
-import json
 from datetime import datetime
 from typing import Any
 from urllib.parse import parse_qs
@@ -20,7 +20,8 @@ from urllib.parse import parse_qs
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, JSONResponse, Response
 
-from shopflow.api import deps, errors
+from shopflow.api import deps, errors, schemas
+from shopflow.ingest import safe_json
 from shopflow.messaging.consent import consent_links, preference_center, subscriptions
 from shopflow.messaging.tracking import links
 
@@ -124,14 +125,16 @@ def _text(payload: dict[str, Any], name: str, *, required: bool, limit: int) -> 
     return value
 
 
-@router.post("/api/v1/subscribe")
+@router.post("/api/v1/subscribe", openapi_extra=schemas.body(schemas.SUBSCRIBE))
 async def subscribe(request: Request) -> Response:
     """Start a double opt-in: answers 202 and emails a confirmation link."""
     try:
-        ws, private = _workspace_for_key(request)
+        ws, private = await asyncio.to_thread(_workspace_for_key, request)
         raw = await _body(request)
         try:
-            payload = json.loads(raw)
+            payload = safe_json.loads(raw)
+        except safe_json.JsonError as exc:
+            raise errors.Refused(400, str(exc)) from None
         except (ValueError, UnicodeDecodeError):
             raise errors.Refused(400, "body: expected a JSON object") from None
         if not isinstance(payload, dict):
@@ -146,7 +149,8 @@ async def subscribe(request: Request) -> Response:
         ctx = deps.context(request)
         assert email is not None and text is not None
         try:
-            result = subscriptions.request(
+            result = await asyncio.to_thread(
+                subscriptions.request,
                 ctx.engine,
                 workspace_id=ws.id,
                 email=email,
@@ -272,7 +276,9 @@ async def preferences_save(token: str, request: Request) -> Response:
     ctx = deps.context(request)
     try:
         # The person first: an erased one is told so (404) whatever the body holds.
-        person = preference_center.person(ctx.engine, claims=_preference_claims(request, token))
+        person = await asyncio.to_thread(
+            preference_center.person, ctx.engine, claims=_preference_claims(request, token)
+        )
         raw = await _body(request)
         try:
             form = parse_qs(
@@ -288,7 +294,8 @@ async def preferences_save(token: str, request: Request) -> Response:
         return _error(exc.status, exc.message)
     now = ctx.clock.now()
     try:
-        shown, notice = preference_center.save(
+        shown, notice = await asyncio.to_thread(
+            preference_center.save,
             ctx.engine,
             person=person,
             action=(form.get("action") or ["save"])[-1],

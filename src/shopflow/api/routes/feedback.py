@@ -9,13 +9,13 @@ from __future__ import annotations
 import asyncio
 import base64
 import binascii
-import json
 from typing import Any
 
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 
-from shopflow.api import deps
+from shopflow.api import deps, schemas
+from shopflow.ingest import safe_json
 from shopflow.messaging.inbound import bounces, feedback, sns
 
 router = APIRouter(tags=["feedback"])
@@ -34,7 +34,7 @@ async def _json_body(request: Request) -> dict[str, Any] | JSONResponse:
     if len(body) > MAX_BODY_BYTES:
         return _error(413, f"body: {len(body)} bytes, expected at most {MAX_BODY_BYTES}")
     try:
-        parsed = json.loads(body)
+        parsed = safe_json.loads(body)
     except (ValueError, UnicodeDecodeError) as exc:
         return _error(400, f"body: expected JSON ({exc})")
     if not isinstance(parsed, dict):
@@ -69,7 +69,7 @@ async def _apply(
     )
 
 
-@router.post("/webhooks/ses")
+@router.post("/webhooks/ses", openapi_extra=schemas.body(schemas.SES_NOTIFICATION))
 async def ses_webhook(request: Request) -> JSONResponse:
     ctx = deps.context(request)
     message = await _json_body(request)
@@ -95,7 +95,7 @@ async def ses_webhook(request: Request) -> JSONResponse:
     if kind == "UnsubscribeConfirmation":
         return JSONResponse({"status": "ignored"})
     try:
-        notification = json.loads(message["Message"])
+        notification = safe_json.loads(message["Message"])
         if not isinstance(notification, dict):
             raise ValueError("not an object")
     except ValueError as exc:
@@ -123,7 +123,7 @@ def _basic(request: Request) -> tuple[str, str] | None:
 _CHALLENGE = {"WWW-Authenticate": 'Basic realm="shopflow-postmark"'}
 
 
-@router.post("/webhooks/postmark/{workspace_id}")
+@router.post("/webhooks/postmark/{workspace_id}", openapi_extra=schemas.body(schemas.POSTMARK_WEBHOOK))
 async def postmark_webhook(workspace_id: str, request: Request) -> JSONResponse:
     given = _basic(request)
     if given is None:

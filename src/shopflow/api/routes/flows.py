@@ -3,6 +3,7 @@ lifecycle: status, approval of a manual flow's messages, run migration, dry run,
 
 from __future__ import annotations
 
+import asyncio
 import json
 from decimal import Decimal
 from typing import Any
@@ -10,7 +11,8 @@ from typing import Any
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import JSONResponse
 
-from shopflow.api import deps
+from shopflow.api import deps, schemas
+from shopflow.domain.flows import MAX_DEPTH as FLOW_MAX_DEPTH
 from shopflow.domain.flows import FlowDefinitionError, load_flow
 from shopflow.flows import lifecycle, manage, queries, simulate
 
@@ -58,7 +60,7 @@ def list_flows(request: Request, ws: deps.Workspace = Depends(deps.private_works
     return {"flows": [_summary(f) for f in flows]}
 
 
-@router.post("", status_code=201)
+@router.post("", status_code=201, openapi_extra=schemas.body(schemas.FLOW_DEFINITION))
 async def create_flow(
     request: Request,
     status: str | None = Query(
@@ -70,7 +72,11 @@ async def create_flow(
     if status is not None and status not in lifecycle.STATUSES:
         return _error(400, f"status: expected one of {', '.join(lifecycle.STATUSES)}, got {status!r}")
     data = await deps.json_object(
-        request, limit=MAX_BODY, what="a JSON object (a flow definition)", empty=False
+        request,
+        limit=MAX_BODY,
+        what="a JSON object (a flow definition)",
+        empty=False,
+        max_depth=FLOW_MAX_DEPTH,
     )
     if isinstance(data, JSONResponse):
         return data
@@ -80,8 +86,14 @@ async def create_flow(
         return _error(400, "; ".join(exc.messages()), errors=exc.messages())
     ctx = deps.context(request)
     try:  # what only the workspace can tell: unknown lists, private webhook destinations
-        saved = manage.save_definition(
-            ctx.engine, workspace_id=ws.id, definition=definition, status=status, now=ctx.clock.now()
+        # Database work runs off the event loop: a slow or hung database stalls this request only.
+        saved = await asyncio.to_thread(
+            manage.save_definition,
+            ctx.engine,
+            workspace_id=ws.id,
+            definition=definition,
+            status=status,
+            now=ctx.clock.now(),
         )
     except FlowDefinitionError as exc:
         return _error(400, "; ".join(exc.messages()), errors=exc.messages())
@@ -89,7 +101,7 @@ async def create_flow(
 
 
 @router.get("/{flow_id}")
-def get_flow(flow_id: int, request: Request, ws: deps.Workspace = Depends(deps.private_workspace)) -> Any:
+def get_flow(flow_id: deps.Id, request: Request, ws: deps.Workspace = Depends(deps.private_workspace)) -> Any:
     """One flow with its current definition."""
     try:
         flow = queries.get_flow(deps.context(request).engine, workspace_id=ws.id, flow=flow_id)
@@ -99,7 +111,9 @@ def get_flow(flow_id: int, request: Request, ws: deps.Workspace = Depends(deps.p
 
 
 @router.get("/{flow_id}/report")
-def flow_report(flow_id: int, request: Request, ws: deps.Workspace = Depends(deps.private_workspace)) -> Any:
+def flow_report(
+    flow_id: deps.Id, request: Request, ws: deps.Workspace = Depends(deps.private_workspace)
+) -> Any:
     """Entrants, sends, skips, conversions and attributed revenue of one flow (analytics.reports)."""
     try:
         report = queries.flow_report(deps.context(request).engine, workspace_id=ws.id, flow_id=flow_id)
@@ -125,9 +139,9 @@ def _unknown_keys(data: dict[str, Any], allowed: set[str]) -> JSONResponse | Non
     return None
 
 
-@router.patch("/{flow_id}")
+@router.patch("/{flow_id}", openapi_extra=schemas.body(schemas.FLOW_STATUS))
 async def update_flow(
-    flow_id: int, request: Request, ws: deps.Workspace = Depends(deps.private_workspace)
+    flow_id: deps.Id, request: Request, ws: deps.Workspace = Depends(deps.private_workspace)
 ) -> Any:
     """Change a flow's status: {"status": "draft" | "manual" | "live" | "paused"}."""
     data = await _object_body(request)
@@ -142,8 +156,13 @@ async def update_flow(
         )
     ctx = deps.context(request)
     try:
-        change = manage.change_status(
-            ctx.engine, workspace_id=ws.id, flow=flow_id, status=status, now=ctx.clock.now()
+        change = await asyncio.to_thread(
+            manage.change_status,
+            ctx.engine,
+            workspace_id=ws.id,
+            flow=flow_id,
+            status=status,
+            now=ctx.clock.now(),
         )
     except lifecycle.FlowNotFound:
         return _no_flow(flow_id)
@@ -163,13 +182,13 @@ def _message_ids(data: dict[str, Any]) -> list[int] | JSONResponse | None:
         return None
     if not isinstance(ids, list) or not ids or len(ids) > 10_000:
         return _error(400, f"message_ids: expected a list of 1 to 10000 ids, got {json.dumps(ids)[:80]}")
-    for i in ids:
-        if not isinstance(i, int) or isinstance(i, bool) or i <= 0:
-            return _error(400, f"message_ids: expected positive integer ids, got {json.dumps(i)[:80]}")
+    for n, i in enumerate(ids):
+        if deps.body_id(i) is None:
+            return _error(400, deps.id_error(f"message_ids[{n}]", i))
     return list(ids)
 
 
-async def _decide(flow_id: int, request: Request, ws: deps.Workspace, *, approve: bool) -> Any:
+async def _decide(flow_id: deps.Id, request: Request, ws: deps.Workspace, *, approve: bool) -> Any:
     data = await _object_body(request)
     if isinstance(data, JSONResponse):
         return data
@@ -179,27 +198,34 @@ async def _decide(flow_id: int, request: Request, ws: deps.Workspace, *, approve
     ctx = deps.context(request)
     try:
         if approve:
-            decision = manage.approve_messages(
-                ctx.engine, workspace_id=ws.id, flow=flow_id, message_ids=ids, now=ctx.clock.now()
+            decision = await asyncio.to_thread(
+                manage.approve_messages,
+                ctx.engine,
+                workspace_id=ws.id,
+                flow=flow_id,
+                message_ids=ids,
+                now=ctx.clock.now(),
             )
         else:
-            decision = manage.reject_messages(ctx.engine, workspace_id=ws.id, flow=flow_id, message_ids=ids)
+            decision = await asyncio.to_thread(
+                manage.reject_messages, ctx.engine, workspace_id=ws.id, flow=flow_id, message_ids=ids
+            )
     except lifecycle.FlowNotFound:
         return _no_flow(flow_id)
     return {"approved" if approve else "rejected": decision.message_ids}
 
 
-@router.post("/{flow_id}/approve")
+@router.post("/{flow_id}/approve", openapi_extra=schemas.body(schemas.DECISION))
 async def approve_messages(
-    flow_id: int, request: Request, ws: deps.Workspace = Depends(deps.private_workspace)
+    flow_id: deps.Id, request: Request, ws: deps.Workspace = Depends(deps.private_workspace)
 ) -> Any:
     """Queue a manual flow's messages waiting for approval: {"message_ids": [..]} or {"all": true}."""
     return await _decide(flow_id, request, ws, approve=True)
 
 
-@router.post("/{flow_id}/reject")
+@router.post("/{flow_id}/reject", openapi_extra=schemas.body(schemas.DECISION))
 async def reject_messages(
-    flow_id: int, request: Request, ws: deps.Workspace = Depends(deps.private_workspace)
+    flow_id: deps.Id, request: Request, ws: deps.Workspace = Depends(deps.private_workspace)
 ) -> Any:
     """Skip (reason "rejected") a manual flow's messages waiting for approval."""
     return await _decide(flow_id, request, ws, approve=False)
@@ -207,7 +233,7 @@ async def reject_messages(
 
 @router.get("/{flow_id}/pending")
 def pending_messages(
-    flow_id: int, request: Request, ws: deps.Workspace = Depends(deps.private_workspace)
+    flow_id: deps.Id, request: Request, ws: deps.Workspace = Depends(deps.private_workspace)
 ) -> Any:
     """Messages of a manual flow waiting for approval."""
     try:
@@ -217,9 +243,9 @@ def pending_messages(
     return {"messages": [{**r, "created_at": r["created_at"].isoformat()} for r in rows]}
 
 
-@router.post("/{flow_id}/migrate-runs")
+@router.post("/{flow_id}/migrate-runs", openapi_extra=schemas.body(schemas.MIGRATION, required=False))
 async def migrate_runs(
-    flow_id: int, request: Request, ws: deps.Workspace = Depends(deps.private_workspace)
+    flow_id: deps.Id, request: Request, ws: deps.Workspace = Depends(deps.private_workspace)
 ) -> Any:
     """Move waiting runs to {"to_version": N} (default: current) where their node still exists."""
     data = await _object_body(request)
@@ -228,14 +254,19 @@ async def migrate_runs(
     if (bad := _unknown_keys(data, {"to_version"})) is not None:
         return bad
     version = data.get("to_version")
-    if version is not None and (not isinstance(version, int) or isinstance(version, bool) or version < 1):
+    if version is not None and deps.body_id(version) is None:
         return _error(
             400, f"to_version: expected a version number (1 or more), got {json.dumps(version)[:80]}"
         )
     ctx = deps.context(request)
     try:
-        moved = manage.migrate_runs(
-            ctx.engine, workspace_id=ws.id, flow=flow_id, to_version=version, now=ctx.clock.now()
+        moved = await asyncio.to_thread(
+            manage.migrate_runs,
+            ctx.engine,
+            workspace_id=ws.id,
+            flow=flow_id,
+            to_version=version,
+            now=ctx.clock.now(),
         )
     except lifecycle.FlowNotFound:
         return _no_flow(flow_id)
@@ -244,9 +275,9 @@ async def migrate_runs(
     return moved.migration.to_json()
 
 
-@router.post("/{flow_id}/simulate")
+@router.post("/{flow_id}/simulate", openapi_extra=schemas.body(schemas.DRY_RUN))
 async def simulate_flow(
-    flow_id: int, request: Request, ws: deps.Workspace = Depends(deps.private_workspace)
+    flow_id: deps.Id, request: Request, ws: deps.Workspace = Depends(deps.private_workspace)
 ) -> Any:
     """Dry run: {"profile_id": P, "event"?: {...}} -> the path the profile would take now, and why."""
     data = await _object_body(request)
@@ -254,16 +285,17 @@ async def simulate_flow(
         return data
     if (bad := _unknown_keys(data, {"profile_id", "event"})) is not None:
         return bad
-    profile_id = data.get("profile_id")
-    if not isinstance(profile_id, int) or isinstance(profile_id, bool) or profile_id <= 0:
-        return _error(400, f"profile_id: expected a profile id, got {json.dumps(profile_id)[:80]}")
+    profile_id = deps.body_id(data.get("profile_id"))
+    if profile_id is None:
+        return _error(400, deps.id_error("profile_id", data.get("profile_id")))
     try:
         event = simulate.parse_event(data["event"]) if data.get("event") is not None else None
     except ValueError as exc:
         return _error(400, str(exc))
     ctx = deps.context(request)
     try:
-        result = queries.dry_run(
+        result = await asyncio.to_thread(
+            queries.dry_run,
             ctx.engine,
             workspace_id=ws.id,
             flow=flow_id,
@@ -279,7 +311,9 @@ async def simulate_flow(
 
 
 @router.get("/{flow_id}/nodes")
-def node_counts(flow_id: int, request: Request, ws: deps.Workspace = Depends(deps.private_workspace)) -> Any:
+def node_counts(
+    flow_id: deps.Id, request: Request, ws: deps.Workspace = Depends(deps.private_workspace)
+) -> Any:
     """Per node: entered (and split branches), waiting now, exited here by reason, skipped by reason."""
     try:
         return queries.node_report(deps.context(request).engine, workspace_id=ws.id, flow=flow_id)

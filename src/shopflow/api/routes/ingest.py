@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 
-from shopflow.api import deps
+from shopflow.api import deps, schemas
 from shopflow.domain.events import CanonicalEvent
 from shopflow.ingest import pipeline
 from shopflow.ingest.sources import segment
@@ -165,43 +165,43 @@ async def _handle(request: Request, kind: str | None) -> JSONResponse:
     return JSONResponse({"success": True})
 
 
-@router.post("/v1/track")
+@router.post("/v1/track", openapi_extra=schemas.body(schemas.SEGMENT_MESSAGE))
 async def track(request: Request) -> JSONResponse:
     """Record an action (Segment `track`)."""
     return await _handle(request, "track")
 
 
-@router.post("/v1/identify")
+@router.post("/v1/identify", openapi_extra=schemas.body(schemas.SEGMENT_MESSAGE))
 async def identify(request: Request) -> JSONResponse:
     """Tie a user to their traits (Segment `identify`)."""
     return await _handle(request, "identify")
 
 
-@router.post("/v1/page")
+@router.post("/v1/page", openapi_extra=schemas.body(schemas.SEGMENT_MESSAGE))
 async def page(request: Request) -> JSONResponse:
     """Record a page view (stored as Viewed Page)."""
     return await _handle(request, "page")
 
 
-@router.post("/v1/screen")
+@router.post("/v1/screen", openapi_extra=schemas.body(schemas.SEGMENT_MESSAGE))
 async def screen(request: Request) -> JSONResponse:
     """Record a mobile screen view (stored as Viewed Screen)."""
     return await _handle(request, "screen")
 
 
-@router.post("/v1/alias")
+@router.post("/v1/alias", openapi_extra=schemas.body(schemas.SEGMENT_MESSAGE))
 async def alias(request: Request) -> JSONResponse:
     """Say that previousId and userId are the same person."""
     return await _handle(request, "alias")
 
 
-@router.post("/v1/group")
+@router.post("/v1/group", openapi_extra=schemas.body(schemas.SEGMENT_MESSAGE))
 async def group(request: Request) -> JSONResponse:
     """Accepted for compatibility and ignored: Shopflow has no accounts."""
     return await _handle(request, "group")
 
 
-@router.post("/v1/batch")
+@router.post("/v1/batch", openapi_extra=schemas.body(schemas.SEGMENT_BATCH))
 async def batch(request: Request) -> JSONResponse:
     """Many messages of any type in one request (at most 500 KB, 32 KB each)."""
     return await _handle(request, None)

@@ -15,21 +15,14 @@ def _error(status: int, message: str) -> JSONResponse:
     return JSONResponse({"error": message}, status_code=status)
 
 
-def _profile_id(raw: str) -> int | None:
-    return int(raw) if raw.isdigit() and len(raw) <= 18 else None
-
-
 @router.get("/{profile_id}/export")
 def export_profile(
-    profile_id: str, request: Request, ws: deps.Workspace = Depends(deps.private_workspace)
+    profile_id: deps.Id, request: Request, ws: deps.Workspace = Depends(deps.private_workspace)
 ) -> JSONResponse:
-    pid = _profile_id(profile_id)
-    if pid is None:
-        return _error(400, f"profile_id: expected a positive integer, got {profile_id[:50]!r}")
     ctx = deps.context(request)
     try:
         data = privacy.export_person(
-            ctx.engine, workspace_id=ws.id, profile_id=pid, actor="api", now=ctx.clock.now()
+            ctx.engine, workspace_id=ws.id, profile_id=profile_id, actor="api", now=ctx.clock.now()
         )
     except LookupError as exc:
         return _error(404, str(exc))
@@ -38,15 +31,12 @@ def export_profile(
 
 @router.delete("/{profile_id}")
 def erase_profile(
-    profile_id: str, request: Request, ws: deps.Workspace = Depends(deps.private_workspace)
+    profile_id: deps.Id, request: Request, ws: deps.Workspace = Depends(deps.private_workspace)
 ) -> JSONResponse:
-    pid = _profile_id(profile_id)
-    if pid is None:
-        return _error(400, f"profile_id: expected a positive integer, got {profile_id[:50]!r}")
     ctx = deps.context(request)
     try:
         erased = privacy.erase_person(
-            ctx.engine, workspace_id=ws.id, profile_id=pid, actor="api", now=ctx.clock.now()
+            ctx.engine, workspace_id=ws.id, profile_id=profile_id, actor="api", now=ctx.clock.now()
         )
     except LookupError as exc:
         return _error(404, str(exc))

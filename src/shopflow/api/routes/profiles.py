@@ -41,7 +41,7 @@ def find_profiles(
 
 @router.get("/{profile_id}")
 def get_profile(
-    profile_id: int, request: Request, ws: deps.Workspace = Depends(deps.private_workspace)
+    profile_id: deps.Id, request: Request, ws: deps.Workspace = Depends(deps.private_workspace)
 ) -> Any:
     """One profile: columns, custom properties, aggregates, consent per channel and identifiers."""
     try:
@@ -54,7 +54,7 @@ def get_profile(
 
 @router.get("/{profile_id}/timeline")
 def timeline(
-    profile_id: int,
+    profile_id: deps.Id,
     request: Request,
     limit: int = Query(100, ge=1, le=1000),
     ws: deps.Workspace = Depends(deps.private_workspace),

@@ -7,14 +7,14 @@ what it sends is checked by messaging.push_subscriptions before anything is stor
 from __future__ import annotations
 
 import asyncio
-import json
 from pathlib import Path
 
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, Response
 
-from shopflow.api import deps, errors
+from shopflow.api import deps, errors, schemas
 from shopflow.api.routes.ingest import IngestError, _basic_key, read_body
+from shopflow.ingest import safe_json
 from shopflow.messaging import push_subscriptions
 
 router = APIRouter(tags=["push"])
@@ -60,7 +60,7 @@ def vapid_public_key(request: Request, writeKey: str = "") -> JSONResponse:  # n
     return JSONResponse({"public_key": key})
 
 
-@router.post("/v1/push/subscribe")
+@router.post("/v1/push/subscribe", openapi_extra=schemas.body(schemas.PUSH_SUBSCRIPTION))
 async def subscribe(request: Request) -> JSONResponse:
     """Store a browser's PushSubscription for a profile; subscribing is the push opt-in."""
     ctx = deps.context(request)
@@ -68,7 +68,9 @@ async def subscribe(request: Request) -> JSONResponse:
         header_key = _basic_key(request)
         raw = await read_body(request, MAX_BODY_BYTES)
         try:
-            body = json.loads(raw)
+            body = safe_json.loads(raw)
+        except safe_json.JsonError as exc:
+            raise errors.Refused(400, str(exc)) from None
         except (UnicodeDecodeError, ValueError) as exc:
             raise errors.Refused(400, f"body: not valid JSON ({exc})") from None
         key = header_key or (body.get("writeKey") if isinstance(body, dict) else None)

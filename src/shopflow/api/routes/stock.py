@@ -9,7 +9,7 @@ from typing import Any
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 
-from shopflow.api import deps
+from shopflow.api import deps, schemas
 from shopflow.api.routes import ingest as ingest_routes
 from shopflow.domain.events import Identity
 from shopflow.ingest import identity, stock_requests
@@ -54,7 +54,7 @@ def _request(body: dict[str, Any]) -> tuple[Identity, str, str]:
     return who, product_id, _text(body, "variant_id") or ""
 
 
-@router.post("/v1/back-in-stock")
+@router.post("/v1/back-in-stock", openapi_extra=schemas.body(schemas.BACK_IN_STOCK))
 async def back_in_stock(request: Request) -> JSONResponse:
     """Record a request (write key, as for /v1/track); a restock starts the back-in-stock flow once."""
     ctx = deps.context(request)

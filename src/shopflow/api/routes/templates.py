@@ -9,7 +9,7 @@ from fastapi import APIRouter, Depends, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse
 
-from shopflow.api import deps
+from shopflow.api import deps, schemas
 from shopflow.messaging.templates import email as templates
 from shopflow.messaging.templates import preview as template_preview
 
@@ -51,7 +51,7 @@ async def _run(call: Callable[[], T], *, sends: bool = False) -> T | JSONRespons
         return _error(502, f"smtp: {exc}")
 
 
-@router.post("/{name}/preview")
+@router.post("/{name}/preview", openapi_extra=schemas.body(schemas.PREVIEW))
 async def preview(
     name: str, request: Request, ws: deps.Workspace = Depends(deps.private_workspace)
 ) -> JSONResponse:
@@ -59,8 +59,8 @@ async def preview(
     if isinstance(body, JSONResponse):
         return body
     profile_id = body.get("profile_id")
-    if not isinstance(profile_id, int) or isinstance(profile_id, bool) or profile_id <= 0:
-        return _error(400, f"profile_id: expected a positive integer, got {str(profile_id)[:50]!r}")
+    if deps.body_id(profile_id) is None:
+        return _error(400, deps.id_error("profile_id", profile_id))
     engine = deps.context(request).engine
     shown = await _run(
         lambda: template_preview.preview(engine, _sample(request, ws, name, profile_id, body.get("event")))
@@ -70,7 +70,7 @@ async def preview(
     return JSONResponse({"subject": shown.subject, "html": shown.html, "text": shown.text})
 
 
-@router.post("/{name}/test-send")
+@router.post("/{name}/test-send", openapi_extra=schemas.body(schemas.TEST_SEND))
 async def test_send(
     name: str, request: Request, ws: deps.Workspace = Depends(deps.private_workspace)
 ) -> JSONResponse:
@@ -81,8 +81,8 @@ async def test_send(
     if not isinstance(to, str) or not to:
         return _error(400, f"to: expected an email address, got {str(to)[:100]!r}")
     profile_id = body.get("profile_id")
-    if profile_id is not None and (not isinstance(profile_id, int) or isinstance(profile_id, bool)):
-        return _error(400, f"profile_id: expected a positive integer, got {str(profile_id)[:50]!r}")
+    if profile_id is not None and deps.body_id(profile_id) is None:
+        return _error(400, deps.id_error("profile_id", profile_id))
     ctx = deps.context(request)
     answer = await _run(
         lambda: template_preview.test_send(

@@ -14,7 +14,7 @@ from urllib.parse import parse_qs
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, Response
 
-from shopflow.api import deps, errors
+from shopflow.api import deps, errors, schemas
 from shopflow.api.routes.ingest import IngestError, read_body
 from shopflow.messaging.channels.sms import twilio
 from shopflow.messaging.inbound import sms as inbound_sms
@@ -38,12 +38,13 @@ def _twiml(message: str | None = None) -> Response:
     return Response(body, media_type="application/xml")
 
 
+SIGNATURE_MISMATCH = "X-Twilio-Signature: signature does not match the workspace's auth token"
+
+
 async def _verified_form(request: Request, workspace_id: str) -> tuple[deps.Workspace, dict[str, list[str]]]:
     """The workspace and the POST parameters, after the size, type and signature checks."""
     ctx = deps.context(request)
     ws = await asyncio.to_thread(deps.workspace_by_id, request, workspace_id)
-    if ws is None:
-        raise errors.Refused(404, f"workspace_id: no workspace {workspace_id!r}")
     try:
         raw = await read_body(request, MAX_BODY_BYTES)
     except IngestError as exc:
@@ -58,6 +59,9 @@ async def _verified_form(request: Request, workspace_id: str) -> tuple[deps.Work
         params = parse_qs(text, keep_blank_values=True, strict_parsing=bool(text), max_num_fields=MAX_FIELDS)
     except (UnicodeDecodeError, ValueError) as exc:
         raise errors.Refused(400, f"body: not a valid form-encoded body ({exc})") from None
+    if ws is None:
+        # Answered like a wrong signature, after the same body checks: no telling which ids exist.
+        raise errors.Refused(401, SIGNATURE_MISMATCH)
     config = ws.settings.get("sms")
     token = config.get("auth_token") if isinstance(config, dict) else None
     if not isinstance(token, str) or not token:
@@ -68,7 +72,7 @@ async def _verified_form(request: Request, workspace_id: str) -> tuple[deps.Work
     urls = [f"{ctx.settings.public_url.rstrip('/')}{request.url.path}{query}", str(request.url)]
     given = request.headers.get("x-twilio-signature", "")
     if not twilio.verify(token, urls, params, given):
-        raise errors.Refused(401, "X-Twilio-Signature: signature does not match the workspace's auth token")
+        raise errors.Refused(401, SIGNATURE_MISMATCH)
     return ws, params
 
 
@@ -82,7 +86,10 @@ def _one(params: Mapping[str, list[str]], name: str, *, required: bool = True) -
     return value
 
 
-@router.post("/webhooks/twilio/status/{workspace_id}")
+@router.post(
+    "/webhooks/twilio/status/{workspace_id}",
+    openapi_extra=schemas.body(schemas.TWILIO_CALLBACK, media_type=schemas.FORM),
+)
 async def status_callback(workspace_id: str, request: Request) -> Response:
     """A message's delivery status (StatusCallback): delivered / failed become events."""
     try:
@@ -107,7 +114,10 @@ async def status_callback(workspace_id: str, request: Request) -> Response:
     return JSONResponse({"success": True})
 
 
-@router.post("/webhooks/twilio/inbound/{workspace_id}")
+@router.post(
+    "/webhooks/twilio/inbound/{workspace_id}",
+    openapi_extra=schemas.body(schemas.TWILIO_CALLBACK, media_type=schemas.FORM),
+)
 async def inbound(workspace_id: str, request: Request) -> Response:
     """An SMS to the store's number. STOP-words unsubscribe, START-words resubscribe, HELP answers."""
     try:

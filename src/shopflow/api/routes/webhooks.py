@@ -8,9 +8,10 @@ import functools
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 
-from shopflow.api import deps
+from shopflow.api import deps, schemas
 from shopflow.api.routes.ingest import IngestError, read_body
 from shopflow.ingest import webhooks
+from shopflow.ingest.sources import shopify
 
 router = APIRouter(tags=["webhooks"])
 
@@ -22,13 +23,15 @@ def _error(status: int, message: str) -> JSONResponse:
     return JSONResponse({"error": message}, status_code=status)
 
 
-@router.post("/webhooks/shopify/{workspace_id}")
+@router.post("/webhooks/shopify/{workspace_id}", openapi_extra=schemas.body(schemas.SHOPIFY_WEBHOOK))
 async def shopify_webhook(workspace_id: str, request: Request) -> JSONResponse:
     """Receive one Shopify webhook (HMAC-verified, deduplicated by X-Shopify-Webhook-Id)."""
     ctx = deps.context(request)
-    ws = deps.workspace_by_id(request, workspace_id)
-    if ws is None:
-        return _error(404, f"workspace_id: no workspace {workspace_id!r}")
+    signature = request.headers.get("x-shopify-hmac-sha256")
+    # The signature's shape first, and an unknown workspace answered like a wrong signature: the
+    # answer tells a caller without the secret nothing about which workspace ids exist.
+    if not shopify.signature_shaped(signature):
+        return _error(401, "X-Shopify-Hmac-Sha256: expected the base64 HMAC-SHA256 of the body")
     try:
         # The body is read raw (gzip is not used by Shopify; decoded bodies are refused) and
         # verified before a single byte of it is interpreted.
@@ -37,13 +40,16 @@ async def shopify_webhook(workspace_id: str, request: Request) -> JSONResponse:
         raw = await read_body(request, MAX_WEBHOOK_BYTES)
     except IngestError as exc:
         return _error(exc.status, exc.message)
+    ws = await asyncio.to_thread(deps.workspace_by_id, request, workspace_id)
+    if ws is None:
+        return _error(401, webhooks.SIGNATURE_MISMATCH)
     receive = functools.partial(
         webhooks.receive_shopify,
         ctx.engine,
         workspace=ws,
         topic=request.headers.get("x-shopify-topic", ""),
         webhook_id=request.headers.get("x-shopify-webhook-id", ""),
-        signature=request.headers.get("x-shopify-hmac-sha256"),
+        signature=signature,
         raw=raw,
         now=ctx.clock.now(),
     )

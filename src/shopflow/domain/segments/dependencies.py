@@ -25,6 +25,7 @@ EVENT_COLUMNS: dict[str, frozenset[str]] = {
     ev.REFUNDED_ORDER: frozenset({"total_spent"}),
 }
 _NOT_ACTIVITY = frozenset({ev.RECEIVED_EMAIL, ev.BOUNCED_EMAIL, ev.MARKED_EMAIL_AS_SPAM, ev.DELIVERED_EMAIL})
+NOT_ACTIVITY = _NOT_ACTIVITY  # events that do not move last_active_at (the sweeper reads the rest)
 
 BoundaryKind = Literal["event_window", "event_date", "field_date", "field_month", "engagement_window"]
 

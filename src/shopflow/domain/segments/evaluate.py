@@ -22,6 +22,11 @@ def evaluate(rule: rules.Condition, snapshot: ProfileSnapshot, now: datetime) ->
     return _holds(rule, snapshot, values.day_of(now))
 
 
+def holds_on(rule: rules.Condition, snapshot: ProfileSnapshot, today: int) -> bool:
+    """`evaluate` for a day number (values.day_of(now)), for callers evaluating many rules."""
+    return _holds(rule, snapshot, today)
+
+
 def _holds(cond: rules.Condition, s: ProfileSnapshot, today: int) -> bool:
     if isinstance(cond, rules.AllCondition):
         return all(_holds(c, s, today) for c in cond.all)

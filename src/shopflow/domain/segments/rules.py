@@ -7,6 +7,7 @@ path validation.py puts in front of it, tells the owner what to write instead.
 from __future__ import annotations
 
 import builtins
+import functools
 import json
 import math
 from collections.abc import Mapping
@@ -75,6 +76,12 @@ def _whole_days(text: Any) -> int:
             f"expected a window of whole days like P30D (at most P{MAX_DAYS}D), got {show(text)}"
         )
     return span.days
+
+
+@functools.lru_cache(maxsize=4096)
+def _window_days(text: str) -> int:
+    """A validated window's days, parsed once (evaluators ask for each profile)."""
+    return _whole_days(text)
 
 
 def iso_date(text: Any) -> str:
@@ -287,7 +294,7 @@ class EventCondition(BaseModel):
 
     @property
     def window_days(self) -> int | None:
-        return None if self.within is None else _whole_days(self.within)
+        return None if self.within is None else _window_days(self.within)
 
 
 class ListCondition(BaseModel):
@@ -374,7 +381,7 @@ class EngagedCondition(BaseModel):
 
     @property
     def window_days(self) -> int | None:
-        return None if self.within is None else _whole_days(self.within)
+        return None if self.within is None else _window_days(self.within)
 
 
 class LocationFilter(BaseModel):

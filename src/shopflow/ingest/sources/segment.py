@@ -14,6 +14,7 @@ from typing import Any
 
 from shopflow.domain import events as ev
 from shopflow.domain.events import CanonicalEvent, ConsentChange, Identity
+from shopflow.ingest import safe_json
 
 SOURCE = "segment"
 TYPES = frozenset({"track", "identify", "page", "screen", "alias", "group"})
@@ -40,9 +41,11 @@ class PayloadError(ValueError):
 
 
 def loads(raw: bytes) -> Any:
-    """Parse JSON keeping every non-integer number an exact Decimal."""
+    """Parse JSON keeping every non-integer number an exact Decimal; nesting and strings checked."""
     try:
-        return json.loads(raw, parse_float=Decimal)
+        return safe_json.loads(raw, parse_float=Decimal)
+    except safe_json.JsonError as exc:
+        raise PayloadError(str(exc)) from None
     except UnicodeDecodeError:
         raise PayloadError("body: expected UTF-8 encoded JSON") from None
     except json.JSONDecodeError as exc:
@@ -211,6 +214,32 @@ def _consent(value: Any, *, when: datetime, context: dict[str, Any], where: str)
     return tuple(changes)
 
 
+MAX_EMAIL = 320  # RFC 5321: a 64-character local part, "@" and a 255-character domain
+MAX_PHONE = 64
+
+
+def _identifier_traits(traits: dict[str, Any], where: str) -> None:
+    """`email` and `phone` identify the person: one that cannot be used is an error, not dropped."""
+    email = traits.get("email")
+    if email is not None and email != "":
+        if not isinstance(email, str):
+            raise PayloadError(
+                f"{where}email: expected an email address (a string), got {_type_name(email)} {_describe(email)}"
+            )
+        if len(email) > MAX_EMAIL:
+            raise PayloadError(f"{where}email: expected at most {MAX_EMAIL} characters, got {len(email)}")
+    phone = traits.get("phone")
+    if phone is not None and phone != "":
+        if isinstance(phone, bool) or not isinstance(phone, str | int):
+            raise PayloadError(
+                f"{where}phone: expected a phone number (a string), got {_type_name(phone)} {_describe(phone)}"
+            )
+        if len(str(phone)) > MAX_PHONE:
+            raise PayloadError(
+                f"{where}phone: expected at most {MAX_PHONE} characters, got {len(str(phone))}"
+            )
+
+
 def parse_message(msg: Any, *, kind: str | None, now: datetime, where: str = "") -> CanonicalEvent | None:
     """One wire message -> a canonical event (None for `group`, which Shopflow ignores).
 
@@ -234,7 +263,9 @@ def parse_message(msg: Any, *, kind: str | None, now: datetime, where: str = "")
     traits = dict(_object(msg, "traits", where))
     context_traits = context.get("traits")
     if isinstance(context_traits, dict):
+        _identifier_traits(context_traits, f"{where}context.traits.")
         traits = {**context_traits, **traits}
+    _identifier_traits(_object(msg, "traits", where), f"{where}traits.")
     properties = dict(_object(msg, "properties", where))
 
     # Segment's clock-skew correction: the device clock is off by (sentAt - now).

@@ -8,6 +8,7 @@ order delivered twice (even under two webhook ids) is stored once.
 from __future__ import annotations
 
 import base64
+import binascii
 import hashlib
 import hmac
 import json
@@ -58,6 +59,16 @@ def verify(secret: str, raw_body: bytes, signature: str | None) -> bool:
         return False
     expected = base64.b64encode(hmac.new(secret.encode(), raw_body, hashlib.sha256).digest())
     return hmac.compare_digest(expected, signature.strip().encode("ascii", "replace"))
+
+
+def signature_shaped(signature: str | None) -> bool:
+    """Whether X-Shopify-Hmac-Sha256 looks like one: the base64 of a 32-byte SHA-256 digest."""
+    if not signature:
+        return False
+    try:
+        return len(base64.b64decode(signature.strip(), validate=True)) == hashlib.sha256().digest_size
+    except (binascii.Error, ValueError):
+        return False
 
 
 def sign(secret: str, raw_body: bytes) -> str:

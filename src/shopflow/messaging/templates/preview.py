@@ -19,6 +19,7 @@ from sqlalchemy.engine import Engine
 
 from shopflow.messaging.channels.email.smtp import SmtpChannel
 from shopflow.messaging.consent import consent_links
+from shopflow.messaging.deliverability import dkim
 from shopflow.messaging.delivery import context as render_vars
 from shopflow.messaging.delivery import email as email_delivery
 from shopflow.messaging.templates import email as templates
@@ -139,6 +140,10 @@ def test_send(
     lib = library or templates.default_library()
     ws, person = _load(engine, sample, address=address)
     person = dataclasses.replace(person, email=address)  # the profile's data, sent to `to`
+    with db.reading(engine) as conn:
+        # Signed like a real send (DKIM with the From domain's key), so the copy shows what
+        # recipients get, authentication results included.
+        signers = dkim.signers(conn, workspace_ids=[ws.id])
     prepared = email_delivery.prepare(
         _claimed(sample, person.profile_id),
         person=person,
@@ -147,6 +152,7 @@ def test_send(
         link_secret=sample.link_secret,
         public_url=sample.public_url,
         library=_TestLibrary(lib),
+        signers=signers,
         extras=_extras(engine, sample, library=lib, profile_id=person.profile_id),
     )
     channel = SmtpChannel(smtp_url, connections=1)

@@ -1,7 +1,7 @@
 """worker heartbeats: each worker process's last pass, for /metrics
 
-Revision ID: 0004
-Revises: 0003
+Revision ID: 0005
+Revises: 0004
 Create Date: 2026-12-04 02:30:00
 """
 
@@ -12,8 +12,8 @@ from alembic import op
 
 import shopflow.store.types
 
-revision = "0004"
-down_revision = "0003"
+revision = "0005"
+down_revision = "0004"
 branch_labels = None
 depends_on = None
 
