@@ -18,7 +18,7 @@ Emails/s = N / elapsed; all N must end 'sent'. `--record group` (the default,
 SHOPFLOW_DELIVERY_RECORD_GROUP=16) commits results in groups of 16 or every 10 ms as the server
 accepts them; `each` commits every email's result on its own (=1); `batch` once per batch (=1000).
 Also printed, single-threaded (= per core): rendering alone with the compiled-template cache,
-render + links + MIME + DKIM (`delivery.prepare`), and DKIM signing alone.
+render + links + MIME + DKIM (`messaging.delivery.email.prepare`), and DKIM signing alone.
 """
 
 from __future__ import annotations
@@ -45,8 +45,9 @@ from shopflow.config import Settings
 from shopflow.domain.clock import SimulatedClock
 from shopflow.domain.events import CanonicalEvent, ConsentChange, Identity
 from shopflow.ingest import pipeline
-from shopflow.messaging import delivery
 from shopflow.messaging.deliverability import dkim
+from shopflow.messaging.delivery import context, results
+from shopflow.messaging.delivery import email as email_delivery
 from shopflow.messaging.templates import email as templates
 from shopflow.store import db, messages, senders, workspaces
 from shopflow.workers import process
@@ -184,7 +185,7 @@ def smtp_sink_binary() -> tuple[Path, Path | None]:
     raise SystemExit("--server smtp-sink: not found; run bench/get_smtp_sink.sh (or apt-get install postfix)")
 
 
-RECORD_GROUPS = {"group": delivery.RECORD_GROUP, "each": 1, "batch": 1000}  # 1000 > a batch of 200
+RECORD_GROUPS = {"group": results.RECORD_GROUP, "each": 1, "batch": 1000}  # 1000 > a batch of 200
 
 
 def _worker_loop(url: str, port: int, connections: int, record: str) -> None:
@@ -310,7 +311,7 @@ def per_core(count: int) -> dict[str, float]:
     ]
     now = testing.T0
     contexts = [
-        delivery.render_context(
+        context.render_context(
             m, person=p, workspace=ws, unsubscribe_url=f"{PUBLIC}/u/t{m.id}", preferences_url=""
         )
         for m, p in zip(msgs, people, strict=True)
@@ -326,7 +327,7 @@ def per_core(count: int) -> dict[str, float]:
         signers = {(ws.id, DOMAIN): signer}
         t = time.perf_counter()
         raws = [
-            delivery.prepare(
+            email_delivery.prepare(
                 m,
                 person=p,
                 workspace=ws,

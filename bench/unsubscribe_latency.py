@@ -23,7 +23,7 @@ from shopflow.config import Settings
 from shopflow.domain.clock import SystemClock
 from shopflow.domain.events import CanonicalEvent, ConsentChange, Identity
 from shopflow.ingest import pipeline
-from shopflow.messaging import delivery
+from shopflow.messaging.delivery import due
 from shopflow.messaging.tracking import links
 from shopflow.store import db, messages
 
@@ -83,7 +83,7 @@ def measure(url: str, trials: int) -> Result:
                             dedupe_key=f"bench-{pid}-{time.perf_counter_ns()}",
                             now=clock.now(),
                         )
-                    delivery.deliver_due(
+                    due.email(
                         engine,
                         clock=clock,
                         channel=channel,

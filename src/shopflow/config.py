@@ -37,7 +37,7 @@ class Settings:
     # and DKIM signing are CPU work, and one Python process runs Python on one core at a time).
     worker_processes: int = 1
     # Delivery commits email results in groups of this many as the SMTP server accepts them
-    # (1 = one commit per email; see messaging.delivery._ResultGroups for the trade).
+    # (1 = one commit per email; see messaging.delivery.results.Recorder for the trade).
     delivery_record_group: int = 16
     # Public endpoints (ingest, tracking, unsubscribe, subscribe, back in stock): requests a second
     # and burst per client address and per write key, per server process (api/limits.py); 0: off.

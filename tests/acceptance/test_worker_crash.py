@@ -6,7 +6,7 @@ database and an in-process SMTP sink; it is killed with SIGKILL once some, but n
 have arrived, then started again. Every run must exit and every (profile, node) email must arrive.
 
 Duplicates cannot be ruled out, only bounded. Delivery records results as the SMTP server
-answers, committed in groups (messaging.delivery._ResultGroups: 16 results or 10 ms), so the only
+answers, committed in groups (messaging.delivery.results.Recorder: 16 results or 10 ms), so the only
 emails that can go out twice are those the server accepted just before the kill whose 'sent' was
 not yet committed: at most a group per SMTP connection and one for the timer (each thread holds
 the group it took until its commit is done), plus one in flight per SMTP connection. With SHOPFLOW_DELIVERY_RECORD_GROUP=1 (a commit per email) that is one per connection

@@ -12,7 +12,7 @@ from shopflow.domain import events as ev
 from shopflow.domain.clock import SimulatedClock
 from shopflow.domain.events import CanonicalEvent, ConsentChange, Identity
 from shopflow.ingest import pipeline
-from shopflow.messaging import delivery
+from shopflow.messaging.delivery import due
 from shopflow.store import db, messages, suppressions, workspaces
 from shopflow.testing import InMemoryEmailChannel
 
@@ -106,7 +106,7 @@ def history(engine: Engine, ws_id: str, pid: int, times: list[datetime], *, open
 
 
 def deliver(engine: Engine, clock: SimulatedClock, channel: InMemoryEmailChannel | None = None) -> int:
-    return delivery.deliver_due(
+    return due.email(
         engine,
         clock=clock,
         channel=channel or InMemoryEmailChannel(),

@@ -22,7 +22,7 @@ from shopflow.domain.events import CanonicalEvent, ConsentChange, Identity
 from shopflow.flows import install as flow_install
 from shopflow.flows import scheduler, sweeps, triggers
 from shopflow.ingest import pipeline
-from shopflow.messaging import delivery
+from shopflow.messaging.delivery import due
 from shopflow.store import db, flow_runs, tables, workspaces
 from shopflow.store import events as store_events
 
@@ -102,7 +102,7 @@ class Shop:
             triggers.on_events(conn, events=batch, now=self.clock.now())
         sweeps.run_sweeps(self.engine, clock=self.clock)
         scheduler.run_all_due(self.engine, clock=self.clock)
-        delivery.deliver_due(
+        due.email(
             self.engine,
             clock=self.clock,
             channel=self.channel,

@@ -17,10 +17,10 @@ from shopflow.cli import main as cli
 from shopflow.domain.clock import SimulatedClock
 from shopflow.domain.events import CanonicalEvent, ConsentChange, Identity
 from shopflow.ingest import pipeline
-from shopflow.messaging import delivery
 from shopflow.messaging.channels.email.smtp import SmtpChannel
 from shopflow.messaging.deliverability import dkim as sf_dkim
 from shopflow.messaging.deliverability import senders as sender_domains
+from shopflow.messaging.delivery import due
 from shopflow.messaging.sink import Sink
 from shopflow.store import db, messages, senders, workspaces
 
@@ -123,9 +123,7 @@ def test_sent_email_carries_a_dkim_signature_that_verifies(  # noqa: PLR0917 (py
     }
     pid = subscriber(engine, ws.id, clock, "ana@example.org")
     queue(engine, ws.id, pid, clock, "m1")
-    assert (
-        delivery.deliver_due(engine, clock=clock, channel=channel, link_secret=SECRET, public_url=PUBLIC) == 1
-    )
+    assert due.email(engine, clock=clock, channel=channel, link_secret=SECRET, public_url=PUBLIC) == 1
 
     [raw] = sink.raw_messages()
     assert raw.startswith(b"DKIM-Signature: v=1; a=" + algorithm.encode())
@@ -180,7 +178,7 @@ def test_no_sender_domain_means_no_signature(
     ws = testing.make_workspace(engine).workspace
     pid = subscriber(engine, ws.id, clock, "ana@example.org")
     queue(engine, ws.id, pid, clock, "m1")
-    delivery.deliver_due(engine, clock=clock, channel=channel, link_secret=SECRET, public_url=PUBLIC)
+    due.email(engine, clock=clock, channel=channel, link_secret=SECRET, public_url=PUBLIC)
     [raw] = sink.raw_messages()
     assert b"DKIM-Signature" not in raw
 
@@ -207,7 +205,7 @@ def test_warmup_allowance_counts_todays_sends_from_the_domain(
         )
     for n in range(3):
         queue(engine, ws.id, subscriber(engine, ws.id, clock, f"p{n}@example.org"), clock, f"m{n}")
-    delivery.deliver_due(engine, clock=clock, channel=channel, link_secret=SECRET, public_url=PUBLIC)
+    due.email(engine, clock=clock, channel=channel, link_secret=SECRET, public_url=PUBLIC)
     with db.reading(engine) as conn:
         now = clock.now()
         assert senders.warmup_allowance(conn, workspace_id=ws.id, domain=DOMAIN, now=now) == 47

@@ -27,8 +27,8 @@ from shopflow.api.routes import feedback as feedback_routes
 from shopflow.domain.clock import SimulatedClock
 from shopflow.domain.events import CanonicalEvent, ConsentChange, Identity
 from shopflow.ingest import pipeline
-from shopflow.messaging import delivery
 from shopflow.messaging.channels.email.smtp import SmtpChannel
+from shopflow.messaging.delivery import due
 from shopflow.messaging.inbound import bounces, feedback
 from shopflow.messaging.inbound.smtp import InboundServer
 from shopflow.messaging.sink import Sink
@@ -99,9 +99,7 @@ class Shop:
             )
         assert mid is not None
         before = len(self.sink.raw_messages())
-        delivery.deliver_due(
-            self.engine, clock=self.clock, channel=self.channel, link_secret=SECRET, public_url=PUBLIC
-        )
+        due.email(self.engine, clock=self.clock, channel=self.channel, link_secret=SECRET, public_url=PUBLIC)
         raws = self.sink.raw_messages()
         assert len(raws) == before + 1, "the message was not sent"
         found = re.search(rb"/u/([A-Za-z0-9_-]+\.[A-Za-z0-9_-]+)>", raws[-1])
@@ -189,9 +187,7 @@ def test_hard_bounce_by_smtp_suppresses_at_once(shop: Shop, inbound: InboundServ
         nxt = messages.enqueue(conn, workspace_id=shop.ws.id, profile_id=shop.profile_id, channel="email",
                                template="cart-reminder-1h", dedupe_key="after", now=shop.clock.now(),
                                transactional=True, context={"event": {"products": []}})  # fmt: skip
-    delivery.deliver_due(
-        shop.engine, clock=shop.clock, channel=shop.channel, link_secret=SECRET, public_url=PUBLIC
-    )
+    due.email(shop.engine, clock=shop.clock, channel=shop.channel, link_secret=SECRET, public_url=PUBLIC)
     with db.reading(shop.engine) as conn:
         row = messages.get(conn, message_id=nxt or 0)
     assert row is not None and (row["status"], row["skip_reason"]) == ("skipped", "suppressed")

@@ -8,7 +8,7 @@ from datetime import UTC, datetime, timedelta
 from sqlalchemy.engine import Engine
 
 from shopflow.domain.clock import SimulatedClock
-from shopflow.messaging import guards
+from shopflow.messaging.delivery import gate
 from shopflow.store import db, preferences, senders
 from shopflow.testing import InMemoryEmailChannel
 from tests.integration.guards_support import (
@@ -211,7 +211,7 @@ def test_preferences_pause_topic_and_frequency(engine: Engine, clock: SimulatedC
 def test_gate_reads_the_sender_domains_warmup_allowance(engine: Engine, clock: SimulatedClock) -> None:
     ws = workspace(engine, clock, from_email="news@fresh.example").workspace
     with db.transaction(engine) as conn:
-        assert guards.load(conn, workspace=ws, recipients=[], now=clock.now()).warmup_left is None
+        assert gate.load(conn, workspace=ws, recipients=[], now=clock.now()).warmup_left is None
         senders.add_domain(
             conn,
             workspace_id=ws.id,
@@ -221,8 +221,8 @@ def test_gate_reads_the_sender_domains_warmup_allowance(engine: Engine, clock: S
             private_key_pem="unused here",
             now=clock.now(),
         )
-        assert guards.load(conn, workspace=ws, recipients=[], now=clock.now()).warmup_left == 50
-        assert guards.load(conn, workspace=ws, recipients=[], now=clock.now() + 40 * D).warmup_left is None
+        assert gate.load(conn, workspace=ws, recipients=[], now=clock.now()).warmup_left == 50
+        assert gate.load(conn, workspace=ws, recipients=[], now=clock.now() + 40 * D).warmup_left is None
 
 
 def test_address_hygiene_guards_record_their_reason(engine: Engine, clock: SimulatedClock) -> None:

@@ -14,8 +14,8 @@ from shopflow import testing
 from shopflow.domain.clock import SimulatedClock
 from shopflow.domain.events import CanonicalEvent, ConsentChange, Identity
 from shopflow.ingest import pipeline
-from shopflow.messaging import delivery
 from shopflow.messaging.channels.email.smtp import SmtpChannel
+from shopflow.messaging.delivery import due
 from shopflow.messaging.sink import Sink
 from shopflow.messaging.templates import email as templates
 from shopflow.store import consent, db, messages, tables, workspaces
@@ -100,9 +100,7 @@ def channel(sink: Sink) -> Iterator[SmtpChannel]:
 
 
 def deliver(engine: Engine, clock: SimulatedClock, channel: Any, **kw: Any) -> int:
-    return delivery.deliver_due(
-        engine, clock=clock, channel=channel, link_secret=SECRET, public_url=PUBLIC, **kw
-    )
+    return due.email(engine, clock=clock, channel=channel, link_secret=SECRET, public_url=PUBLIC, **kw)
 
 
 def test_queued_message_arrives_with_headers(

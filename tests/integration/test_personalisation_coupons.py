@@ -13,7 +13,7 @@ from shopflow import testing
 from shopflow.cli import main as cli
 from shopflow.domain import coupons as rules
 from shopflow.domain.clock import SimulatedClock
-from shopflow.messaging import delivery
+from shopflow.messaging.delivery import due
 from shopflow.messaging.templates import email as templates
 from shopflow.store import coupons, db, messages
 from tests.integration.test_messaging_delivery import person, queue
@@ -31,9 +31,7 @@ def library(tmp_path: Path) -> templates.Library:
 
 def deliver(engine: Engine, clock: SimulatedClock, lib: templates.Library) -> testing.InMemoryEmailChannel:
     channel = testing.InMemoryEmailChannel()
-    delivery.deliver_due(
-        engine, clock=clock, channel=channel, link_secret=SECRET, public_url=PUBLIC, library=lib
-    )
+    due.email(engine, clock=clock, channel=channel, link_secret=SECRET, public_url=PUBLIC, library=lib)
     return channel
 
 

@@ -15,7 +15,7 @@ from shopflow import testing
 from shopflow.domain.clock import SimulatedClock
 from shopflow.domain.events import CanonicalEvent, Identity
 from shopflow.ingest import pipeline
-from shopflow.messaging import delivery
+from shopflow.messaging.delivery import due
 from shopflow.messaging.templates import email as templates
 from shopflow.messaging.templates import personalise
 from shopflow.store import catalog, db
@@ -134,15 +134,11 @@ def test_rendered_only_when_mentioned(engine: Engine, clock: SimulatedClock, tmp
     sa.event.listen(engine, "before_cursor_execute", count)
     try:
         channel = testing.InMemoryEmailChannel()
-        delivery.deliver_due(
-            engine, clock=clock, channel=channel, link_secret=SECRET, public_url=PUBLIC, library=lib
-        )
+        due.email(engine, clock=clock, channel=channel, link_secret=SECRET, public_url=PUBLIC, library=lib)
         plain_queries = [s for s in statements if "products" in s]
         statements.clear()
         queue(engine, ws_id, ana, clock, template="recs", transactional=True)
-        delivery.deliver_due(
-            engine, clock=clock, channel=channel, link_secret=SECRET, public_url=PUBLIC, library=lib
-        )
+        due.email(engine, clock=clock, channel=channel, link_secret=SECRET, public_url=PUBLIC, library=lib)
         recs_queries = [s for s in statements if "products" in s]
     finally:
         sa.event.remove(engine, "before_cursor_execute", count)

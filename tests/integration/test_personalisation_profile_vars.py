@@ -11,7 +11,7 @@ from shopflow import testing
 from shopflow.domain.clock import SimulatedClock
 from shopflow.domain.events import PLACED_ORDER, CanonicalEvent, Identity
 from shopflow.ingest import pipeline
-from shopflow.messaging import delivery
+from shopflow.messaging.delivery import context
 from shopflow.messaging.templates import email as templates
 from shopflow.store import db, messages, workspaces
 
@@ -32,7 +32,7 @@ def render_for(engine: Engine, ws: workspaces.Workspace, profile_id: int) -> str
     with db.reading(engine) as conn:
         person = messages.recipients(conn, workspace_id=ws.id, profile_ids=[profile_id])[profile_id]
     msg = messages.ClaimedMessage(1, ws.id, profile_id, "email", "loyalty", False, None, {}, 1)
-    ctx = delivery.render_context(msg, person=person, workspace=ws, unsubscribe_url="u", preferences_url="p")
+    ctx = context.render_context(msg, person=person, workspace=ws, unsubscribe_url="u", preferences_url="p")
     return TEMPLATE.render(ctx).html
 
 

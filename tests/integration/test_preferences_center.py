@@ -16,8 +16,8 @@ from shopflow.domain import flows as domain_flows
 from shopflow.domain.clock import SimulatedClock
 from shopflow.domain.events import CanonicalEvent, ConsentChange, Identity
 from shopflow.ingest import pipeline
-from shopflow.messaging import delivery
 from shopflow.messaging.consent import consent_links
+from shopflow.messaging.delivery import due
 from shopflow.store import consent, db, messages, preferences, workspaces
 from shopflow.store import flows as store_flows
 from shopflow.store import push as push_store
@@ -41,7 +41,7 @@ def start(engine: Engine, clock: SimulatedClock, server_factory: Any) -> tuple[s
 def footer_link(engine: Engine, clock: SimulatedClock, base: str, ws_id: str, pid: int) -> str:
     queue(engine, ws_id, pid, clock.now(), key="welcome")
     channel = InMemoryEmailChannel()
-    delivery.deliver_due(engine, clock=clock, channel=channel, link_secret=SECRET.encode(), public_url=base)
+    due.email(engine, clock=clock, channel=channel, link_secret=SECRET.encode(), public_url=base)
     [mail] = channel.messages()
     html_part = mail.get_body(("html",))
     assert html_part is not None
@@ -88,7 +88,7 @@ def test_footer_link_opens_the_center_and_saves(
 
     # The pause reaches the guards: the next marketing email is skipped as "paused".
     mid = queue(engine, ws_id, pid, clock.now(), key="after-pause")
-    delivery.deliver_due(
+    due.email(
         engine, clock=clock, channel=InMemoryEmailChannel(), link_secret=SECRET.encode(), public_url=base
     )
     assert outcome(engine, mid) == ("skipped", "paused")

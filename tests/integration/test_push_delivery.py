@@ -21,7 +21,8 @@ from shopflow.api.app import create_app
 from shopflow.cli import main as cli
 from shopflow.config import Settings
 from shopflow.domain.clock import SimulatedClock
-from shopflow.messaging import delivery_push, push_keys
+from shopflow.messaging import push_keys
+from shopflow.messaging.delivery import due
 from shopflow.store import consent, db, messages, tables, workspaces
 from tests.integration.push_fake_service import Browser, FakePushService
 
@@ -140,7 +141,7 @@ def test_a_push_is_signed_encrypted_and_decrypted_by_the_browser_key(env: Env) -
     env.push.answers["/push/gone"] = 410
     mid = env.enqueue("m1")
 
-    assert delivery_push.deliver_due_push(env.engine, clock=env.clock) == 1
+    assert due.push(env.engine, clock=env.clock) == 1
 
     assert env.push.problems == []
     assert env.push.received == [
@@ -170,7 +171,7 @@ def test_only_gone_subscriptions_fail_the_message_then_no_address(env: Env) -> N
     env.push.answers["/push/gone"] = 404
     mid = env.enqueue("m1")
 
-    delivery_push.deliver_due_push(env.engine, clock=env.clock)
+    due.push(env.engine, clock=env.clock)
 
     failed = env.message(mid)
     assert failed["status"] == "failed"
@@ -178,7 +179,7 @@ def test_only_gone_subscriptions_fail_the_message_then_no_address(env: Env) -> N
     assert env.subscriptions() == 0
     later = env.enqueue("m2")
     env.clock.advance(timedelta(days=2))
-    delivery_push.deliver_due_push(env.engine, clock=env.clock)
+    due.push(env.engine, clock=env.clock)
     assert (env.message(later)["status"], env.message(later)["skip_reason"]) == ("skipped", "no_address")
 
 
@@ -187,7 +188,7 @@ def test_push_service_errors_are_retried(env: Env) -> None:
     env.push.answers["/push/busy"] = 503
     mid = env.enqueue("m1")
 
-    delivery_push.deliver_due_push(env.engine, clock=env.clock)
+    due.push(env.engine, clock=env.clock)
 
     retried = env.message(mid)
     assert retried["status"] == "queued"
@@ -200,7 +201,7 @@ def test_workspace_without_vapid_keys_skips(engine: Engine, clock: SimulatedCloc
     mid = env.enqueue("m1")
     with db.transaction(engine) as conn:
         workspaces.update_settings(conn, workspace_id=env.ws_id, changes={"push": {}})
-    delivery_push.deliver_due_push(engine, clock=clock)
+    due.push(engine, clock=clock)
     assert (env.message(mid)["status"], env.message(mid)["skip_reason"]) == ("skipped", "no_push_keys")
     assert env.push.received == []
 

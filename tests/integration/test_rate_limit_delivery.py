@@ -16,8 +16,7 @@ from shopflow import testing
 from shopflow.config import Settings
 from shopflow.domain.clock import SimulatedClock
 from shopflow.domain.ratelimit import Grant, Rate
-from shopflow.messaging import ratelimit
-from shopflow.messaging.channels import registry
+from shopflow.messaging.channels import ratelimit, registry
 from shopflow.messaging.channels.base import OutgoingEmail
 from shopflow.messaging.channels.email import smtp
 from shopflow.messaging.channels.email.smtp import SmtpChannel

@@ -26,7 +26,7 @@ from shopflow.domain import flows as domain_flows
 from shopflow.domain.clock import SimulatedClock
 from shopflow.domain.events import CanonicalEvent, ConsentChange, Identity
 from shopflow.ingest import pipeline
-from shopflow.messaging import delivery_push, delivery_sms
+from shopflow.messaging.delivery import due
 from shopflow.store import db, events, messages, tables, workspaces
 from shopflow.store import flows as store_flows
 from shopflow.workers import events as event_worker
@@ -121,7 +121,7 @@ class Shop:
                 context=context,
             )
         assert mid is not None
-        delivery_sms.deliver_due_sms(self.engine, clock=self.clock, public_url=self.base)
+        due.sms(self.engine, clock=self.clock, public_url=self.base)
         return mid
 
     def order(self, order_id: str, value: str) -> None:
@@ -243,7 +243,7 @@ def test_a_retried_sms_keeps_its_short_link(shop: Shop) -> None:
     mid = shop.send_sms("retry")
     assert shop.message(mid)["status"] == "queued"
     shop.clock.advance(timedelta(minutes=1))
-    delivery_sms.deliver_due_sms(shop.engine, clock=shop.clock, public_url=shop.base)
+    due.sms(shop.engine, clock=shop.clock, public_url=shop.base)
 
     assert shop.message(mid)["status"] == "sent"
     first, second = (CODE.findall(f["Body"]) for f in shop.twilio.received)
@@ -360,7 +360,7 @@ def test_a_push_click_redirects_and_earns_orders_within_a_day(push_env: Env) -> 
     pid = env.profile()
     mid = env.enqueue("p1")
 
-    assert delivery_push.deliver_due_push(env.engine, clock=env.clock, public_url=env.base) == 1
+    assert due.push(env.engine, clock=env.clock, public_url=env.base) == 1
 
     assert env.push.problems == []
     [(_, note)] = env.push.received
@@ -425,7 +425,7 @@ def test_an_oversized_push_payload_fails_the_message(push_env: Env) -> None:
         )
     assert mid is not None
 
-    delivery_push.deliver_due_push(env.engine, clock=env.clock, public_url=env.base)
+    due.push(env.engine, clock=env.clock, public_url=env.base)
 
     failed = env.message(mid)
     assert failed["status"] == "failed"

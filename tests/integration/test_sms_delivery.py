@@ -19,9 +19,9 @@ from shopflow import testing
 from shopflow.domain.clock import SimulatedClock
 from shopflow.domain.events import CanonicalEvent, ConsentChange, Identity
 from shopflow.ingest import pipeline
-from shopflow.messaging import delivery_sms
 from shopflow.messaging.channels import registry
 from shopflow.messaging.channels.sms.base import SmsConfigError
+from shopflow.messaging.delivery import due
 from shopflow.store import consent, db, messages, workspaces
 from tests.integration.sms_fake_twilio import FakeTwilio
 
@@ -116,7 +116,7 @@ def row(engine: Engine, mid: int) -> dict[str, Any]:
 
 
 def deliver(engine: Engine, clock: SimulatedClock, **kwargs: Any) -> int:
-    return delivery_sms.deliver_due_sms(engine, clock=clock, public_url="https://sf.example", **kwargs)
+    return due.sms(engine, clock=clock, public_url="https://sf.example", **kwargs)
 
 
 # The checkout link becomes a short tracked link (messaging.tracking.short_links); codes are random.

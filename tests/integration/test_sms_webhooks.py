@@ -23,7 +23,7 @@ from shopflow.config import Settings
 from shopflow.domain.clock import SimulatedClock
 from shopflow.domain.events import CanonicalEvent, ConsentChange, Identity
 from shopflow.ingest import pipeline
-from shopflow.messaging import delivery_sms
+from shopflow.messaging.delivery import due
 from shopflow.store import consent, db, events, messages, suppressions, tables, workspaces
 
 TOKEN = "twilio-auth-token-secret"
@@ -126,7 +126,7 @@ def test_stop_unsubscribes_start_resubscribes_help_answers(
             now=clock.now(),
         )
     channel = testing.InMemorySmsChannel()
-    delivery_sms.deliver_due_sms(engine, clock=clock, public_url=base, channel=channel)
+    due.sms(engine, clock=clock, public_url=base, channel=channel)
     assert mid is not None
     with db.reading(engine) as conn:
         skipped = messages.get(conn, message_id=mid)
@@ -261,7 +261,7 @@ def test_status_callbacks_become_delivered_and_failed_events(
             for i in (1, 2)
         ]
     channel = testing.InMemorySmsChannel()
-    delivery_sms.deliver_due_sms(engine, clock=clock, public_url=base, channel=channel)
+    due.sms(engine, clock=clock, public_url=base, channel=channel)
     sid1, sid2 = "SM" + "0" * 31 + "1", "SM" + "0" * 31 + "2"
     path = f"/webhooks/twilio/status/{ws_id}"
 
@@ -311,7 +311,7 @@ def test_a_landline_failure_suppresses_the_number(
             dedupe_key="k",
             now=clock.now(),
         )
-    delivery_sms.deliver_due_sms(engine, clock=clock, public_url=base, channel=testing.InMemorySmsChannel())
+    due.sms(engine, clock=clock, public_url=base, channel=testing.InMemorySmsChannel())
     sid = "SM" + "0" * 31 + "1"
     path = f"/webhooks/twilio/status/{ws_id}"
     params = {"MessageSid": sid, "MessageStatus": "undelivered", "ErrorCode": "30006"}
@@ -335,7 +335,7 @@ def test_a_landline_failure_suppresses_the_number(
             transactional=True,
         )
     channel = testing.InMemorySmsChannel()
-    delivery_sms.deliver_due_sms(engine, clock=clock, public_url=base, channel=channel)
+    due.sms(engine, clock=clock, public_url=base, channel=channel)
     assert receipt is not None and mid is not None
     with db.reading(engine) as conn:
         refused = messages.get(conn, message_id=receipt)

@@ -15,7 +15,7 @@ from shopflow.domain.events import CanonicalEvent, ConsentChange, Identity
 from shopflow.domain.flows import load_flow
 from shopflow.flows import scheduler, triggers
 from shopflow.ingest import pipeline
-from shopflow.messaging import delivery
+from shopflow.messaging.delivery import due
 from shopflow.store import db, suppressions, tables
 from shopflow.store import events as store_events
 from shopflow.store import flows as store_flows
@@ -75,7 +75,7 @@ def tick(engine: Engine, clock: SimulatedClock) -> None:
 
 
 def deliver(engine: Engine, clock: SimulatedClock, channel: testing.InMemoryEmailChannel) -> int:
-    return delivery.deliver_due(
+    return due.email(
         engine, clock=clock, channel=channel, link_secret=b"s" * 32, public_url="http://localhost"
     )
 

@@ -17,7 +17,7 @@ from shopflow.config import Settings
 from shopflow.domain.clock import SimulatedClock
 from shopflow.domain.events import CanonicalEvent, ConsentChange, Identity
 from shopflow.ingest import pipeline
-from shopflow.messaging import delivery
+from shopflow.messaging.delivery import due
 from shopflow.messaging.tracking import links
 from shopflow.store import consent, db, events, messages, tables
 
@@ -59,7 +59,7 @@ def send(
         )
     assert mid is not None
     channel = testing.InMemoryEmailChannel()
-    delivery.deliver_due(engine, clock=clock, channel=channel, link_secret=SECRET.encode(), public_url=base)
+    due.email(engine, clock=clock, channel=channel, link_secret=SECRET.encode(), public_url=base)
     if not channel.sent:
         return mid, "", ""
     [mail] = channel.messages()

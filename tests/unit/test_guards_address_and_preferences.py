@@ -9,10 +9,11 @@ from typing import Any
 
 import pytest
 
-from shopflow.domain import action_nodes, flows
+from shopflow.domain import action_nodes, flows, guards
 from shopflow.domain.step import Facts, Run, Send, step
-from shopflow.messaging import guards
-from shopflow.store import guard_facts, preferences
+from shopflow.ingest import hygiene
+from shopflow.messaging.delivery import gate as gates
+from shopflow.store import preferences
 from shopflow.store.messages import ClaimedMessage
 
 T0 = datetime(2026, 1, 5, 15, 0, tzinfo=UTC)  # daytime in New York: no quiet hours in the way
@@ -47,12 +48,12 @@ def test_address_hygiene_guards(
     changes: dict[str, Any], settings: dict[str, Any], reason: str | None
 ) -> None:
     facts = replace(EMAIL, **changes)
-    assert guards.check(facts, **guards.check_settings(settings, facts.channel)) == reason
+    assert guards.check(facts, **gates.check_settings(settings, facts.channel)) == reason
 
 
 def test_role_addresses_are_refused_marketing_by_default() -> None:
     assert guards.DEFAULTS["send_to_role_addresses"] is False
-    assert guards.check_settings({}, "email") == {
+    assert gates.check_settings({}, "email") == {
         "requires_subscribed": True,
         "send_to_role_addresses": False,
         "deliver_to_reserved_domains": False,
@@ -74,36 +75,36 @@ def test_role_addresses_are_refused_marketing_by_default() -> None:
 def test_reserved_domains_by_setting_or_by_the_stores_own_from_address(
     settings: dict[str, Any], allowed: bool
 ) -> None:
-    assert guards.check_settings(settings, "email")["deliver_to_reserved_domains"] is allowed
+    assert gates.check_settings(settings, "email")["deliver_to_reserved_domains"] is allowed
 
 
 def msg(channel: str, **context: Any) -> ClaimedMessage:
     return ClaimedMessage(1, "ws", 7, channel, "t", False, None, dict(context), 1)
 
 
-def gate(pref: guard_facts.Preference) -> guards.Gate:
-    facts = guard_facts.BatchFacts(preferences={7: pref}, contacts={7: guard_facts.Contact("UTC", None)})
+def gate(pref: guards.Preference) -> guards.Gate:
+    facts = guards.BatchFacts(preferences={7: pref}, contacts={7: guards.Contact("UTC", None)})
     return guards.Gate({"quiet_hours_sms": ""}, facts, T0)
 
 
 @pytest.mark.parametrize("channel", ["email", "sms", "push"])
 def test_pause_and_topic_opt_out_hold_on_every_channel(channel: str) -> None:
     facts = replace(EMAIL, channel=channel, address="+12125550100" if channel == "sms" else "x")
-    paused = gate(guard_facts.Preference(paused_until=T0 + timedelta(days=1)))
+    paused = gate(guards.Preference(paused_until=T0 + timedelta(days=1)))
     assert paused.decide(msg(channel), facts).reason == "paused"
-    over = gate(guard_facts.Preference(paused_until=T0))
+    over = gate(guards.Preference(paused_until=T0))
     assert over.decide(msg(channel), facts).reason is None
 
-    opted_out = gate(guard_facts.Preference(topics_off=frozenset({"promotional"})))
+    opted_out = gate(guards.Preference(topics_off=frozenset({"promotional"})))
     assert opted_out.decide(msg(channel, topic="promotional"), facts).reason == "topic_opt_out"
     assert opted_out.decide(msg(channel, topic="educational"), facts).reason is None
 
 
 def test_frequency_preference_counts_email_only() -> None:
-    weekly = guard_facts.Preference(frequency="weekly")
+    weekly = guards.Preference(frequency="weekly")
     for channel in ("sms", "push", "email"):
         g = gate(weekly)
-        g.facts.history[(7, channel)] = guard_facts.SendHistory(week=1)
+        g.facts.history[(7, channel)] = guards.SendHistory(week=1)
         facts = replace(EMAIL, channel=channel)
         expected = "frequency_preference" if channel == "email" else "smart_sending"
         # SMS/push have no frequency choice; what stops the second one here is smart sending.
@@ -113,7 +114,7 @@ def test_frequency_preference_counts_email_only() -> None:
 
 def test_transactional_ignores_preferences_on_every_channel() -> None:
     g = gate(
-        guard_facts.Preference(paused_until=T0 + timedelta(days=9), topics_off=frozenset(action_nodes.TOPICS))
+        guards.Preference(paused_until=T0 + timedelta(days=9), topics_off=frozenset(action_nodes.TOPICS))
     )
     for channel in ("email", "sms", "push"):
         receipt = replace(msg(channel, topic="promotional"), transactional=True)
@@ -171,3 +172,12 @@ def test_send_node_topic_is_validated(send: dict[str, Any], message: str) -> Non
     with pytest.raises(flows.FlowDefinitionError) as err:
         flow(send)
     assert err.value.messages() == [message]
+
+
+def test_the_email_status_values_are_the_ones_intake_writes() -> None:
+    # domain.guards cannot import ingest; the values must stay the same strings.
+    assert (guards.INVALID_SYNTAX, guards.RESERVED_DOMAIN, guards.FAKE) == (
+        hygiene.INVALID_SYNTAX,
+        hygiene.RESERVED_DOMAIN,
+        hygiene.FAKE,
+    )

@@ -8,8 +8,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from shopflow.messaging import guards
-from shopflow.store import guard_facts
+from shopflow.domain import guards
 from shopflow.store.messages import ClaimedMessage
 
 T0 = datetime(2026, 1, 5, 9, 0, tzinfo=UTC)  # 04:00 New York, 01:00 Los Angeles, 18:00 Tokyo
@@ -24,8 +23,8 @@ def facts(channel: str = "sms", consent: str = "subscribed", suppression: str | 
     return guards.Facts(channel, False, True, "+12125550100", consent, suppression)
 
 
-def gate(contact: guard_facts.Contact | None = None, now: datetime = T0, **settings: Any) -> guards.Gate:
-    batch = guard_facts.BatchFacts(contacts={7: contact} if contact else {})
+def gate(contact: guards.Contact | None = None, now: datetime = T0, **settings: Any) -> guards.Gate:
+    batch = guards.BatchFacts(contacts={7: contact} if contact else {})
     return guards.Gate(settings, batch, now)
 
 
@@ -67,41 +66,41 @@ def test_recipient_zone_order() -> None:
 
 
 def test_sms_quiet_hours_by_default_from_the_phone_region() -> None:
-    decision = gate(guard_facts.Contact(None, "+12125550100")).decide(msg(), facts())
+    decision = gate(guards.Contact(None, "+12125550100")).decide(msg(), facts())
     assert decision == guards.Decision("quiet_hours", datetime(2026, 1, 5, 13, 0, tzinfo=UTC))
     assert decision.deferred and not decision.send
-    tokyo = gate(guard_facts.Contact(None, "+81312345678")).decide(msg(), facts())
+    tokyo = gate(guards.Contact(None, "+81312345678")).decide(msg(), facts())
     assert tokyo == guards.SEND
 
 
 def test_transactional_sms_ignores_quiet_hours_but_not_suppression() -> None:
-    g = gate(guard_facts.Contact(None, "+12125550100"))
+    g = gate(guards.Contact(None, "+12125550100"))
     assert g.decide(msg(transactional=True), facts()) == guards.SEND
     blocked = g.decide(msg(transactional=True), facts(suppression="complaint"))
     assert blocked == guards.Decision("suppressed")
 
 
 def test_sms_needs_subscribed_push_does_not_by_default() -> None:
-    g = gate(guard_facts.Contact("Asia/Tokyo", None))
+    g = gate(guards.Contact("Asia/Tokyo", None))
     assert g.decide(msg("sms"), facts("sms", "never_subscribed")).reason == "no_consent"
     assert g.decide(msg("push"), facts("push", "never_subscribed")) == guards.SEND
     assert g.decide(msg("push"), facts("push", "unsubscribed")).reason == "unsubscribed"
 
 
 def test_smart_sending_windows_per_channel() -> None:
-    g = gate(guard_facts.Contact("Asia/Tokyo", None))
-    g.facts.history[(7, "sms")] = guard_facts.SendHistory(last_sent_at=T0 - timedelta(hours=23))
-    g.facts.history[(7, "push")] = guard_facts.SendHistory(last_sent_at=T0 - timedelta(hours=25))
+    g = gate(guards.Contact("Asia/Tokyo", None))
+    g.facts.history[(7, "sms")] = guards.SendHistory(last_sent_at=T0 - timedelta(hours=23))
+    g.facts.history[(7, "push")] = guards.SendHistory(last_sent_at=T0 - timedelta(hours=25))
     assert g.decide(msg("sms"), facts("sms")).reason == "smart_sending"
     assert g.decide(msg("push"), facts("push")) == guards.SEND
     # A setting of 0 turns it off for that channel.
-    g2 = gate(guard_facts.Contact("Asia/Tokyo", None), smart_sending_hours_sms=0)
-    g2.facts.history[(7, "sms")] = guard_facts.SendHistory(last_sent_at=T0 - timedelta(hours=1))
+    g2 = gate(guards.Contact("Asia/Tokyo", None), smart_sending_hours_sms=0)
+    g2.facts.history[(7, "sms")] = guards.SendHistory(last_sent_at=T0 - timedelta(hours=1))
     assert g2.decide(msg("sms"), facts("sms")) == guards.SEND
 
 
 def test_record_send_counts_for_the_rest_of_the_batch() -> None:
-    g = gate(guard_facts.Contact("Asia/Tokyo", None))
+    g = gate(guards.Contact("Asia/Tokyo", None))
     first = msg("sms")
     assert g.decide(first, facts(), reserve=False) == guards.SEND
     assert g.decide(first, facts(), reserve=False) == guards.SEND  # nothing counted yet
@@ -112,7 +111,7 @@ def test_record_send_counts_for_the_rest_of_the_batch() -> None:
 
 
 def test_decide_reserves_by_default() -> None:
-    g = gate(guard_facts.Contact("Asia/Tokyo", None))
+    g = gate(guards.Contact("Asia/Tokyo", None))
     assert g.decide(msg("push"), facts("push")) == guards.SEND
     assert g.decide(msg("push"), facts("push")).reason == "smart_sending"
     assert g.decide(msg("push", transactional=True), facts("push")) == guards.SEND
@@ -132,13 +131,13 @@ def test_decide_reserves_by_default() -> None:
 )
 def test_tiers(sent: int, opened: int, previous_sent: int, previous_opened: int, tier: str) -> None:
     g = gate()
-    g.facts.history[(7, "email")] = guard_facts.SendHistory(month=sent, previous_month=previous_sent)
-    g.facts.engagement[7] = guard_facts.Engagement(opened, previous_opened)
+    g.facts.history[(7, "email")] = guards.SendHistory(month=sent, previous_month=previous_sent)
+    g.facts.engagement[7] = guards.Engagement(opened, previous_opened)
     assert g.tier(7) == tier
 
 
 def test_warmup_defers_marketing_email_to_tomorrow() -> None:
-    g = gate(guard_facts.Contact("Asia/Tokyo", None))
+    g = gate(guards.Contact("Asia/Tokyo", None))
     g.warmup_left = 1
     assert g.decide(msg("email"), facts("email")) == guards.SEND
     assert g.warmup_left == 0

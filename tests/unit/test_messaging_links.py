@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import pytest
 
-from shopflow.messaging import guards
+from shopflow.domain import guards
 from shopflow.messaging.channels.email import smtp
 from shopflow.messaging.tracking import links
 

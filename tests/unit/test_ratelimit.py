@@ -8,7 +8,7 @@ from hypothesis import strategies as st
 
 from shopflow.domain import ratelimit
 from shopflow.domain.ratelimit import Bucket, Rate
-from shopflow.messaging import ratelimit as limits
+from shopflow.messaging.channels import ratelimit as limits
 from shopflow.messaging.channels import registry
 from shopflow.messaging.channels.email import smtp
 from shopflow.messaging.channels.sms.base import SmsConfigError

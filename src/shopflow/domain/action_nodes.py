@@ -20,7 +20,7 @@ from shopflow.domain.durations import NodeId
 
 CHANNELS = ("email", "sms", "push")
 # The preference center's topics (store/preferences.py): a send node may name one, and a profile
-# that opted out of it is skipped on every channel (messaging/guards.py).
+# that opted out of it is skipped on every channel (domain/guards.py).
 Topic: TypeAlias = Literal["promotional", "product_news", "educational"]
 TOPICS: tuple[str, ...] = get_args(Topic)
 # How long a run waits at a webhook node for its delivery (every retry included) before it gives up.

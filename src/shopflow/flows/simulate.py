@@ -2,7 +2,7 @@
 
 The pure `step()` runs repeatedly in memory on a run that exists nowhere, with a fake clock that
 jumps to each wake time; the facts are what the runtime would load now (the profile, its events).
-Each send is checked against the guards' permanent rules (`messaging.guards.check`). Only reads.
+Each send is checked against the guards' permanent rules (`domain.guards.check`). Only reads.
 """
 
 from __future__ import annotations
@@ -16,10 +16,10 @@ from typing import Any
 
 from sqlalchemy.engine import Connection
 
-from shopflow.domain import conditions
+from shopflow.domain import conditions, guards
 from shopflow.domain import step as domain_step
 from shopflow.flows import lifecycle, runtime
-from shopflow.messaging import guards
+from shopflow.messaging.delivery import gate
 from shopflow.store import consent, flow_runs, messages, run_facts, workspaces
 from shopflow.store import flows as store_flows
 
@@ -264,4 +264,4 @@ class _Guards:
             email_role=person.email_role if person else False,
         )
         settings = self._workspace.settings if self._workspace is not None else {}
-        return guards.check(facts, **guards.check_settings(settings, channel))
+        return guards.check(facts, **gate.check_settings(settings, channel))

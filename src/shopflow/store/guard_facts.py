@@ -7,7 +7,6 @@ thousands of messages a second.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -15,63 +14,23 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from shopflow.domain import events as ev
+from shopflow.domain import guards
 from shopflow.store import tables
 
 DAY = timedelta(days=1)
 HISTORY = timedelta(days=60)  # fatigue compares the last 30 days with the 30 before
 
 
-@dataclass
-class SendHistory:
-    """One profile's marketing sends on one channel (counts by window ending now)."""
-
-    last_sent_at: datetime | None = None
-    day: int = 0
-    two_days: int = 0
-    week: int = 0
-    month: int = 0
-    previous_month: int = 0  # sent 30..60 days ago
-
-
-@dataclass
-class Engagement:
-    """Distinct messages opened, in the last 30 days and the 30 before."""
-
-    opened_month: int = 0
-    opened_previous_month: int = 0
-
-
-@dataclass(frozen=True)
-class Preference:
-    topics_off: frozenset[str] = frozenset()
-    frequency: str | None = None
-    paused_until: datetime | None = None
-
-
-@dataclass(frozen=True)
-class Contact:
-    timezone: str | None
-    phone: str | None
-
-
-@dataclass
-class BatchFacts:
-    history: dict[tuple[int, str], SendHistory] = field(default_factory=dict)
-    engagement: dict[int, Engagement] = field(default_factory=dict)
-    preferences: dict[int, Preference] = field(default_factory=dict)
-    contacts: dict[int, Contact] = field(default_factory=dict)
-    # Marketing messages this workspace sent since the start of the current UTC day, per channel.
-    workspace_sent_today: dict[str, int] = field(default_factory=dict)
-
-
 def _count_since(column: Any, since: datetime) -> Any:
     return sa.func.sum(sa.case((column >= since, 1), else_=0))
 
 
-def load(conn: Connection, *, workspace_id: str, profile_ids: Sequence[int], now: datetime) -> BatchFacts:
+def load(
+    conn: Connection, *, workspace_id: str, profile_ids: Sequence[int], now: datetime
+) -> guards.BatchFacts:
     """Four grouped queries (sends, opens, preferences, contacts) plus one workspace count."""
     ids = sorted({int(p) for p in profile_ids})
-    facts = BatchFacts()
+    facts = guards.BatchFacts()
     m = tables.messages
     day_start = now.replace(hour=0, minute=0, second=0, microsecond=0)
     rows = conn.execute(
@@ -110,7 +69,7 @@ def load(conn: Connection, *, workspace_id: str, profile_ids: Sequence[int], now
         .group_by(m.c.profile_id, m.c.channel)
     )
     for pid, channel, last, day, two, week, month, total in rows:
-        facts.history[(int(pid), str(channel))] = SendHistory(
+        facts.history[(int(pid), str(channel))] = guards.SendHistory(
             last_sent_at=last,
             day=int(day or 0),
             two_days=int(two or 0),
@@ -139,7 +98,7 @@ def load(conn: Connection, *, workspace_id: str, profile_ids: Sequence[int], now
         .group_by(e.c.profile_id)
     )
     for pid, month, previous in rows:
-        facts.engagement[int(pid)] = Engagement(int(month or 0), int(previous or 0))
+        facts.engagement[int(pid)] = guards.Engagement(int(month or 0), int(previous or 0))
 
     pr = tables.preferences
     rows = conn.execute(
@@ -148,7 +107,7 @@ def load(conn: Connection, *, workspace_id: str, profile_ids: Sequence[int], now
         )
     )
     for pid, topics_off, frequency, paused_until in rows:
-        facts.preferences[int(pid)] = Preference(
+        facts.preferences[int(pid)] = guards.Preference(
             frozenset(str(t) for t in (topics_off or [])), frequency, paused_until
         )
 
@@ -157,7 +116,7 @@ def load(conn: Connection, *, workspace_id: str, profile_ids: Sequence[int], now
         sa.select(p.c.id, p.c.timezone, p.c.phone).where(p.c.workspace_id == workspace_id, p.c.id.in_(ids))
     )
     for pid, tz, phone in rows:
-        facts.contacts[int(pid)] = Contact(tz, phone)
+        facts.contacts[int(pid)] = guards.Contact(tz, phone)
     return facts
 
 

@@ -16,11 +16,12 @@ from shopflow.analytics import operations
 from shopflow.domain.clock import Clock
 from shopflow.flows import alerts, scheduler, sweeps, webhooks
 from shopflow.ingest import retention
-from shopflow.messaging import delivery, delivery_push, delivery_sms
 from shopflow.messaging.channels.base import Channel
 from shopflow.messaging.channels.push.webpush import PushChannel
 from shopflow.messaging.channels.sms.base import SmsChannel
 from shopflow.messaging.deliverability import hygiene
+from shopflow.messaging.delivery import due as deliver
+from shopflow.messaging.delivery import pipeline, results
 from shopflow.segments import backfill, queries, scores, sweeper
 from shopflow.store import db, queues
 from shopflow.workers import events
@@ -53,9 +54,9 @@ class Worker:
     step_batch: int = 500
     delivery_batch: int = 200
     # A 'sending' claim older than this is a dead worker's and is sent again.
-    delivery_stale: timedelta = delivery.STALE_CLAIM
+    delivery_stale: timedelta = pipeline.STALE_CLAIM
     # Email results are committed in groups of this many as the SMTP server accepts them.
-    delivery_record_group: int = delivery.RECORD_GROUP
+    delivery_record_group: int = results.RECORD_GROUP
     # SMS and push go through each workspace's configured provider unless these replace them
     # (tests, the in-memory twins in shopflow.testing).
     sms_channel: SmsChannel | None = None
@@ -104,7 +105,7 @@ class Worker:
         now = self.clock.now()
         with db.reading(self.engine) as conn:
             due = queues.due_work(
-                conn, now=now, stale_before=now - min(self.delivery_stale, delivery.STALE_CLAIM)
+                conn, now=now, stale_before=now - min(self.delivery_stale, pipeline.STALE_CLAIM)
             )
         if due.events:
             done.events = events.process_pending(self.engine, clock=self.clock, limit=self.event_batch)
@@ -117,7 +118,7 @@ class Worker:
             done.steps = scheduler.run_due(self.engine, clock=self.clock, limit=self.step_batch)
         fresh = bool(done.events or done.swept or done.steps)
         if due.email or fresh:
-            done.messages = delivery.deliver_due(
+            done.messages = deliver.email(
                 self.engine,
                 clock=self.clock,
                 channel=self.channel,
@@ -128,7 +129,7 @@ class Worker:
                 record_group=self.delivery_record_group,
             )
         if due.sms or fresh:
-            done.messages += delivery_sms.deliver_due_sms(
+            done.messages += deliver.sms(
                 self.engine,
                 clock=self.clock,
                 public_url=self.public_url,
@@ -136,7 +137,7 @@ class Worker:
                 channel=self.sms_channel,
             )
         if due.push or fresh:
-            done.messages += delivery_push.deliver_due_push(
+            done.messages += deliver.push(
                 self.engine,
                 clock=self.clock,
                 limit=self.delivery_batch,

@@ -18,9 +18,10 @@ from sqlalchemy.engine import Engine
 
 from shopflow.config import Settings
 from shopflow.domain.clock import Clock, SystemClock
-from shopflow.messaging import delivery, ratelimit
+from shopflow.messaging.channels import ratelimit
 from shopflow.messaging.channels.email import smtp
 from shopflow.messaging.channels.email.smtp import SmtpChannel
+from shopflow.messaging.delivery import pipeline
 from shopflow.store import db, workspaces
 from shopflow.workers.embedded import Worker, start_thread
 
@@ -31,7 +32,7 @@ def delivery_stale(environ: Mapping[str, str]) -> timedelta:
     """SHOPFLOW_DELIVERY_STALE_SECONDS: when a 'sending' claim counts as a dead worker's (default 300)."""
     raw = environ.get("SHOPFLOW_DELIVERY_STALE_SECONDS", "").strip()
     if not raw:
-        return delivery.STALE_CLAIM
+        return pipeline.STALE_CLAIM
     try:
         seconds = float(raw)
     except ValueError:

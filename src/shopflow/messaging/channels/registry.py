@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from shopflow.messaging import ratelimit
+from shopflow.messaging.channels import ratelimit
 from shopflow.messaging.channels.sms import http as sms_http
 from shopflow.messaging.channels.sms import twilio
 from shopflow.messaging.channels.sms.base import SmsChannel, SmsConfigError

@@ -17,10 +17,11 @@ from typing import Any
 
 from sqlalchemy.engine import Engine
 
-from shopflow.messaging import delivery
 from shopflow.messaging.channels.email.smtp import SmtpChannel
 from shopflow.messaging.consent import consent_links
 from shopflow.messaging.deliverability import dkim
+from shopflow.messaging.delivery import context as render_vars
+from shopflow.messaging.delivery import email as email_delivery
 from shopflow.messaging.templates import email as templates
 from shopflow.messaging.templates import personalise
 from shopflow.messaging.tracking import links
@@ -111,7 +112,7 @@ def preview(engine: Engine, sample: Sample, *, library: templates.Library | None
     ws, person = _load(engine, sample, address=None)
     public_url, secret = sample.public_url, sample.link_secret
     claims = links.LinkClaims(links.OPEN, ws.id, PREVIEW_MESSAGE_ID, person.profile_id, None)
-    context = delivery.render_context(
+    context = render_vars.render_context(
         _claimed(sample, person.profile_id),
         person=person,
         workspace=ws,
@@ -143,7 +144,7 @@ def test_send(
         # Signed like a real send (DKIM with the From domain's key), so the copy shows what
         # recipients get, authentication results included.
         signers = dkim.signers(conn, workspace_ids=[ws.id])
-    prepared = delivery.prepare(
+    prepared = email_delivery.prepare(
         _claimed(sample, person.profile_id),
         person=person,
         workspace=ws,

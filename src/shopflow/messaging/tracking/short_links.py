@@ -139,6 +139,22 @@ def issue(
     return {(w.msg.id, w.url): short_url(public_url, codes[key]) for key, (w, _) in by_key.items()}
 
 
+def issue_committed(
+    engine: Engine, *, wanted: Iterable[Wanted], public_url: str, now: datetime
+) -> dict[int, dict[str, str]]:
+    """`issue` in its own transaction, committed before anything is sent (a link must work the
+    moment it arrives). Returns message id -> {url as written: short URL}."""
+    wanted = list(wanted)
+    if not wanted:
+        return {}
+    with db.transaction(engine) as conn:
+        issued = issue(conn, wanted=wanted, public_url=public_url, now=now)
+    by_message: dict[int, dict[str, str]] = {}
+    for (message_id, url), link in issued.items():
+        by_message.setdefault(message_id, {})[url] = link
+    return by_message
+
+
 def _row(w: Wanted, full: str, *, now: datetime) -> dict[str, object]:
     return {
         "workspace_id": w.msg.workspace_id,

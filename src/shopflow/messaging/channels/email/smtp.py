@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from urllib.parse import parse_qs, unquote, urlsplit
 
 from shopflow.domain import ratelimit as bucket_rules
-from shopflow.messaging import ratelimit
+from shopflow.messaging.channels import ratelimit
 from shopflow.messaging.channels.base import (
     PROVIDER_RATE_LIMIT,
     PROVIDER_THROTTLED,

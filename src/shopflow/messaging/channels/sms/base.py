@@ -11,7 +11,7 @@ from typing import Any, Protocol
 import httpx
 
 from shopflow.domain import ratelimit as bucket_rules
-from shopflow.messaging import ratelimit
+from shopflow.messaging.channels import ratelimit
 from shopflow.messaging.channels.base import PROVIDER_RATE_LIMIT, PROVIDER_THROTTLED, SendResult
 
 # As for SMTP: a batch waits at most this long for rate-limit tokens, well under delivery's

@@ -15,7 +15,7 @@ from urllib.parse import urlsplit
 import httpx
 
 from shopflow.domain import ratelimit as bucket_rules
-from shopflow.messaging import ratelimit
+from shopflow.messaging.channels import ratelimit
 from shopflow.messaging.channels.base import SendResult
 from shopflow.messaging.channels.sms.base import (
     ConcurrentSender,

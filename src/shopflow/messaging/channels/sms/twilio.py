@@ -21,7 +21,7 @@ from urllib.parse import urlsplit, urlunsplit
 import httpx
 
 from shopflow.domain import ratelimit as bucket_rules
-from shopflow.messaging import ratelimit
+from shopflow.messaging.channels import ratelimit
 from shopflow.messaging.channels.base import SendResult
 from shopflow.messaging.channels.sms.base import (
     ConcurrentSender,

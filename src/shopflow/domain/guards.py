@@ -4,8 +4,8 @@ A decision is one of: send; skip with a reason (recorded on the message, shown o
 timeline); or defer until a time with a reason (quiet hours, the workspace's daily limit) — the
 message goes back to the queue and every guard runs again then.
 
-The rules are pure: `load` reads the batch's facts (store.guard_facts, a few GROUP BY queries per
-batch), and `Gate.decide` decides each message from them without touching the database.
+The rules are pure: messaging.delivery.gate reads a batch's facts (store.guard_facts, a few GROUP
+BY queries per batch) into `BatchFacts`, and `Gate.decide` decides each message from them.
 Transactional messages bypass consent, preferences, caps, smart sending and quiet hours, but
 never a suppression (hard bounce, complaint) nor an address that cannot receive mail: sending to
 those harms every other recipient.
@@ -16,15 +16,11 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, time, timedelta
-from typing import Any
+from typing import Any, Protocol
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import phonenumbers
 from phonenumbers import timezone as phone_timezone
-from sqlalchemy.engine import Connection
-
-from shopflow.ingest import hygiene
-from shopflow.store import guard_facts, messages, senders, workspaces
 
 # --- reasons (stable strings: reports and the timeline group by them) ---------------------------
 NO_PROFILE = "no_profile"
@@ -80,6 +76,74 @@ DEFAULTS: dict[str, Any] = {
 }
 
 
+# profiles.email_status values, as ingest.hygiene writes them at intake.
+INVALID_SYNTAX = "invalid_syntax"
+RESERVED_DOMAIN = "reserved_domain"
+FAKE = "fake"
+
+
+class Message(Protocol):
+    """What the gate reads of a claimed message (store.messages.ClaimedMessage)."""
+
+    @property
+    def profile_id(self) -> int: ...
+
+    @property
+    def channel(self) -> str: ...
+
+    @property
+    def transactional(self) -> bool: ...
+
+    @property
+    def context(self) -> Mapping[str, Any]: ...
+
+
+# --- a batch's facts (read by store.guard_facts) ----------------------------------------------
+
+
+@dataclass
+class SendHistory:
+    """One profile's marketing sends on one channel (counts by window ending now)."""
+
+    last_sent_at: datetime | None = None
+    day: int = 0
+    two_days: int = 0
+    week: int = 0
+    month: int = 0
+    previous_month: int = 0  # sent 30..60 days ago
+
+
+@dataclass
+class Engagement:
+    """Distinct messages opened, in the last 30 days and the 30 before."""
+
+    opened_month: int = 0
+    opened_previous_month: int = 0
+
+
+@dataclass(frozen=True)
+class Preference:
+    topics_off: frozenset[str] = frozenset()
+    frequency: str | None = None
+    paused_until: datetime | None = None
+
+
+@dataclass(frozen=True)
+class Contact:
+    timezone: str | None
+    phone: str | None
+
+
+@dataclass
+class BatchFacts:
+    history: dict[tuple[int, str], SendHistory] = field(default_factory=dict)
+    engagement: dict[int, Engagement] = field(default_factory=dict)
+    preferences: dict[int, Preference] = field(default_factory=dict)
+    contacts: dict[int, Contact] = field(default_factory=dict)
+    # Marketing messages this workspace sent since the start of the current UTC day, per channel.
+    workspace_sent_today: dict[str, int] = field(default_factory=dict)
+
+
 def setting(settings: Mapping[str, Any], name: str) -> Any:
     """A workspace setting, else its default (None in the settings also means the default)."""
     value = settings.get(name)
@@ -128,21 +192,17 @@ def marketing_requires_subscribed(workspace_settings: Mapping[str, Any], channel
     return bool(workspace_settings.get("email_marketing_requires_subscribed", True))
 
 
-def check_settings(workspace_settings: Mapping[str, Any], channel: str) -> dict[str, bool]:
-    """The workspace settings `check` takes, as its keyword arguments."""
+def check_settings(
+    workspace_settings: Mapping[str, Any], channel: str, *, reserved_domains_allowed: bool = False
+) -> dict[str, bool]:
+    """The workspace settings `check` takes, as its keyword arguments. `reserved_domains_allowed`:
+    whether mail may go to RFC 2606 / 6761 names (messaging.delivery.gate decides it from the
+    setting and the store's own from address)."""
     return {
         "requires_subscribed": marketing_requires_subscribed(workspace_settings, channel),
         "send_to_role_addresses": bool(setting(workspace_settings, "send_to_role_addresses")),
-        "deliver_to_reserved_domains": _reserved_domains_allowed(workspace_settings),
+        "deliver_to_reserved_domains": reserved_domains_allowed,
     }
-
-
-def _reserved_domains_allowed(workspace_settings: Mapping[str, Any]) -> bool:
-    chosen = setting(workspace_settings, "deliver_to_reserved_domains")
-    if chosen is not None:
-        return bool(chosen)
-    from_domain = str(workspace_settings.get("from_email") or "").rpartition("@")[2]
-    return bool(from_domain) and hygiene.is_reserved_domain(from_domain)
 
 
 def check(
@@ -167,13 +227,13 @@ def check(
         return SUPPRESSED
     email = facts.channel == "email"
     if email and (
-        facts.email_status == hygiene.INVALID_SYNTAX
-        or (facts.email_status == hygiene.RESERVED_DOMAIN and not deliver_to_reserved_domains)
+        facts.email_status == INVALID_SYNTAX
+        or (facts.email_status == RESERVED_DOMAIN and not deliver_to_reserved_domains)
     ):
         return UNDELIVERABLE_ADDRESS
     if facts.transactional:
         return None
-    if email and facts.email_status == hygiene.FAKE:
+    if email and facts.email_status == FAKE:
         return FAKE_ADDRESS
     if email and facts.email_role and not send_to_role_addresses:
         return ROLE_ADDRESS
@@ -270,15 +330,18 @@ class Gate:
     person in one batch respect the same smart-sending window and caps."""
 
     settings: Mapping[str, Any]
-    facts: guard_facts.BatchFacts
+    facts: BatchFacts
     now: datetime
     # Marketing emails the sender domain may still send today under its warm-up ramp (None: no limit).
     warmup_left: int | None = None
+    # Mail to RFC 2606 / 6761 names allowed (messaging.delivery.gate: the setting, else the store's
+    # own from address at such a name).
+    reserved_domains_allowed: bool = False
     _windows: dict[str, tuple[time, time] | None] = field(default_factory=dict)
 
     def decide(
         self,
-        msg: messages.ClaimedMessage,
+        msg: Message,
         facts: Facts,
         *,
         profile_id: int | None = None,
@@ -291,13 +354,16 @@ class Gate:
         `record_send` once the message is ready to go.
         """
         channel = msg.channel
-        reason = check(facts, **check_settings(self.settings, channel))
+        reason = check(
+            facts,
+            **check_settings(self.settings, channel, reserved_domains_allowed=self.reserved_domains_allowed),
+        )
         if reason is not None:
             return Decision(reason)
         if msg.transactional:
             return SEND
         pid = msg.profile_id if profile_id is None else profile_id
-        history = self.facts.history.setdefault((pid, channel), guard_facts.SendHistory())
+        history = self.facts.history.setdefault((pid, channel), SendHistory())
         decision = (
             self._preferences(msg, pid, history)
             or self._smart_sending(msg, history)
@@ -312,17 +378,15 @@ class Gate:
             self._count(channel, history)
         return SEND
 
-    def record_send(self, msg: messages.ClaimedMessage, *, profile_id: int | None = None) -> None:
+    def record_send(self, msg: Message, *, profile_id: int | None = None) -> None:
         """Count a message about to be sent, so the rest of the batch sees it (marketing only)."""
         if msg.transactional:
             return
         pid = msg.profile_id if profile_id is None else profile_id
-        history = self.facts.history.setdefault((pid, msg.channel), guard_facts.SendHistory())
+        history = self.facts.history.setdefault((pid, msg.channel), SendHistory())
         self._count(msg.channel, history)
 
-    def _preferences(
-        self, msg: messages.ClaimedMessage, pid: int, history: guard_facts.SendHistory
-    ) -> Decision | None:
+    def _preferences(self, msg: Message, pid: int, history: SendHistory) -> Decision | None:
         # A pause and a topic opt-out are about the person, not the inbox: they hold for every
         # channel. The frequency choice ("at most weekly") counts emails, so it governs email.
         pref = self.facts.preferences.get(pid)
@@ -340,9 +404,7 @@ class Gate:
             return Decision(FREQUENCY_PREFERENCE)
         return None
 
-    def _smart_sending(
-        self, msg: messages.ClaimedMessage, history: guard_facts.SendHistory
-    ) -> Decision | None:
+    def _smart_sending(self, msg: Message, history: SendHistory) -> Decision | None:
         # A flow message may opt out (context smart_sending: false), e.g. an order follow-up.
         if msg.context.get("smart_sending") is False or history.last_sent_at is None:
             return None
@@ -356,8 +418,8 @@ class Gate:
     def tier(self, pid: int) -> str:
         """engaged | normal | unengaged | fatigued, from the last 60 days of sends and opens."""
         s = self.settings
-        history = self.facts.history.get((pid, "email"), guard_facts.SendHistory())
-        opens = self.facts.engagement.get(pid, guard_facts.Engagement())
+        history = self.facts.history.get((pid, "email"), SendHistory())
+        opens = self.facts.engagement.get(pid, Engagement())
         minimum = int(setting(s, "engagement_min_emails"))
         if history.month < minimum:
             return "normal"
@@ -372,7 +434,7 @@ class Gate:
             return "unengaged"
         return "normal"
 
-    def _caps(self, channel: str, pid: int, history: guard_facts.SendHistory) -> Decision | None:
+    def _caps(self, channel: str, pid: int, history: SendHistory) -> Decision | None:
         if channel != "email":
             return None
         s = self.settings
@@ -420,7 +482,7 @@ class Gate:
         until = quiet_until(self.now, zones, window)
         return None if until is None else Decision(QUIET_HOURS, defer_until=until)
 
-    def _count(self, channel: str, history: guard_facts.SendHistory) -> None:
+    def _count(self, channel: str, history: SendHistory) -> None:
         history.last_sent_at = self.now
         history.day += 1
         history.two_days += 1
@@ -429,24 +491,3 @@ class Gate:
         self.facts.workspace_sent_today[channel] = self.facts.workspace_sent_today.get(channel, 0) + 1
         if channel == "email" and self.warmup_left is not None:
             self.warmup_left -= 1
-
-
-def load(
-    conn: Connection,
-    *,
-    workspace: workspaces.Workspace | None,
-    recipients: Iterable[messages.Recipient],
-    now: datetime,
-) -> Gate:
-    """The gate for one workspace's batch (its facts read in a few grouped queries)."""
-    if workspace is None:
-        return Gate({}, guard_facts.BatchFacts(), now)
-    facts = guard_facts.load(
-        conn, workspace_id=workspace.id, profile_ids=[r.profile_id for r in recipients], now=now
-    )
-    from_email = str(workspace.settings.get("from_email") or "")
-    domain = from_email.rpartition("@")[2].lower()
-    warmup_left = (
-        senders.warmup_allowance(conn, workspace_id=workspace.id, domain=domain, now=now) if domain else None
-    )
-    return Gate(workspace.settings, facts, now, warmup_left)
