@@ -425,6 +425,12 @@ def test_ses_malformed_bodies_get_400(shop: Shop, api: Api, aws: Signing) -> Non
     assert api.post("/webhooks/ses", {"Type": "Bogus"}).json() == {
         "error": "Type: expected one of Notification, SubscriptionConfirmation, UnsubscribeConfirmation, got 'Bogus'"
     }
+    # Found by the API fuzzer: a Type that is an object or a list answered 500 (unhashable).
+    for odd in ({"a": 1}, [1]):
+        answer = api.post("/webhooks/ses", {"Type": odd})
+        assert answer.status_code == 400 and answer.json()["error"].startswith("Type: expected one of"), (
+            answer.text
+        )
     envelope = ses_fixture(shop, "ses_bounce.json", sent)
     assert api.post("/webhooks/ses", {**envelope, "MessageId": 7}).json() == {
         "error": "MessageId: expected a string, got int"

@@ -65,7 +65,7 @@ def cert_url_allowed(url: str) -> bool:
 
 def string_to_sign(message: Mapping[str, Any]) -> bytes:
     kind = message.get("Type")
-    if kind not in TYPES:
+    if not isinstance(kind, str) or kind not in TYPES:  # a dict or list here is not hashable
         raise SnsMalformed(f"Type: expected one of {', '.join(TYPES)}, got {kind!r}")
     lines: list[str] = []
     for key in TYPES[str(kind)]:
