@@ -256,7 +256,7 @@ def flows(
     },
 )
 def flow(
-    flow_id: int,
+    flow_id: deps.Id,
     request: Request,
     *,
     from_: str | None = _FROM,
