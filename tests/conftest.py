@@ -34,7 +34,7 @@ def pg_url() -> Iterator[str]:
         if _require_pg():
             pytest.fail(f"PostgreSQL not reachable at {testing.pg_admin_url()} and SHOPFLOW_REQUIRE_PG=1")
         pytest.skip("PostgreSQL not reachable")
-    with testing.fresh_postgres_database() as url:
+    with testing.fresh_postgres_database(durable=False) as url:
         engine = db.create_engine(url)
         db.upgrade(engine)
         engine.dispose()

@@ -42,13 +42,20 @@ def postgres_reachable() -> bool:
 
 
 @contextmanager
-def fresh_postgres_database(prefix: str = "shopflow_test") -> Iterator[str]:
-    """Create an empty PostgreSQL database, yield its URL, drop it afterwards."""
+def fresh_postgres_database(prefix: str = "shopflow_test", *, durable: bool = True) -> Iterator[str]:
+    """Create an empty PostgreSQL database, yield its URL, drop it afterwards.
+
+    `durable=False` (the test suite's) turns off synchronous_commit for it: a commit returns before
+    its WAL reaches the disk, which only a crash of the PostgreSQL server itself could lose. Tests
+    kill workers, never the server, so every test means what it meant; benchmarks keep durable
+    commits, as production has them."""
     admin_url = db.normalise_url(pg_admin_url())
     name = f"{prefix}_{secrets.token_hex(4)}"
     admin = sa.create_engine(admin_url, isolation_level="AUTOCOMMIT")
     with admin.connect() as conn:
         conn.exec_driver_sql(f'CREATE DATABASE "{name}"')
+        if not durable:
+            conn.exec_driver_sql(f'ALTER DATABASE "{name}" SET synchronous_commit = off')
     url = sa.engine.make_url(admin_url).set(database=name).render_as_string(hide_password=False)
     try:
         yield url
