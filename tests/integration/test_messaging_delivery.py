@@ -18,7 +18,7 @@ from shopflow.messaging.channels.email.smtp import SmtpChannel
 from shopflow.messaging.delivery import due
 from shopflow.messaging.sink import Sink
 from shopflow.messaging.templates import email as templates
-from shopflow.store import consent, db, messages, tables, workspaces
+from shopflow.store import consent, db, messages, profiles, suppressions, workspaces
 
 SECRET = b"test-link-secret"
 PUBLIC = "https://sf.example"
@@ -169,15 +169,8 @@ def test_guards_skip_with_reason(
     nomail = person(engine, ws.id, clock, None, status="subscribed")
     ok = person(engine, ws.id, clock, "ok@example.org", status="subscribed")
     with db.transaction(engine) as conn:
-        conn.execute(
-            tables.suppressions.insert().values(
-                workspace_id=ws.id,
-                profile_id=supp,
-                channel="email",
-                reason="hard_bounce",
-                created_at=clock.now(),
-                details={},
-            )
+        suppressions.suppress(
+            conn, workspace_id=ws.id, profile_id=supp, channel="email", reason="hard_bounce", now=clock.now()
         )
     ids = {
         name: queue(engine, ws.id, pid, clock)
@@ -357,18 +350,16 @@ def test_in_memory_twin_records(engine: Engine, clock: SimulatedClock) -> None:
 def test_merged_profile_is_followed(engine: Engine, clock: SimulatedClock) -> None:
     ws = testing.make_workspace(engine).workspace
     pid = person(engine, ws.id, clock, "a@example.org")
+    other = person(engine, ws.id, clock, None, status=None)  # a second profile, merged into the first
     with db.transaction(engine) as conn:
-        other = conn.execute(
-            tables.profiles.insert()
-            .values(
-                workspace_id=ws.id,
-                properties={},
-                created_at=clock.now(),
-                updated_at=clock.now(),
-                merged_into=pid,
-            )
-            .returning(tables.profiles.c.id)
-        ).scalar_one()
+        profiles.merge(
+            conn,
+            workspace_id=ws.id,
+            from_profile_id=other,
+            into_profile_id=pid,
+            reason="test",
+            now=clock.now(),
+        )
         assert consent.current(conn, workspace_id=ws.id, profile_ids=[pid], channel="email") == {
             pid: "subscribed"
         }
@@ -383,21 +374,16 @@ def test_batches_of_600_over_loopback_smtp_all_sent_once(engine: Engine, clock: 
     (The speed is bench/email_delivery.py's to measure, never a test's to assert.)"""
     ws = testing.make_workspace(engine).workspace
     with db.transaction(engine) as conn:
-        pids = []
-        for i in range(600):
-            pids.append(
-                conn.execute(
-                    tables.profiles.insert()
-                    .values(
-                        workspace_id=ws.id,
-                        email=f"p{i}@example.org",
-                        properties={},
-                        created_at=clock.now(),
-                        updated_at=clock.now(),
-                    )
-                    .returning(tables.profiles.c.id)
-                ).scalar_one()
+        batch = [
+            CanonicalEvent(
+                message_id=f"p{i}",
+                source="test",
+                identity=Identity(email=f"p{i}@example.org"),
+                time=clock.now(),
             )
+            for i in range(600)
+        ]
+        pids = pipeline.accept(conn, workspace_id=ws.id, events=batch, now=clock.now()).profile_ids
         messages.enqueue_many(
             conn,
             [
