@@ -1,14 +1,20 @@
-"""Shared bench helpers: the machine's description, medians, a fresh database of each dialect."""
+"""Shared bench helpers: the machine's description, medians, a fresh database of each dialect, and
+`shopflow` server and worker processes."""
 
 from __future__ import annotations
 
 import os
 import platform
 import statistics
+import subprocess
+import sys
 import tempfile
-from collections.abc import Iterator, Sequence
+import time
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
+
+import httpx
 
 from shopflow import testing
 from shopflow.store import db
@@ -60,3 +66,23 @@ def database(dialect: str) -> Iterator[str]:
         db.upgrade(engine)
         engine.dispose()
         yield url
+
+
+def shopflow(*args: str, env: Mapping[str, str]) -> subprocess.Popen[bytes]:
+    """Start `shopflow ARGS...` from this venv with `env` on top of this process's environment."""
+    exe = Path(sys.executable).with_name("shopflow")
+    return subprocess.Popen([str(exe), *args], env={**os.environ, **env})
+
+
+def wait_healthy(base: str, proc: subprocess.Popen[bytes], timeout: float = 60) -> None:
+    """Wait until the server at `base` answers /healthz with 200; kill it if it never does."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline and proc.poll() is None:
+        try:
+            if httpx.get(f"{base}/healthz").status_code == 200:
+                return
+        except httpx.TransportError:
+            pass
+        time.sleep(0.1)
+    proc.kill()
+    raise RuntimeError(f"the server at {base} did not start")

@@ -16,7 +16,6 @@ import argparse
 import asyncio
 import base64
 import json
-import os
 import subprocess
 import sys
 import time
@@ -95,18 +94,15 @@ async def post_all(base: str, write_key: str, run: int, requests: int) -> float:
 
 
 def start_server(url: str, port: int) -> subprocess.Popen[bytes]:
-    env = {**os.environ, "SHOPFLOW_DATABASE_URL": url, "SHOPFLOW_LOG_LEVEL": "WARNING"}
-    exe = Path(sys.executable).with_name("shopflow")
-    proc = subprocess.Popen([str(exe), "serve", "--no-worker", "--port", str(port)], env=env)
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        try:
-            if httpx.get(f"http://127.0.0.1:{port}/healthz").status_code == 200:
-                return proc
-        except httpx.TransportError:
-            time.sleep(0.1)
-    proc.kill()
-    raise RuntimeError("server did not start")
+    proc = common.shopflow(
+        "serve",
+        "--no-worker",
+        "--port",
+        str(port),
+        env={"SHOPFLOW_DATABASE_URL": url, "SHOPFLOW_LOG_LEVEL": "WARNING"},
+    )
+    common.wait_healthy(f"http://127.0.0.1:{port}", proc, timeout=30)
+    return proc
 
 
 def analyse(engine: sa.Engine) -> None:

@@ -19,8 +19,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import base64
-import os
-import subprocess
 import sys
 import time
 from datetime import UTC, datetime
@@ -114,29 +112,17 @@ def measure(dialect: str, events: int, workers: int) -> dict[str, Any]:
                 )
         port = testing.free_port()
         env = {
-            **os.environ,
             "SHOPFLOW_DATABASE_URL": url,
             "SHOPFLOW_LOG_LEVEL": "WARNING",
             "SHOPFLOW_SMTP_URL": "smtp://127.0.0.1:9",
         }
-        exe = str(Path(sys.executable).with_name("shopflow"))
-        server = subprocess.Popen([exe, "serve", "--no-worker", "--port", str(port)], env=env)
-        worker_cmd = [exe, "worker"] + (["--processes", str(workers)] if workers > 1 else [])
-        worker = subprocess.Popen(worker_cmd, env=env)
+        server = common.shopflow("serve", "--no-worker", "--port", str(port), env=env)
+        worker = common.shopflow("worker", "--processes", str(workers), env=env)
         base = f"http://127.0.0.1:{port}"
         private = {"Authorization": f"Bearer {created.private_key}"}
         lags: list[float] = []
         try:
-            deadline = time.monotonic() + 60
-            while True:
-                try:
-                    if httpx.get(f"{base}/healthz").status_code == 200:
-                        break
-                except httpx.TransportError:
-                    pass
-                if time.monotonic() > deadline:
-                    raise RuntimeError("server did not start")
-                time.sleep(0.1)
+            common.wait_healthy(base, server)
             auth = "Basic " + base64.b64encode(f"{created.write_key}:".encode()).decode()
             started = time.monotonic()
             accepted_s = asyncio.run(post_all(base, auth, events))

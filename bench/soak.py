@@ -19,8 +19,6 @@ from __future__ import annotations
 import argparse
 import base64
 import json
-import os
-import subprocess
 import sys
 import threading
 import time
@@ -70,18 +68,6 @@ def rss_kb(pid: int) -> int:
     return 0
 
 
-def wait_healthy(base: str) -> None:
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        try:
-            if httpx.get(f"{base}/healthz").status_code == 200:
-                return
-        except httpx.TransportError:
-            pass
-        time.sleep(0.1)
-    raise RuntimeError("server did not start")
-
-
 def soak(dialect: str, rate: float, minutes: float) -> dict[str, Any]:
     received: Counter[str] = Counter()
     lock = threading.Lock()
@@ -106,14 +92,12 @@ def soak(dialect: str, rate: float, minutes: float) -> dict[str, Any]:
             )
         port = testing.free_port()
         env = {
-            **os.environ,
             "SHOPFLOW_DATABASE_URL": url,
             "SHOPFLOW_SMTP_URL": f"smtp://127.0.0.1:{sink.port}",
             "SHOPFLOW_LOG_LEVEL": "WARNING",
         }
-        exe = str(Path(sys.executable).with_name("shopflow"))
-        server = subprocess.Popen([exe, "serve", "--no-worker", "--port", str(port)], env=env)
-        worker = subprocess.Popen([exe, "worker"], env=env)
+        server = common.shopflow("serve", "--no-worker", "--port", str(port), env=env)
+        worker = common.shopflow("worker", env=env)
         base = f"http://127.0.0.1:{port}"
         accepted: list[str] = []
         signups: list[str] = []
@@ -128,7 +112,7 @@ def soak(dialect: str, rate: float, minutes: float) -> dict[str, Any]:
 
         sampler = threading.Thread(target=sample, daemon=True)
         try:
-            wait_healthy(base)
+            common.wait_healthy(base, server)
             sampler.start()
             auth = "Basic " + base64.b64encode(f"{created.write_key}:".encode()).decode()
             total = int(rate * minutes * 60)

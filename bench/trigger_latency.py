@@ -13,8 +13,6 @@ from __future__ import annotations
 import argparse
 import base64
 import json
-import os
-import subprocess
 import sys
 import threading
 import time
@@ -80,27 +78,16 @@ def measure(dialect: str, rate: float, seconds: float) -> list[float]:
         engine.dispose()
         port = testing.free_port()
         env = {
-            **os.environ,
             "SHOPFLOW_DATABASE_URL": url,
             "SHOPFLOW_SMTP_URL": f"smtp://127.0.0.1:{sink.port}",
             "SHOPFLOW_LOG_LEVEL": "WARNING",
             "SHOPFLOW_WORKER_POLL_MS": "20",
         }
-        exe = Path(sys.executable).with_name("shopflow")
-        proc = subprocess.Popen([str(exe), "serve", "--port", str(port)], env=env)
+        proc = common.shopflow("serve", "--port", str(port), env=env)
         base = f"http://127.0.0.1:{port}"
         sent: dict[str, float] = {}
         try:
-            deadline = time.monotonic() + 30
-            while True:
-                try:
-                    if httpx.get(f"{base}/healthz").status_code == 200:
-                        break
-                except httpx.TransportError:
-                    pass
-                if time.monotonic() > deadline:
-                    raise RuntimeError("server did not start")
-                time.sleep(0.1)
+            common.wait_healthy(base, proc, timeout=30)
             auth = "Basic " + base64.b64encode(f"{created.write_key}:".encode()).decode()
             total = int(rate * seconds)
             interval = 1.0 / rate

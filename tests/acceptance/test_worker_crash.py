@@ -60,8 +60,10 @@ FLOW = {
 
 
 def start_worker(
-    database_url: str, smtp_port: int, cwd: Path, log: Path, *, record_group: int = 16
+    database_url: str, smtp_port: int, cwd: Path, log: Path, *, record_group: int = 16, processes: int = 1
 ) -> subprocess.Popen[bytes]:
+    """`shopflow worker` (a supervisor of `processes` workers when more than one) on the test
+    database, mailing the SMTP server at `smtp_port`, its output appended to `log`."""
     env = {
         **os.environ,
         "SHOPFLOW_DELIVERY_RECORD_GROUP": str(record_group),
@@ -73,7 +75,7 @@ def start_worker(
     }
     with log.open("ab") as out:
         return subprocess.Popen(
-            [sys.executable, "-m", "shopflow.cli", "worker"],
+            [sys.executable, "-m", "shopflow.cli", "worker", "--processes", str(processes)],
             env=env,
             cwd=cwd,
             stdout=out,

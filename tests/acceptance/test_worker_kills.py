@@ -20,7 +20,6 @@ import collections
 import os
 import signal
 import subprocess
-import sys
 import time
 from datetime import UTC, datetime
 from pathlib import Path
@@ -36,12 +35,11 @@ from shopflow.ingest import pipeline
 from shopflow.messaging.sink import Sink
 from shopflow.store import db, tables
 from shopflow.store import flows as store_flows
-from tests.acceptance.test_worker_crash import state, waiting_runs
+from tests.acceptance.test_worker_crash import CONNECTIONS, start_worker, state, waiting_runs
 from tests.acceptance.test_worker_processes import alive, children
 
 SUBSCRIBED, UNSUBSCRIBED = 40, 20
 NODES = ("first", "second", "third")
-CONNECTIONS = 2
 KILLS = 4
 
 FLOW = {
@@ -62,22 +60,7 @@ FLOW = {
 
 
 def supervisor(database_url: str, smtp_port: int, cwd: Path, log: Path) -> subprocess.Popen[bytes]:
-    env = {
-        **os.environ,
-        "SHOPFLOW_DATABASE_URL": database_url,
-        "SHOPFLOW_SMTP_URL": f"smtp://127.0.0.1:{smtp_port}?connections={CONNECTIONS}",
-        "SHOPFLOW_DELIVERY_STALE_SECONDS": "1",
-        "SHOPFLOW_WORKER_POLL_MS": "20",
-        "SHOPFLOW_LOG_LEVEL": "WARNING",
-    }
-    with log.open("ab") as out:
-        return subprocess.Popen(
-            [sys.executable, "-m", "shopflow.cli", "worker", "--processes", "2"],
-            env=env,
-            cwd=cwd,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-        )
+    return start_worker(database_url, smtp_port, cwd, log, processes=2)
 
 
 def people(engine: Engine, ws: str, now: datetime) -> None:

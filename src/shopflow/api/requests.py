@@ -13,16 +13,11 @@ import logging
 import re
 import time
 import uuid
-from collections.abc import Awaitable, Callable, MutableMapping
-from typing import Any
+
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from shopflow import logs
 from shopflow.api.metrics import Metrics
-
-Scope = MutableMapping[str, Any]
-Receive = Callable[[], Awaitable[MutableMapping[str, Any]]]
-Send = Callable[[MutableMapping[str, Any]], Awaitable[None]]
-ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 
 HEADER = "x-request-id"
 _TOKEN = re.compile(r"[A-Za-z0-9._:\-]{1,64}")
@@ -54,7 +49,7 @@ class RequestMiddleware:
         token = logs.current.set(ctx)
         status = [500]
 
-        async def send_with_id(message: MutableMapping[str, Any]) -> None:
+        async def send_with_id(message: Message) -> None:
             if message["type"] == "http.response.start":
                 status[0] = int(message["status"])
                 message["headers"] = [*message.get("headers", []), (HEADER.encode(), ctx.request_id.encode())]

@@ -115,14 +115,13 @@ def configure(
     if messages_days is not None:
         changes[MESSAGES_SETTING] = check_days("messages_days", messages_days)
     with db.transaction(engine) as conn:
-        if workspaces.get(conn, workspace_id) is None:
-            raise LookupError(f"workspace: no workspace {workspace_id!r}")
-        settings = (
-            workspaces.update_settings(conn, workspace_id=workspace_id, changes=changes) if changes else {}
-        )
-        if not changes:
+        if changes:  # LookupError for an unknown workspace
+            settings = workspaces.update_settings(conn, workspace_id=workspace_id, changes=changes)
+        else:
             found = workspaces.get(conn, workspace_id)
-            settings = found.settings if found else {}
+            if found is None:
+                raise LookupError(f"workspace_id: no workspace {workspace_id!r}")
+            settings = found.settings
     return {
         EVENTS_SETTING: _days(settings, EVENTS_SETTING),
         MESSAGES_SETTING: _days(settings, MESSAGES_SETTING),
