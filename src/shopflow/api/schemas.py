@@ -4,9 +4,11 @@ with (400 naming the field, never FastAPI's 422)."""
 
 from __future__ import annotations
 
+from decimal import Decimal
 from typing import Any
 
 from fastapi import FastAPI
+from fastapi.encoders import jsonable_encoder
 
 from shopflow.api import deps
 
@@ -20,6 +22,13 @@ ERROR_SCHEMA: dict[str, Any] = {
     },
 }
 _ERROR_REF = {"$ref": "#/components/schemas/Error"}
+
+
+def exact(value: Any) -> Any:
+    """`value` in JSON's types with money exact: a Decimal becomes its decimal string, never a float."""
+    return jsonable_encoder(value, custom_encoder={Decimal: str})
+
+
 # For `responses=` of a route: {404: schemas.error_response("no such flow")}.
 
 
