@@ -15,6 +15,7 @@ import hashlib
 import hmac
 import json
 import re
+import sys
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from decimal import ROUND_HALF_UP, Decimal
@@ -104,8 +105,10 @@ def loads(raw: bytes) -> Any:
         return segment.loads(raw)
     except PayloadError:
         raise
-    except ValueError as exc:  # e.g. an integer of more than 4,300 digits
-        raise PayloadError(f"body: not usable JSON ({str(exc)[:80]})") from None
+    except ValueError:  # json refuses integers longer than sys.get_int_max_str_digits()
+        raise PayloadError(
+            f"body: expected numbers of at most {sys.get_int_max_str_digits()} digits"
+        ) from None
 
 
 def delivery_key(topic: str, payload: Any, raw: bytes) -> str:
@@ -143,7 +146,7 @@ class Converted:
 
 
 def _describe(value: Any) -> str:
-    text = json.dumps(value, default=str)
+    text = str(value) if isinstance(value, Decimal) else json.dumps(value, default=str)
     return text if len(text) <= 60 else text[:57] + "..."
 
 
