@@ -65,10 +65,18 @@ def test_forged_signatures_are_401_and_store_nothing(store: Store, engine: Engin
     assert stored(engine) == BEFORE
 
 
-def test_unknown_workspace_answers_like_a_bad_signature(store: Store, engine: Engine) -> None:
+def test_unknown_workspace_answers_like_a_bad_signature(
+    store: Store, engine: Engine, clock: SimulatedClock
+) -> None:
     body = json.dumps({"id": 1}).encode()
     base = store.url.rsplit("/", 1)[0]
-    for url in (f"{base}/ws_0123456789abcdef", f"{base}/..%00", f"{base}/{'w' * 300}"):
+    with db.transaction(engine) as conn:
+        other = workspaces.create_workspace(
+            conn, name="Other", now=clock.now(), shopify_secret="other-secret"
+        )
+    # Signed with this store's secret, sent to another workspace's URL.
+    other_url = f"{base}/{other.workspace.id}"
+    for url in (f"{base}/ws_0123456789abcdef", f"{base}/..%00", f"{base}/{'w' * 300}", other_url):
         r = httpx.post(url, content=body, headers=store.headers("order.created", body))
         assert (r.status_code, r.json()) == (401, MISMATCH), url
     assert stored(engine) == BEFORE
@@ -91,7 +99,7 @@ def test_unknown_workspace_answers_like_a_bad_signature(store: Store, engine: En
 def test_bad_headers_are_400_naming_the_header(
     store: Store, engine: Engine, headers: dict[str, str], error: str
 ) -> None:
-    r = store.send("order.created", {**fixture("order_created"), "id": 728}, **headers)
+    r = store.send("order.created", {**fixture("order_created"), "id": 728}, headers=headers)
     assert (r.status_code, r.json()) == (400, {"error": error})
     assert stored(engine) == BEFORE
 
@@ -199,3 +207,12 @@ def test_signature_helpers() -> None:
     assert not woocommerce.signature_shaped("bm90IGl0")
     assert woocommerce.is_ping(b"webhook_id=14")
     assert not woocommerce.is_ping(b"webhook_id=")
+
+
+def test_openapi_publishes_the_woocommerce_body(tmp_path: Any) -> None:
+    settings = Settings(secret_key="k", database_url=f"sqlite:///{tmp_path}/x.db")
+    spec = create_app(settings).openapi()
+    op = spec["paths"]["/webhooks/woocommerce/{workspace_id}"]["post"]
+    schema = op["requestBody"]["content"]["application/json"]["schema"]
+    assert (schema["type"], "X-WC-Webhook-Signature" in schema["description"]) == ("object", True)
+    assert "400" in op["responses"]

@@ -45,10 +45,17 @@ class Store:
         }
 
     def send(
-        self, topic: str, payload: Any, *, secret: str = SECRET, raw: bytes | None = None, **extra: str
+        self,
+        topic: str,
+        payload: Any,
+        *,
+        secret: str = SECRET,
+        raw: bytes | None = None,
+        headers: dict[str, str] | None = None,
     ) -> httpx.Response:
         body = raw if raw is not None else json.dumps(payload).encode()
-        return httpx.post(self.url, content=body, headers={**self.headers(topic, body, secret), **extra})
+        sent = {**self.headers(topic, body, secret), **(headers or {})}
+        return httpx.post(self.url, content=body, headers=sent)
 
 
 def rows(engine: Engine, table: sa.Table, *order: Any) -> list[Any]:
