@@ -17,8 +17,8 @@ from shopflow.api.app import create_app
 from shopflow.config import Settings
 from shopflow.domain.clock import SimulatedClock
 from shopflow.ingest.sources import woocommerce
-from shopflow.store import db, workspaces
-from tests.integration.woocommerce_support import SECRET, Store, fixture, stored
+from shopflow.store import db, tables, workspaces
+from tests.integration.woocommerce_support import SECRET, Store, fixture, rows, stored
 
 MISMATCH = {"error": "X-WC-Webhook-Signature: signature does not match the workspace's webhook secret"}
 SHAPE = {"error": "X-WC-Webhook-Signature: expected the base64 HMAC-SHA256 of the body"}
@@ -143,6 +143,10 @@ def _item(**changes: Any) -> dict[str, Any]:
         ("product.updated", {**fixture("product_created"), "stock_quantity": 2**40}, "product.updated: stock_quantity: expected an integer below 10^9, got 1099511627776"),
         ("product.updated", {**fixture("product_created"), "manage_stock": False, "stock_status": "plenty"}, "product.updated: stock_status: expected instock, outofstock or onbackorder, got \"plenty\""),
         ("product.updated", {**fixture("product_variation_updated"), "parent_id": 0}, "product.updated: parent_id: expected WooCommerce's numeric id (1 to 20 digits), got 0"),
+        ("product.updated", {**fixture("product_created"), "sku": "S" * 201}, "product.updated: sku: expected at most 200 characters, got 201"),
+        ("product.updated", {**fixture("product_created"), "permalink": "https://x/" + "p" * 2000}, "product.updated: permalink: expected at most 1000 characters, got 2010"),
+        ("product.updated", {**fixture("product_created"), "categories": [{"name": "c" * 300}]}, "product.updated: categories[0].name: expected at most 200 characters, got 300"),
+        ("product.updated", {**fixture("product_created"), "images": "none"}, "product.updated: images: expected an array of objects"),
         ("customer.updated", {**fixture("customer_created"), "id": True}, "customer.updated: id: expected WooCommerce's numeric id (1 to 20 digits), got true"),
     ],
 )  # fmt: skip
@@ -216,3 +220,14 @@ def test_openapi_publishes_the_woocommerce_body(tmp_path: Any) -> None:
     schema = op["requestBody"]["content"]["application/json"]["schema"]
     assert (schema["type"], "X-WC-Webhook-Signature" in schema["description"]) == ("object", True)
     assert "400" in op["responses"]
+
+
+def test_long_names_are_cut_not_refused(store: Store, engine: Engine) -> None:
+    product = {**fixture("product_created"), "id": 89, "name": "N" * 5000}
+    assert store.send("product.created", product).status_code == 200
+    customer = {**fixture("customer_created"), "first_name": "F" * 1000}
+    assert store.send("customer.updated", customer).status_code == 200
+    titles = {r.product_id: r.title for r in rows(engine, tables.products)}
+    assert (len(titles["89"]), titles["88"]) == (500, "Canvas Tote")
+    (profile,) = rows(engine, tables.profiles)
+    assert profile.first_name == "F" * 200

@@ -94,7 +94,7 @@ def test_customer_then_order_lifecycle(store: Store, engine: Engine) -> None:
                 "variant_id": "95",
                 "sku": "TEE-BLK-M",
                 "name": "Organic Tee",
-                "variant": "Organic Tee - Black, M",
+                "variant": "Black, M",
                 "quantity": 2,
                 "price": "19.95",
             },

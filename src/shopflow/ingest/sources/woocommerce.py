@@ -200,6 +200,14 @@ def _str(value: Any) -> str | None:
     return value.strip() or None if isinstance(value, str) else None
 
 
+def _column(value: Any, where: str, limit: int) -> str | None:
+    """Text for a catalog column: refused, naming the field, when the column cannot hold it."""
+    text = _str(value)
+    if text is not None and len(text) > limit:
+        raise PayloadError(f"{where}: expected at most {limit} characters, got {len(text)}")
+    return text
+
+
 def _time(value: Any, where: str) -> datetime | None:
     """A `*_gmt` time: ISO 8601 without an offset, in UTC."""
     if value is None or value == "":
@@ -277,7 +285,13 @@ def _line_items(items: list[dict[str, Any]]) -> list[dict[str, Any]]:
     for n, item in enumerate(items):
         where = f"line_items[{n}]"
         product_id = _opt_id(item, "product_id", f"{where}.")
-        parent_name = _str(item.get("parent_name"))
+        parent_name, name = _str(item.get("parent_name")), _str(item.get("name"))
+        # A variation's line is named "Organic Tee - Black, M": the variant is what follows the parent.
+        variant = (
+            name[len(parent_name) + 3 :]
+            if parent_name and name and name.startswith(f"{parent_name} - ")
+            else None
+        )
         quantity = _int(item.get("quantity"), f"{where}.quantity") or 0
         price = _cents(item.get("price"), f"{where}.price")
         if price is not None and abs(price * quantity) >= Decimal("1e14"):
@@ -289,8 +303,8 @@ def _line_items(items: list[dict[str, Any]]) -> list[dict[str, Any]]:
                 # A simple product is its own (only) variant, as in the catalog rows.
                 "variant_id": _opt_id(item, "variation_id", f"{where}.") or product_id,
                 "sku": _str(item.get("sku")),
-                "name": parent_name or _str(item.get("name")),
-                "variant": _str(item.get("name")) if parent_name else None,
+                "name": parent_name or name,
+                "variant": variant or (name if parent_name and name != parent_name else None),
                 "quantity": quantity,
                 "price": None if price is None else str(price),
             }
@@ -476,7 +490,7 @@ def _stock(product: dict[str, Any]) -> int | None:
 def _product(product: dict[str, Any]) -> Converted:
     product_id = _req_id(product, "id")
     price = _cents(product.get("price"), "price")
-    sku = _str(product.get("sku"))
+    sku = _column(product.get("sku"), "sku", 200)
     if product.get("type") == "variation":
         # A variation's own delivery (woocommerce_update_product_variation): a variant of its parent.
         parent = _req_id(product, "parent_id")
@@ -491,7 +505,7 @@ def _product(product: dict[str, Any]) -> Converted:
                     variant_id=product_id,
                     product_id=parent,
                     sku=sku,
-                    title=" / ".join(options) or _str(product.get("name")),
+                    title=(" / ".join(options) or _str(product.get("name")) or "")[:500] or None,
                     price=price,
                     inventory_item_id=None,
                     inventory_quantity=_stock(product),
@@ -515,11 +529,13 @@ def _product(product: dict[str, Any]) -> Converted:
             Product(
                 product_id=product_id,
                 title=_str(product.get("name")) or f"Product {product_id}",
-                url=_str(product.get("permalink")),
-                image_url=_str(images[0].get("src")) if images else None,
-                category=_str(categories[0].get("name")) if categories else None,
+                url=_column(product.get("permalink"), "permalink", 1000),
+                image_url=_column(images[0].get("src"), "images[0].src", 1000) if images else None,
+                category=_column(categories[0].get("name"), "categories[0].name", 200)
+                if categories
+                else None,
                 price=price,
-                status=_str(product.get("status")),
+                status=_column(product.get("status"), "status", 32),
                 properties=props,
             )
         ]
