@@ -122,28 +122,28 @@ def _item(**changes: Any) -> dict[str, Any]:
 
 
 BAD_PAYLOADS = [
-        ("order.created", [1, 2], "order.created: body: expected a JSON object"),
-        ("order.created", {"status": "processing"}, "order.created: id: expected WooCommerce's numeric id (1 to 20 digits), got null"),
-        ("order.created", _order(id="72a"), "order.created: id: expected WooCommerce's numeric id (1 to 20 digits), got \"72a\""),
-        ("order.created", _order(id=10**30), "order.created: id: expected WooCommerce's numeric id (1 to 20 digits), got 1000000000000000000000000000000"),
-        ("order.created", _order(status="paid"), "order.created: status: expected one of ['cancelled', 'checkout-draft', 'completed', 'failed', 'on-hold', 'pending', 'processing', 'refunded', 'trash'], got \"paid\""),
-        ("order.created", _order(total="abc"), "order.created: total: expected a number, got 'abc'"),
-        ("order.created", _order(total="1e20"), "order.created: total: expected a finite amount below 10^14, got '1e20'"),
-        ("order.created", _order(date_modified_gmt="yesterday"), "order.created: date_modified_gmt: expected an ISO 8601 time like 2026-01-05T10:30:00, got 'yesterday'"),
-        ("order.created", _order(billing="jane@example.com"), "order.created: billing: expected an object, got \"jane@example.com\""),
-        ("order.created", _order(line_items={"id": 1}), "order.created: line_items: expected an array of objects"),
-        ("order.created", _order(line_items=[_item(quantity=10**12)]), "order.created: line_items[0].quantity: expected an integer below 10^9, got 1000000000000"),
-        ("order.created", _order(line_items=[_item(quantity=1.5)]), "order.created: line_items[0].quantity: expected an integer below 10^9, got 1.5"),
-        ("order.created", _order(line_items=[_item(price=9e13, quantity=100)]), "order.created: line_items[0].quantity: price x quantity must stay below 10^14, got 100"),
-        ("order.created", _order(refunds=[{"id": 9, "total": []}]), "order.created: refunds[0].total: expected a number, got array []"),
-        ("product.updated", {**fixture("product_created"), "stock_quantity": 2**40}, "product.updated: stock_quantity: expected an integer below 10^9, got 1099511627776"),
-        ("product.updated", {**fixture("product_created"), "manage_stock": False, "stock_status": "plenty"}, "product.updated: stock_status: expected instock, outofstock or onbackorder, got \"plenty\""),
-        ("product.updated", {**fixture("product_variation_updated"), "parent_id": 0}, "product.updated: parent_id: expected WooCommerce's numeric id (1 to 20 digits), got 0"),
-        ("product.updated", {**fixture("product_created"), "sku": "S" * 201}, "product.updated: sku: expected at most 200 characters, got 201"),
-        ("product.updated", {**fixture("product_created"), "permalink": "https://x/" + "p" * 2000}, "product.updated: permalink: expected at most 1000 characters, got 2010"),
-        ("product.updated", {**fixture("product_created"), "categories": [{"name": "c" * 300}]}, "product.updated: categories[0].name: expected at most 200 characters, got 300"),
-        ("product.updated", {**fixture("product_created"), "images": "none"}, "product.updated: images: expected an array of objects"),
-        ("customer.updated", {**fixture("customer_created"), "id": True}, "customer.updated: id: expected WooCommerce's numeric id (1 to 20 digits), got true"),
+    ("order.created", [1, 2], "order.created: body: expected a JSON object"),
+    ("order.created", {"status": "processing"}, "order.created: id: expected WooCommerce's numeric id (1 to 20 digits), got null"),
+    ("order.created", _order(id="72a"), "order.created: id: expected WooCommerce's numeric id (1 to 20 digits), got \"72a\""),
+    ("order.created", _order(id=10**30), "order.created: id: expected WooCommerce's numeric id (1 to 20 digits), got 1000000000000000000000000000000"),
+    ("order.created", _order(status="paid"), "order.created: status: expected one of ['cancelled', 'checkout-draft', 'completed', 'failed', 'on-hold', 'pending', 'processing', 'refunded', 'trash'], got \"paid\""),
+    ("order.created", _order(total="abc"), "order.created: total: expected a number, got 'abc'"),
+    ("order.created", _order(total="1e20"), "order.created: total: expected a finite amount below 10^14, got '1e20'"),
+    ("order.created", _order(date_modified_gmt="yesterday"), "order.created: date_modified_gmt: expected an ISO 8601 time like 2026-01-05T10:30:00, got 'yesterday'"),
+    ("order.created", _order(billing="jane@example.com"), "order.created: billing: expected an object, got \"jane@example.com\""),
+    ("order.created", _order(line_items={"id": 1}), "order.created: line_items: expected an array of objects"),
+    ("order.created", _order(line_items=[_item(quantity=10**12)]), "order.created: line_items[0].quantity: expected an integer below 10^9, got 1000000000000"),
+    ("order.created", _order(line_items=[_item(quantity=1.5)]), "order.created: line_items[0].quantity: expected an integer below 10^9, got 1.5"),
+    ("order.created", _order(line_items=[_item(price=9e13, quantity=100)]), "order.created: line_items[0].quantity: price x quantity must stay below 10^14, got 100"),
+    ("order.created", _order(refunds=[{"id": 9, "total": []}]), "order.created: refunds[0].total: expected a number, got array []"),
+    ("product.updated", {**fixture("product_created"), "stock_quantity": 2**40}, "product.updated: stock_quantity: expected an integer below 10^9, got 1099511627776"),
+    ("product.updated", {**fixture("product_created"), "manage_stock": False, "stock_status": "plenty"}, "product.updated: stock_status: expected instock, outofstock or onbackorder, got \"plenty\""),
+    ("product.updated", {**fixture("product_variation_updated"), "parent_id": 0}, "product.updated: parent_id: expected WooCommerce's numeric id (1 to 20 digits), got 0"),
+    ("product.updated", {**fixture("product_created"), "sku": "S" * 201}, "product.updated: sku: expected at most 200 characters, got 201"),
+    ("product.updated", {**fixture("product_created"), "permalink": "https://x/" + "p" * 2000}, "product.updated: permalink: expected at most 1000 characters, got 2010"),
+    ("product.updated", {**fixture("product_created"), "categories": [{"name": "c" * 300}]}, "product.updated: categories[0].name: expected at most 200 characters, got 300"),
+    ("product.updated", {**fixture("product_created"), "images": "none"}, "product.updated: images: expected an array of objects"),
+    ("customer.updated", {**fixture("customer_created"), "id": True}, "customer.updated: id: expected WooCommerce's numeric id (1 to 20 digits), got true"),
 ]  # fmt: skip
 
 
@@ -156,11 +156,11 @@ def test_bad_payloads_are_400_naming_the_field(store: Store, engine: Engine) -> 
 
 
 HOSTILE = [
-        (b'{"id": 728,', "order.created: body: malformed JSON at line 1 column 12: Expecting property name enclosed in double quotes"),
-        (b"\xff\xfe{}", "order.created: body: expected UTF-8 encoded JSON"),
-        (b"[" * 10_000 + b"]" * 10_000, "order.created: body" + "[0]" * 32 + ": nested deeper than 32 levels"),
-        (b'{"id": 728, "customer_note": "x\\u0000"}', f"order.created: customer_note: {NUL_ERROR}"),
-        (b'{"id": ' + b"9" * 5000 + b"}", "order.created: body: expected numbers of at most 4300 digits"),
+    (b'{"id": 728,', "order.created: body: malformed JSON at line 1 column 12: Expecting property name enclosed in double quotes"),
+    (b"\xff\xfe{}", "order.created: body: expected UTF-8 encoded JSON"),
+    (b"[" * 10_000 + b"]" * 10_000, "order.created: body" + "[0]" * 32 + ": nested deeper than 32 levels"),
+    (b'{"id": 728, "customer_note": "x\\u0000"}', f"order.created: customer_note: {NUL_ERROR}"),
+    (b'{"id": ' + b"9" * 5000 + b"}", "order.created: body: expected numbers of at most 4300 digits"),
 ]  # fmt: skip
 
 
