@@ -182,6 +182,12 @@ SHOPIFY_WEBHOOK: dict[str, Any] = {
     "type": "object",
     "description": "the topic's Shopify payload, HMAC-signed in X-Shopify-Hmac-Sha256",
 }
+WOOCOMMERCE_WEBHOOK: dict[str, Any] = {
+    "type": "object",
+    "description": "the topic's WooCommerce REST v3 resource (order, customer, product, coupon), HMAC-signed"
+    " in X-WC-Webhook-Signature; the ping sent when a webhook is saved is the unsigned form body"
+    " webhook_id=N",
+}
 
 
 SES_NOTIFICATION: dict[str, Any] = {
