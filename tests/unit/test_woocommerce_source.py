@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from shopflow.ingest.sources import woocommerce
+from shopflow.ingest.sources import segment, woocommerce
 from shopflow.ingest.sources.segment import PayloadError
 
 ORDER = json.loads(
@@ -21,7 +21,7 @@ ITEMS = ["Ordered Product", "Ordered Product"]
 
 def names(**changes: Any) -> tuple[list[str | None], list[str | None]]:
     raw = json.dumps({**ORDER, **changes}).encode()
-    converted = woocommerce.convert("order.updated", woocommerce.loads(raw), raw, received_at=NOW)
+    converted = woocommerce.convert("order.updated", segment.loads(raw), raw, received_at=NOW)
     assert converted is not None
     return [e.name for e in converted.events], [e.name for e in converted.if_placed]
 
@@ -52,9 +52,9 @@ def test_order_status_to_events(changes: dict[str, Any], events: list[str], if_p
 
 def test_event_ids_do_not_depend_on_the_delivery() -> None:
     raw = json.dumps(ORDER).encode()
-    a = woocommerce.convert("order.created", woocommerce.loads(raw), raw, received_at=NOW)
+    a = woocommerce.convert("order.created", segment.loads(raw), raw, received_at=NOW)
     later = json.dumps({**ORDER, "status": "completed", "date_modified_gmt": "2026-01-06T00:00:00"}).encode()
-    b = woocommerce.convert("order.updated", woocommerce.loads(later), later, received_at=NOW)
+    b = woocommerce.convert("order.updated", segment.loads(later), later, received_at=NOW)
     assert a is not None and b is not None
     assert (
         [e.message_id for e in a.events]
@@ -90,6 +90,6 @@ def test_delivery_key() -> None:
 def test_phone_uses_the_billing_country() -> None:
     order = {**ORDER, "billing": {**ORDER["billing"], "country": "GB", "phone": "020 7946 0958"}}
     raw = json.dumps(order).encode()
-    converted = woocommerce.convert("order.created", woocommerce.loads(raw), raw, received_at=NOW)
+    converted = woocommerce.convert("order.created", segment.loads(raw), raw, received_at=NOW)
     assert converted is not None
     assert converted.events[0].identity.phone == "+442079460958"

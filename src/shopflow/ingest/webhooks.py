@@ -180,7 +180,7 @@ def receive_woocommerce(
             f" got {resource.strip()[:100]!r}"
         )
     try:
-        payload = woocommerce.loads(raw)
+        payload = segment.loads(raw)
         key = woocommerce.delivery_key(topic, payload, raw)
         converted = woocommerce.convert(topic, payload, raw, received_at=now)
     except segment.PayloadError as exc:

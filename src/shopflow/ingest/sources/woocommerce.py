@@ -15,7 +15,6 @@ import hashlib
 import hmac
 import json
 import re
-import sys
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from decimal import ROUND_HALF_UP, Decimal
@@ -24,7 +23,6 @@ from typing import Any
 from shopflow.domain import events as ev
 from shopflow.domain.events import CanonicalEvent, Identity
 from shopflow.ingest import identity as ident
-from shopflow.ingest.sources import segment
 from shopflow.ingest.sources.segment import PayloadError, money
 from shopflow.ingest.sources.shopify import Product, Variant
 
@@ -97,18 +95,6 @@ def is_ping(raw_body: bytes) -> bool:
     """The unsigned `webhook_id=N` form body WooCommerce posts when a webhook is saved
     (`WC_Webhook::deliver_ping`); it must be answered 200 or WooCommerce refuses the URL."""
     return PING.match(raw_body.strip()) is not None
-
-
-def loads(raw: bytes) -> Any:
-    """The JSON body (exact decimals, bounded nesting, storable strings); PayloadError otherwise."""
-    try:
-        return segment.loads(raw)
-    except PayloadError:
-        raise
-    except ValueError:  # json refuses integers longer than sys.get_int_max_str_digits()
-        raise PayloadError(
-            f"body: expected numbers of at most {sys.get_int_max_str_digits()} digits"
-        ) from None
 
 
 def delivery_key(topic: str, payload: Any, raw: bytes) -> str:
