@@ -26,9 +26,11 @@ MAX_ID_CHARS = 64
 DEFAULT_CONSENT_TEXT = "Yes, email me news and offers. I can unsubscribe at any time."
 
 
-def _text(body: dict[str, Any], name: str, *, limit: int, required: bool = False) -> str | None:
+def _text(
+    body: dict[str, Any], name: str, *, limit: int, required: bool = False, numeric: bool = False
+) -> str | None:
     value = body.get(name)
-    if isinstance(value, int) and not isinstance(value, bool):
+    if numeric and isinstance(value, int) and not isinstance(value, bool):
         value = str(value)  # shops use numeric product ids
     if value is None or (isinstance(value, str) and not value.strip()):
         if required:
@@ -98,9 +100,9 @@ def back_in_stock(engine: Engine, site: browser.Site, body: dict[str, Any], *, n
     email = identities.normalise_email(raw)
     if email is None:
         raise browser.BrowserError(400, f"email: {str(raw)[:80]!r} is not an email address")
-    product_id = _text(body, "product_id", limit=MAX_ID_CHARS, required=True)
+    product_id = _text(body, "product_id", limit=MAX_ID_CHARS, required=True, numeric=True)
     assert product_id is not None
-    variant_id = _text(body, "variant_id", limit=MAX_ID_CHARS) or ""
+    variant_id = _text(body, "variant_id", limit=MAX_ID_CHARS, numeric=True) or ""
     who = Identity(email=email, anonymous_id=_anonymous_id(body))
     return stock_requests.request_back_in_stock(
         engine, workspace_id=site.workspace.id, who=who, product_id=product_id, variant_id=variant_id, now=now
