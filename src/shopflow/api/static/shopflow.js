@@ -196,7 +196,7 @@
     '.sf-form .sf-msg.sf-err{color:#b91c1c}.sf-hp{position:absolute!important;left:-10000px;width:1px;height:1px;overflow:hidden}' +
     '.sf-overlay{position:fixed;inset:0;background:rgba(0,0,0,.45);display:flex;align-items:center;justify-content:center;z-index:2147483000}' +
     '.sf-popup{position:relative;background:#fff;padding:28px;border-radius:12px;box-shadow:0 10px 40px rgba(0,0,0,.3)}' +
-    '.sf-close{position:absolute;top:8px;right:10px;background:none!important;color:#555!important;font-size:22px!important;padding:4px!important}' +
+    '.sf-close{position:absolute;top:8px;right:10px;border:0!important;background:none!important;color:#555!important;font-size:22px!important;padding:4px!important}' +
     '.sf-push{position:fixed;left:16px;bottom:16px;max-width:360px;background:#fff;padding:16px;border-radius:10px;box-shadow:0 4px 24px rgba(0,0,0,.25);z-index:2147483000}';
 
   function addStyle() {
