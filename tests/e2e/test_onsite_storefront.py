@@ -12,7 +12,6 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
@@ -74,7 +73,7 @@ class Shop:
 class _Pages(http.server.BaseHTTPRequestHandler):
     pages: dict[str, str] = {}
 
-    def do_GET(self) -> None:  # noqa: N802 (the http.server name)
+    def do_GET(self) -> None:
         body = self.pages.get(self.path.split("?")[0])
         if body is None:
             self.send_error(404)
@@ -86,7 +85,7 @@ class _Pages(http.server.BaseHTTPRequestHandler):
         self.end_headers()
         self.wfile.write(data)
 
-    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002
+    def log_message(self, format: str, *args: Any) -> None:
         pass
 
 
@@ -108,7 +107,9 @@ def shop(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Shop]:
     script = f"{server.base_url}/js/shopflow.js"
 
     def page(ws: str, inline: str) -> str:
-        return PAGE.format(title="Trail runner", script=script, key=workspaces.site_key(SECRET.encode(), ws), inline=inline)
+        return PAGE.format(
+            title="Trail runner", script=script, key=workspaces.site_key(SECRET.encode(), ws), inline=inline
+        )
 
     _Pages.pages = {
         "/product.html": page(open_ws, POPUP),
@@ -163,12 +164,17 @@ def test_events_arrive_the_cookie_survives_reloads_and_the_popup_subscribes(page
     expect(popup).to_be_visible()
     screenshot(page, "onsite-01-storefront-popup", full_page=False)
     anon = eventually(lambda: sf_cookie(page), "the sf_id cookie")
-    names = lambda: [e["name"] for e in events(shop, shop.open_ws)]  # noqa: E731
+
+    def names() -> list[str]:
+        return [e["name"] for e in events(shop, shop.open_ws)]
+
     eventually(lambda: {"Viewed Page", "Viewed Product", "Active on Site"} <= set(names()), "page events")
 
     popup.get_by_label("Email").fill("dana@example.org")
     popup.get_by_role("button", name="Subscribe").click()
-    expect(popup.get_by_role("status")).to_have_text("Almost done: check your inbox and confirm your subscription.")
+    expect(popup.get_by_role("status")).to_have_text(
+        "Almost done: check your inbox and confirm your subscription."
+    )
     screenshot(page, "onsite-02-popup-subscribed", full_page=False)
     [requested] = eventually(lambda: events(shop, shop.open_ws, "Subscription Requested"), "the signup")
     assert (requested["properties"]["form"], requested["properties"]["page_url"]) == (
@@ -243,16 +249,28 @@ def test_nothing_is_stored_or_sent_before_consent(page: Any, shop: Shop) -> None
 
     page.evaluate("shopflow.consent(true)")
     anon = eventually(lambda: sf_cookie(page), "the cookie after consent")
-    eventually(lambda: {"Viewed Page", "Viewed Product", "Added to Cart"} <= {e["name"] for e in events(shop, shop.strict_ws)}, "the buffered events")
+    eventually(
+        lambda: (
+            {"Viewed Page", "Viewed Product", "Added to Cart"}
+            <= {e["name"] for e in events(shop, shop.strict_ws)}
+        ),
+        "the buffered events",
+    )
     assert profile_of(shop, shop.strict_ws, anon) is not None
 
 
 def test_a_tracked_email_link_identifies_the_browser(page: Any, shop: Shop) -> None:
-    event = CanonicalEvent(message_id="seed", source="test", identity=Identity(email="fay@example.org"), time=testing.T0)
+    event = CanonicalEvent(
+        message_id="seed", source="test", identity=Identity(email="fay@example.org"), time=testing.T0
+    )
     with db.transaction(shop.engine) as conn:
-        known = pipeline.accept(conn, workspace_id=shop.open_ws, events=[event], now=testing.T0).profile_ids[0]
+        known = pipeline.accept(conn, workspace_id=shop.open_ws, events=[event], now=testing.T0).profile_ids[
+            0
+        ]
     target = f"{shop.store}/plain.html?utm_source=shopflow"
-    token = links.make_token(SECRET.encode(), links.LinkClaims(links.CLICK, shop.open_ws, 1, known, None), url=target)
+    token = links.make_token(
+        SECRET.encode(), links.LinkClaims(links.CLICK, shop.open_ws, 1, known, None), url=target
+    )
     page.goto(f"{shop.shopflow}/t/c/{token}?u={quote(target, safe='')}")
     expect(page).to_have_url(target)  # the script took the token out of the address bar
     anon = eventually(lambda: sf_cookie(page), "the cookie")

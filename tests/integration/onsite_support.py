@@ -61,7 +61,14 @@ def events(engine: Engine, name: str | None = None) -> list[dict[str, Any]]:
 
 def counts(engine: Engine) -> dict[str, int]:
     """Rows stored in the tables a browser call can write."""
-    names = ("events", "profiles", "profile_identifiers", "messages", "stock_subscriptions", "push_subscriptions")
+    names = (
+        "events",
+        "profiles",
+        "profile_identifiers",
+        "messages",
+        "stock_subscriptions",
+        "push_subscriptions",
+    )
     with db.reading(engine) as conn:
         return {
             n: int(conn.execute(sa.select(sa.func.count()).select_from(getattr(tables, n))).scalar_one())

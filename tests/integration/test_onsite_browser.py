@@ -20,7 +20,17 @@ from shopflow.ingest import pipeline
 from shopflow.messaging.onsite import identity_links
 from shopflow.messaging.tracking import links
 from shopflow.store import db, profiles
-from tests.integration.onsite_support import ANON, SECRET, STORE, Site, counts, events, page_view, start, track
+from tests.integration.onsite_support import (
+    ANON,
+    SECRET,
+    STORE,
+    Site,
+    counts,
+    events,
+    page_view,
+    start,
+    track,
+)
 
 
 @pytest.fixture
@@ -101,11 +111,14 @@ def test_identify_by_email_merges_the_anonymous_activity_into_the_known_profile(
     assert site.post("events", batch(track("Viewed Product", "v1", product_id="7"))).status_code == 200
     anon_profile = live_profile_of_anon(site)
     assert anon_profile != known
-    resp = site.post("events", batch({"type": "identify", "messageId": "i1", "traits": {"email": "Ana@Example.org"}}))
+    resp = site.post(
+        "events", batch({"type": "identify", "messageId": "i1", "traits": {"email": "Ana@Example.org"}})
+    )
     assert resp.status_code == 200, resp.text
     assert live_profile_of_anon(site) == known
     with db.reading(site.engine) as conn:
-        assert profiles.get(conn, workspace_id=site.ws_id, profile_id=anon_profile).merged_into == known
+        merged = profiles.get(conn, workspace_id=site.ws_id, profile_id=anon_profile)
+    assert merged is not None and merged.merged_into == known
 
 
 @pytest.mark.parametrize(
@@ -117,19 +130,51 @@ def test_identify_by_email_merges_the_anonymous_activity_into_the_known_profile(
         ({"events": [page_view()]}, 400, "anonymousId: expected 8 to 64 letters"),
         (batch(page_view(), anonymousId="../../etc"), 400, "anonymousId: expected 8 to 64 letters"),
         (batch(), 400, "events: expected a non-empty array of events"),
-        (batch({"type": "alias", "messageId": "a"}), 400, "events[0].type: expected one of ['track', 'page', 'identify']"),
-        (batch(page_view(), track("Placed Order", "o1", total=10)), 400, "events[1].event: 'Placed Order' can only be recorded by the store's server"),
-        (batch(track("Order Completed", "o1")), 400, "events[0].event: 'Order Completed' can only be recorded"),
-        (batch({**page_view(), "userId": "cust-1"}), 400, "events[0].userId: the site key cannot name a customer id"),
-        (batch({"type": "identify", "messageId": "i", "traits": {"consent": {"email": "subscribed"}}}), 400, "events[0].traits.consent: the site key cannot change consent"),
+        (
+            batch({"type": "alias", "messageId": "a"}),
+            400,
+            "events[0].type: expected one of ['track', 'page', 'identify']",
+        ),
+        (
+            batch(page_view(), track("Placed Order", "o1", total=10)),
+            400,
+            "events[1].event: 'Placed Order' can only be recorded by the store's server",
+        ),
+        (
+            batch(track("Order Completed", "o1")),
+            400,
+            "events[0].event: 'Order Completed' can only be recorded",
+        ),
+        (
+            batch({**page_view(), "userId": "cust-1"}),
+            400,
+            "events[0].userId: the site key cannot name a customer id",
+        ),
+        (
+            batch({"type": "identify", "messageId": "i", "traits": {"consent": {"email": "subscribed"}}}),
+            400,
+            "events[0].traits.consent: the site key cannot change consent",
+        ),
         (batch({**page_view(), "messageId": "x" * 65}), 400, "events[0].messageId: expected 1 to 64"),
         (batch(track("", "e1")), 400, "events[0].event: expected the event name"),
         (batch(track("Added to Cart", "e1", value="lots")), 400, "events[0].properties.value"),
-        (batch({**page_view(), "context": {"page": {"url": 5}}}), 400, "events[0].context.page.url: expected a string"),
+        (
+            batch({**page_view(), "context": {"page": {"url": 5}}}),
+            400,
+            "events[0].context.page.url: expected a string",
+        ),
         (batch(*[page_view(f"m{i}") for i in range(51)]), 413, "events: 51 events, the limit is 50"),
         (b'{"anonymousId": "' + b"a" * 70_000 + b'"}', 413, "body: 70019 bytes, the limit is 65536 bytes"),
-        (b'{"a":' * 200 + b"1" + b"}" * 200, 400, "a.a.a.a.a.a.a.a.a.a.a.a.a.a.a.a.a.a.a.a.a.a.a.a.a.a.a.a.a.a.a.a: nested deeper than 32 levels"),
-        (b'{"anonymousId": "anon-0123456789", "events": [{"type": "page", "messageId": "\\u0000"}]}', 400, "NUL"),
+        (
+            b'{"a":' * 200 + b"1" + b"}" * 200,
+            400,
+            "a.a.a.a.a.a.a.a.a.a.a.a.a.a.a.a.a.a.a.a.a.a.a.a.a.a.a.a.a.a.a.a: nested deeper than 32 levels",
+        ),
+        (
+            b'{"anonymousId": "anon-0123456789", "events": [{"type": "page", "messageId": "\\u0000"}]}',
+            400,
+            "NUL",
+        ),
     ],
 )
 def test_bad_browser_input_is_refused_naming_the_field_and_nothing_is_stored(
@@ -150,9 +195,17 @@ def test_keys_and_origins_are_checked_before_the_body_is_read(site: Site) -> Non
         (site.post("events", good, key=""), 401, "key: expected the site key"),
         (site.post("events", good, key=forged), 401, "key: unknown site key"),
         (site.post("events", good, key=site.write_key), 401, "key: unknown site key"),
-        (site.post("events", good, origin="https://evil.example"), 403, "Origin: 'https://evil.example' is not one of"),
+        (
+            site.post("events", good, origin="https://evil.example"),
+            403,
+            "Origin: 'https://evil.example' is not one of",
+        ),
         (site.post("events", good, origin="null"), 403, "Origin: 'null' is not one of"),
-        (site.post("events", good, origin=f"{STORE}.evil.example"), 403, "is not one of the workspace's store origins"),
+        (
+            site.post("events", good, origin=f"{STORE}.evil.example"),
+            403,
+            "is not one of the workspace's store origins",
+        ),
     ]
     for resp, status, error in cases:
         assert resp.status_code == status, resp.text
@@ -162,7 +215,9 @@ def test_keys_and_origins_are_checked_before_the_body_is_read(site: Site) -> Non
     assert no_origin.status_code == 403
     assert no_origin.json()["error"].startswith("Origin: required")
     # The site key is no write key: the Segment API refuses it.
-    segment = httpx.post(f"{site.base}/v1/track", json={"writeKey": site.key, "event": "X", "anonymousId": ANON})
+    segment = httpx.post(
+        f"{site.base}/v1/track", json={"writeKey": site.key, "event": "X", "anonymousId": ANON}
+    )
     assert segment.status_code == 401
     assert counts(site.engine)["events"] == 0
 
@@ -177,7 +232,9 @@ def test_a_workspace_without_store_origins_takes_no_browser_calls(
 
 
 def test_cors_preflight_and_config(site: Site) -> None:
-    pre = httpx.options(site.url("events"), headers={"Origin": STORE, "Access-Control-Request-Method": "POST"})
+    pre = httpx.options(
+        site.url("events"), headers={"Origin": STORE, "Access-Control-Request-Method": "POST"}
+    )
     assert pre.status_code == 204
     assert pre.headers["access-control-allow-origin"] == STORE
     assert pre.headers["access-control-allow-methods"] == "GET, POST"
@@ -211,7 +268,9 @@ def test_over_the_per_address_limit_the_answer_is_429_with_retry_after(
         assert site.post("events", batch(page_view(f"m{n}"))).status_code == 200
     resp = site.post("events", batch(page_view("m9")))
     assert resp.status_code == 429
-    assert resp.json()["error"].startswith("rate limit: too many events from this address (at most 3 a minute)")
+    assert resp.json()["error"].startswith(
+        "rate limit: too many events from this address (at most 3 a minute)"
+    )
     assert int(resp.headers["retry-after"]) >= 1
     assert resp.headers["access-control-allow-origin"] == STORE
     assert len(events(engine)) == 3
@@ -246,9 +305,13 @@ def test_a_bad_identity_token_is_refused_and_merges_nothing(site: Site) -> None:
     anon_profile = live_profile_of_anon(site)
     secret = SECRET.encode()
     good = identity_links.make_token(secret, workspace_id=site.ws_id, profile_id=known, now=site.clock.now())
-    payload, _, sig = good.partition(".")
-    other_ws = identity_links.make_token(secret, workspace_id="ws_other", profile_id=known, now=site.clock.now())
-    forged = identity_links.make_token(b"another secret", workspace_id=site.ws_id, profile_id=known, now=site.clock.now())
+    _payload, _, sig = good.partition(".")
+    other_ws = identity_links.make_token(
+        secret, workspace_id="ws_other", profile_id=known, now=site.clock.now()
+    )
+    forged = identity_links.make_token(
+        b"another secret", workspace_id=site.ws_id, profile_id=known, now=site.clock.now()
+    )
     tampered = links._b64(f"{site.ws_id}|{anon_profile + 1000}|0".encode()) + "." + sig
     cases = [
         (forged, 400, "token: signature does not match"),

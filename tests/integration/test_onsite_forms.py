@@ -56,7 +56,9 @@ def test_signup_starts_a_double_opt_in_with_the_consent_evidence(site: Site) -> 
     [viewed] = events(site.engine, "Viewed Page")
     assert viewed["profile_id"] == requested["profile_id"]
     with db.reading(site.engine) as conn:
-        status = consent.current(conn, workspace_id=site.ws_id, profile_ids=[requested["profile_id"]], channel="email")
+        status = consent.current(
+            conn, workspace_id=site.ws_id, profile_ids=[requested["profile_id"]], channel="email"
+        )
         [message] = conn.execute(sa.select(tables.messages.c.template, tables.messages.c.transactional))
     # Pending until the emailed link is followed: not subscribed yet.
     assert status[requested["profile_id"]] != "subscribed"
@@ -69,7 +71,10 @@ def test_a_filled_honeypot_is_refused_and_nothing_is_stored(site: Site, path: st
     body = {**signup(), "product_id": "42", "website": "http://spam.example"}
     resp = site.post(path, body)
     assert resp.status_code == 400
-    assert resp.json()["error"] == "website: this field is hidden from people and must stay empty; nothing was stored"
+    assert (
+        resp.json()["error"]
+        == "website: this field is hidden from people and must stay empty; nothing was stored"
+    )
     assert counts(site.engine) == before
 
 
@@ -102,7 +107,9 @@ def test_forms_are_limited_per_address_with_a_clear_429(
         assert site.post("forms/subscribe", signup(email=f"p{n}@example.org")).status_code == 202
     resp = site.post("forms/subscribe", signup(email="p9@example.org"))
     assert resp.status_code == 429
-    assert resp.json()["error"].startswith("rate limit: too many form submissions from this address (at most 2 a minute)")
+    assert resp.json()["error"].startswith(
+        "rate limit: too many form submissions from this address (at most 2 a minute)"
+    )
     assert int(resp.headers["retry-after"]) >= 1
     assert len(events(engine, "Subscription Requested")) == 2
     # Events have their own, larger, bucket.
@@ -110,10 +117,15 @@ def test_forms_are_limited_per_address_with_a_clear_429(
 
 
 def test_back_in_stock_from_a_product_page(site: Site) -> None:
-    resp = site.post("back-in-stock", {"email": "cy@example.org", "product_id": 42, "variant_id": "42-m", "anonymousId": ANON})
+    resp = site.post(
+        "back-in-stock",
+        {"email": "cy@example.org", "product_id": 42, "variant_id": "42-m", "anonymousId": ANON},
+    )
     assert resp.status_code == 200, resp.text
     with db.reading(site.engine) as conn:
-        [row] = conn.execute(sa.select(tables.stock_subscriptions.c.product_id, tables.stock_subscriptions.c.variant_id))
+        [row] = conn.execute(
+            sa.select(tables.stock_subscriptions.c.product_id, tables.stock_subscriptions.c.variant_id)
+        )
     assert tuple(row) == ("42", "42-m")
     [requested] = events(site.engine, "Back in Stock Requested")
     assert requested["properties"] == {"product_id": "42", "variant_id": "42-m"}

@@ -20,7 +20,7 @@ from typing import Any
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, Response
 
-from shopflow.api import deps, limits
+from shopflow.api import deps, limits, schemas
 from shopflow.api.routes import ingest as ingest_routes
 from shopflow.domain.ratelimit import Rate
 from shopflow.ingest import safe_json
@@ -32,6 +32,91 @@ SCRIPT = Path(__file__).resolve().parent.parent / "static" / "shopflow.js"
 MAX_EVENTS_BYTES = 64 * 1024
 MAX_FORM_BYTES = 8 * 1024
 _NO_STORE = {"Cache-Control": "no-store, max-age=0"}
+
+# The bodies, for /openapi.json (sent as text/plain JSON by the script, so without a preflight).
+_ANON = {"type": "string", "pattern": "^[A-Za-z0-9_-]{8,64}$"}
+_HONEYPOT = {"type": "string", "maxLength": 0, "description": "hidden from people; must stay empty"}
+_BROWSER_EVENT = {
+    "type": "object",
+    "required": ["type", "messageId"],
+    "properties": {
+        "type": {"enum": list(browser.TYPES)},
+        "messageId": {"type": "string", "maxLength": 64},
+        "event": {"type": "string", "maxLength": 200},
+        "timestamp": {"type": "string", "format": "date-time"},
+        "properties": {"type": "object"},
+        "traits": {"type": "object", "maxProperties": browser.MAX_TRAITS},
+        "context": {"type": "object", "properties": {"page": {"type": "object"}}},
+    },
+}
+EVENTS_BODY = schemas.body(
+    {
+        "type": "object",
+        "required": ["anonymousId", "events"],
+        "properties": {
+            "anonymousId": _ANON,
+            "consent": {"type": "boolean"},
+            "sentAt": {"type": "string", "format": "date-time"},
+            "events": {
+                "type": "array",
+                "minItems": 1,
+                "maxItems": browser.MAX_EVENTS,
+                "items": _BROWSER_EVENT,
+            },
+        },
+    },
+    media_type="text/plain",
+)
+IDENTIFY_BODY = schemas.body(
+    {
+        "type": "object",
+        "required": ["anonymousId", "token"],
+        "properties": {"anonymousId": _ANON, "token": {"type": "string"}, "consent": {"type": "boolean"}},
+    },
+    media_type="text/plain",
+)
+SIGNUP_BODY = schemas.body(
+    {
+        "type": "object",
+        "required": ["email", "form"],
+        "properties": {
+            "email": {"type": "string", "maxLength": 320},
+            "form": {"type": "string", "maxLength": forms.MAX_ID_CHARS},
+            "list": {"type": "string", "maxLength": forms.MAX_ID_CHARS},
+            "consent_text": {"type": "string", "maxLength": 2000},
+            "page_url": {"type": "string", "maxLength": browser.MAX_PAGE_TEXT},
+            "anonymousId": _ANON,
+            forms.HONEYPOT: _HONEYPOT,
+        },
+    },
+    media_type="text/plain",
+)
+STOCK_BODY = schemas.body(
+    {
+        "type": "object",
+        "required": ["email", "product_id"],
+        "properties": {
+            "email": {"type": "string", "maxLength": 320},
+            "product_id": {"type": "string", "maxLength": forms.MAX_ID_CHARS},
+            "variant_id": {"type": "string", "maxLength": forms.MAX_ID_CHARS},
+            "anonymousId": _ANON,
+            forms.HONEYPOT: _HONEYPOT,
+        },
+    },
+    media_type="text/plain",
+)
+PUSH_BODY = schemas.body(
+    {
+        "type": "object",
+        "required": ["anonymousId", "subscription"],
+        "properties": {
+            "anonymousId": _ANON,
+            "subscription": schemas.PUSH_SUBSCRIPTION["properties"]["subscription"],
+            forms.HONEYPOT: _HONEYPOT,
+        },
+    },
+    media_type="text/plain",
+)
 
 
 @functools.cache
@@ -174,7 +259,7 @@ async def config(request: Request) -> JSONResponse:
     return _answer(forms.client_config(site), 200, site, origin)
 
 
-@router.post("/api/v1/browser/events")
+@router.post("/api/v1/browser/events", openapi_extra=EVENTS_BODY)
 async def events(request: Request) -> JSONResponse:
     """A batch of the browser's events (page views, products, cart, checkout, activity, identify)."""
     ctx = deps.context(request)
@@ -193,7 +278,7 @@ async def events(request: Request) -> JSONResponse:
     return _answer({"accepted": result.accepted, "duplicates": result.duplicates}, 200, site, origin)
 
 
-@router.post("/api/v1/browser/identify")
+@router.post("/api/v1/browser/identify", openapi_extra=IDENTIFY_BODY)
 async def identify(request: Request) -> JSONResponse:
     """The browser followed a tracked email link: its `_sf` token makes it known."""
     ctx = deps.context(request)
@@ -205,7 +290,7 @@ async def identify(request: Request) -> JSONResponse:
     return await _serve(request, "events", MAX_FORM_BYTES, handle)
 
 
-@router.post("/api/v1/browser/forms/subscribe")
+@router.post("/api/v1/browser/forms/subscribe", openapi_extra=SIGNUP_BODY)
 async def subscribe(request: Request) -> JSONResponse:
     """A signup form: starts a double opt-in (202, pending until the emailed link is followed)."""
     ctx = deps.context(request)
@@ -228,7 +313,7 @@ async def subscribe(request: Request) -> JSONResponse:
     return await _serve(request, "forms", MAX_FORM_BYTES, handle)
 
 
-@router.post("/api/v1/browser/back-in-stock")
+@router.post("/api/v1/browser/back-in-stock", openapi_extra=STOCK_BODY)
 async def back_in_stock(request: Request) -> JSONResponse:
     """A back-in-stock request from a product page."""
     ctx = deps.context(request)
@@ -240,7 +325,7 @@ async def back_in_stock(request: Request) -> JSONResponse:
     return await _serve(request, "forms", MAX_FORM_BYTES, handle)
 
 
-@router.post("/api/v1/browser/push")
+@router.post("/api/v1/browser/push", openapi_extra=PUSH_BODY)
 async def push(request: Request) -> JSONResponse:
     """The browser's PushSubscription after the visitor allowed notifications."""
     ctx = deps.context(request)
