@@ -317,9 +317,9 @@
     return Uint8Array.from(raw, function (c) { return c.charCodeAt(0); });
   }
 
-  // shopflow.pushPrompt({serviceWorker: '/shopflow-sw.js', text}): ask, then subscribe with the VAPID key.
+  // shopflow.pushPrompt({serviceWorker: '/push/sw.js', text}): ask, then subscribe with the VAPID key.
   function pushPrompt(opts) {
-    opts = Object.assign({ serviceWorker: '/shopflow-sw.js', text: 'Get notified about offers and restocks?', allow: 'Allow', deny: 'No thanks' }, opts || {});
+    opts = Object.assign({ serviceWorker: '/push/sw.js', text: 'Get notified about offers and restocks?', allow: 'Allow', deny: 'No thanks' }, opts || {});
     return ready.then(function () {
       if (!config.vapid_public_key || !('serviceWorker' in navigator) || !('PushManager' in window)) return null;
       if (typeof Notification !== 'undefined' && Notification.permission !== 'default') return null;
