@@ -328,3 +328,29 @@ def test_a_bad_identity_token_is_refused_and_merges_nothing(site: Site) -> None:
     expired = site.post("identify", {"anonymousId": ANON, "token": good})
     assert (expired.status_code, expired.json()["error"]) == (400, "token: expired (valid for 30 minutes)")
     assert live_profile_of_anon(site) == anon_profile
+
+
+def test_a_shared_browser_is_never_made_two_people_into_one(site: Site) -> None:
+    ana = known_person(site, "ana@example.org")
+    bo = known_person(site, "bo@example.org")
+    ident = {"type": "identify", "messageId": "i1", "traits": {"email": "ana@example.org"}}
+    assert site.post("events", batch(ident)).status_code == 200
+    assert live_profile_of_anon(site) == ana
+    # Bo clicks his email on the same computer: the browser goes on as Bo under a new id.
+    token = identity_links.make_token(
+        SECRET.encode(), workspace_id=site.ws_id, profile_id=bo, now=site.clock.now()
+    )
+    resp = site.post("identify", {"anonymousId": ANON, "token": token})
+    assert resp.status_code == 200
+    fresh = resp.json()["anonymousId"]
+    assert fresh.startswith("sf-") and fresh != ANON
+    assert (live_profile_of_anon(site), live_profile_of_anon(site, fresh)) == (ana, bo)
+    with db.reading(site.engine) as conn:
+        for pid in (ana, bo):
+            row = profiles.get(conn, workspace_id=site.ws_id, profile_id=pid)
+            assert row is not None and row.merged_into is None
+    # The same person again is no conflict: no new id.
+    again = identity_links.make_token(
+        SECRET.encode(), workspace_id=site.ws_id, profile_id=bo, now=site.clock.now()
+    )
+    assert site.post("identify", {"anonymousId": fresh, "token": again}).json() == {"identified": True}

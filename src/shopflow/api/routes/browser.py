@@ -284,8 +284,9 @@ async def identify(request: Request) -> JSONResponse:
     ctx = deps.context(request)
 
     def handle(site: browser.Site, body: dict[str, Any]) -> tuple[dict[str, Any], int]:
-        browser.identify(ctx.engine, ctx.link_secret, site, body, now=ctx.clock.now())
-        return {"identified": True}, 200
+        _, fresh = browser.identify(ctx.engine, ctx.link_secret, site, body, now=ctx.clock.now())
+        # A shared browser that was someone else's: it continues under a new anonymous id.
+        return ({"identified": True, "anonymousId": fresh} if fresh else {"identified": True}), 200
 
     return await _serve(request, "events", MAX_FORM_BYTES, handle)
 

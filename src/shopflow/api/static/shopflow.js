@@ -110,18 +110,25 @@
     clearTimeout(timer);
     timer = null;
     if (!mayStore() || !anonymousId()) return Promise.resolve();
-    var sending = [];
+    // The link's token first: the answer may hand this browser a new anonymous id.
+    var first = Promise.resolve();
     if (pendingToken) {
-      sending.push(post('identify', { anonymousId: anonId, token: pendingToken, consent: consent === true }, beacon));
+      first = post('identify', { anonymousId: anonId, token: pendingToken, consent: consent === true }, false)
+        .then(function (res) {
+          if (res.body && res.body.anonymousId) { anonId = res.body.anonymousId; writeCookie(ID_COOKIE, anonId, YEAR_S); }
+        }, function () { /* the events still go */ });
       pendingToken = null;
     }
-    while (queue.length) {
-      var batch = queue.splice(0, MAX_BATCH);
-      sending.push(post('events', {
-        anonymousId: anonId, consent: consent === true, sentAt: new Date().toISOString(), events: batch
-      }, beacon).catch(function () { queue = batch.concat(queue); })); // offline: try again later
-    }
-    return Promise.all(sending);
+    return first.then(function () {
+      var sending = [];
+      while (queue.length) {
+        const batch = queue.splice(0, MAX_BATCH);
+        sending.push(post('events', {
+          anonymousId: anonId, consent: consent === true, sentAt: new Date().toISOString(), events: batch
+        }, beacon).catch(function () { queue = batch.concat(queue); })); // offline: try again later
+      }
+      return Promise.all(sending);
+    });
   }
 
   // --- the public API -------------------------------------------------------------------------

@@ -11,11 +11,12 @@ from __future__ import annotations
 
 import dataclasses
 import re
+import secrets
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy.engine import Engine
+from sqlalchemy.engine import Connection, Engine
 
 from shopflow import workspaces
 from shopflow.domain import onsite
@@ -24,7 +25,7 @@ from shopflow.ingest import pipeline
 from shopflow.ingest.sources import segment
 from shopflow.messaging.onsite import identity_links
 from shopflow.messaging.tracking import links
-from shopflow.store import db
+from shopflow.store import db, profiles
 
 SOURCE = "browser"
 MAX_EVENTS = 50
@@ -188,9 +189,24 @@ def events(site: Site, body: dict[str, Any], *, now: datetime) -> list[Canonical
     return out
 
 
-def identify(engine: Engine, secret: bytes, site: Site, body: dict[str, Any], *, now: datetime) -> int:
-    """Merge the browser's anonymous id into the person the link's token names; their profile id."""
+def _someone_else(conn: Connection, *, workspace_id: str, anon: str, profile_id: int) -> bool:
+    """Whether the browser's anonymous id already belongs to another known person (a shared
+    computer): merging would make two customers one, so the browser starts a new id instead."""
+    found = profiles.find(conn, workspace_id=workspace_id, kind="anonymous_id", value=anon)
+    if not found:
+        return False
+    target = profiles.survivors(conn, workspace_id=workspace_id, profile_ids=[profile_id]).get(profile_id)
+    row = found[0]
+    return int(row.id) != target and bool(row.email or row.phone or row.external_id)
+
+
+def identify(
+    engine: Engine, secret: bytes, site: Site, body: dict[str, Any], *, now: datetime
+) -> tuple[int, str | None]:
+    """Merge the browser's anonymous id into the person the link's token names: (their profile id,
+    the new anonymous id the browser must use when its old one was another known person's)."""
     anon = anonymous_id(body)
+    assert anon is not None
     try:
         claims = identity_links.verify(secret, body.get("token"), now=now)  # type: ignore[arg-type]
     except links.InvalidToken as exc:
@@ -199,15 +215,18 @@ def identify(engine: Engine, secret: bytes, site: Site, body: dict[str, Any], *,
         raise BrowserError(400, "token: issued for another workspace")
     if site.config.require_consent and body.get("consent") is not True:
         raise BrowserError(400, "consent: this workspace requires the visitor's consent before identifying")
-    event = CanonicalEvent(
-        message_id=f"web-identify:{anon}:{claims.profile_id}",
-        source=SOURCE,
-        identity=Identity(profile_id=claims.profile_id, anonymous_id=anon),
-        time=now,
-    )
-    try:
-        with db.transaction(engine) as conn:
+    with db.transaction(engine) as conn:
+        fresh = None
+        if _someone_else(conn, workspace_id=site.workspace.id, anon=anon, profile_id=claims.profile_id):
+            fresh = anon = "sf-" + secrets.token_hex(12)
+        event = CanonicalEvent(
+            message_id=f"web-identify:{anon}:{claims.profile_id}",
+            source=SOURCE,
+            identity=Identity(profile_id=claims.profile_id, anonymous_id=anon),
+            time=now,
+        )
+        try:
             result = pipeline.accept(conn, workspace_id=site.workspace.id, events=[event], now=now)
-    except LookupError:
-        raise BrowserError(404, "token: the person this link was sent to no longer exists") from None
-    return result.profile_ids[0]
+        except LookupError:
+            raise BrowserError(404, "token: the person this link was sent to no longer exists") from None
+    return result.profile_ids[0], fresh
