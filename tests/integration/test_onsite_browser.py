@@ -354,3 +354,20 @@ def test_a_shared_browser_is_never_made_two_people_into_one(site: Site) -> None:
         SECRET.encode(), workspace_id=site.ws_id, profile_id=bo, now=site.clock.now()
     )
     assert site.post("identify", {"anonymousId": fresh, "token": again}).json() == {"identified": True}
+
+
+def test_a_gzip_bomb_and_a_chunked_flood_are_cut_off_at_the_limit(site: Site) -> None:
+    headers = {"Origin": STORE, "Content-Type": "text/plain", "Content-Encoding": "gzip"}
+    bomb = gzip.compress(b'{"anonymousId": "' + b"a" * 5_000_000 + b'"}')
+    resp = httpx.post(site.url("events"), content=bomb, headers=headers)
+    assert resp.status_code == 413
+    assert resp.json()["error"] == "body: more than 65536 bytes once decompressed, the limit is 65536 bytes"
+
+    def chunks() -> Any:
+        for _ in range(100):
+            yield b"x" * 1024
+
+    flood = httpx.post(site.url("events"), content=chunks(), headers={"Origin": STORE})
+    assert flood.status_code == 413
+    assert flood.json()["error"] == "body: more than 65536 bytes, the limit is 65536 bytes"
+    assert counts(site.engine)["events"] == 0
