@@ -258,6 +258,16 @@ def test_nothing_is_stored_or_sent_before_consent(page: Any, shop: Shop) -> None
     )
     assert profile_of(shop, shop.strict_ws, anon) is not None
 
+    # Withdrawn: the cookies go, and nothing is sent any more.
+    page.evaluate("shopflow.consent(false)")
+    assert page.context.cookies() == []
+    sent.clear()
+    page.evaluate("shopflow.track('Read Size Guide', {}); shopflow.flush()")
+    page.reload()
+    page.evaluate("shopflow.ready.then(() => shopflow.flush())")
+    assert sent == []
+    assert page.context.cookies() == []
+
 
 def test_a_tracked_email_link_identifies_the_browser(page: Any, shop: Shop) -> None:
     event = CanonicalEvent(

@@ -52,8 +52,9 @@
     return Array.from(bytes, function (b) { return b.toString(16).padStart(2, '0'); }).join('');
   }
 
+  // An explicit "no" always wins; otherwise consent is needed only when the workspace says so.
   function mayStore() {
-    if (!config) return false;
+    if (!config || consent === false) return false;
     return !config.require_consent || consent === true;
   }
 
@@ -185,11 +186,14 @@
       if (cart) track('Added to Cart', productOf(cart));
       if (target.closest('[data-sf-checkout]')) track('Started Checkout', {});
     }, true);
-    ['[data-sf-form]', '[data-sf-back-in-stock]'].forEach(function (sel) {
-      document.querySelectorAll(sel).forEach(function (el) {
-        if (sel === '[data-sf-form]') form({ id: el.getAttribute('data-sf-form'), target: el, list: el.getAttribute('data-sf-list') || undefined, title: el.getAttribute('data-sf-title') || undefined });
-        else backInStock({ target: el, productId: el.getAttribute('data-product-id'), variantId: el.getAttribute('data-variant-id') || undefined });
-      });
+    // Forms declared in markup: <div data-sf-form="ID" data-sf-list="..." data-sf-title="...">
+    // and <div data-sf-back-in-stock data-product-id="..." data-variant-id="...">.
+    function attr(el, name) { return el.getAttribute(name) || undefined; }
+    document.querySelectorAll('[data-sf-form]').forEach(function (el) {
+      form({ id: attr(el, 'data-sf-form'), target: el, list: attr(el, 'data-sf-list'), title: attr(el, 'data-sf-title') });
+    });
+    document.querySelectorAll('[data-sf-back-in-stock]').forEach(function (el) {
+      backInStock({ target: el, productId: attr(el, 'data-product-id'), variantId: attr(el, 'data-variant-id') });
     });
   }
 
@@ -228,7 +232,9 @@
     addStyle();
     var n = Math.random().toString(36).slice(2, 8);
     var msg = h('p', { class: 'sf-msg', role: 'status', 'aria-live': 'polite' });
-    var email = h('input', { type: 'email', name: 'email', id: 'sf-email-' + n, required: '', autocomplete: 'email', placeholder: 'you@example.com' });
+    var email = h('input', {
+      type: 'email', name: 'email', id: 'sf-email-' + n, required: '', autocomplete: 'email', placeholder: 'you@example.com'
+    });
     var honeypot = h('div', { class: 'sf-hp', 'aria-hidden': 'true' }, [
       h('label', { for: 'sf-website-' + n, text: 'Leave this empty' }),
       h('input', { type: 'text', name: 'website', id: 'sf-website-' + n, tabindex: '-1', autocomplete: 'off' })
@@ -245,12 +251,16 @@
       e.preventDefault();
       msg.className = 'sf-msg';
       msg.textContent = '';
-      var body = { email: email.value.trim(), website: el.querySelector('[name=website]').value, page_url: location.href };
+      var body = {
+        email: email.value.trim(), website: el.querySelector('[name=website]').value, page_url: location.href
+      };
       if (mayStore() && anonymousId()) body.anonymousId = anonId;
+      function fail(text) { msg.className = 'sf-msg sf-err'; msg.textContent = text; }
       onSubmit(body).then(function (res) {
-        if (res.ok) { msg.textContent = opts.success; el.querySelector('button').disabled = true; }
-        else { msg.className = 'sf-msg sf-err'; msg.textContent = (res.body && res.body.error) || 'Something went wrong; please try again.'; }
-      }, function () { msg.className = 'sf-msg sf-err'; msg.textContent = 'Could not reach the server; please try again.'; });
+        if (!res.ok) { fail((res.body && res.body.error) || 'Something went wrong; please try again.'); return; }
+        msg.textContent = opts.success;
+        el.querySelector('button').disabled = true;
+      }, function () { fail('Could not reach the server; please try again.'); });
     });
     return el;
   }
@@ -263,7 +273,11 @@
 
   // shopflow.form({id, list, title, text, consentText, button, target} | {popup: {delay, exitIntent, scroll}})
   function form(opts) {
-    opts = Object.assign({ title: 'Join our newsletter', success: 'Almost done: check your inbox and confirm your subscription.', consentText: 'Yes, email me news and offers. I can unsubscribe at any time.' }, opts || {});
+    opts = Object.assign({
+      title: 'Join our newsletter',
+      success: 'Almost done: check your inbox and confirm your subscription.',
+      consentText: 'Yes, email me news and offers. I can unsubscribe at any time.'
+    }, opts || {});
     if (!opts.id) throw new Error('shopflow.form: an id is required');
     var el = emailForm(opts, function (body) {
       body.form = opts.id;
@@ -280,7 +294,9 @@
     var shown = false;
     var seenKey = 'sf_popup_' + opts.id;
     try { if (sessionStorage.getItem(seenKey)) return; } catch (e) { /* no storage */ }
-    var overlay = h('div', { class: 'sf-overlay', role: 'dialog', 'aria-modal': 'true', 'aria-label': opts.title });
+    var overlay = h('div', {
+      class: 'sf-overlay', role: 'dialog', 'aria-modal': 'true', 'aria-label': opts.title
+    });
     var box = h('div', { class: 'sf-popup' });
     var close = h('button', { type: 'button', class: 'sf-close', 'aria-label': 'Close', text: '\u00d7' });
     close.addEventListener('click', function () { overlay.remove(); });
@@ -306,7 +322,12 @@
 
   // shopflow.backInStock({target, productId, variantId}): "email me when it is back".
   function backInStock(opts) {
-    opts = Object.assign({ title: 'Out of stock', text: 'Get an email as soon as it is back.', button: 'Notify me', success: 'Thanks! We will email you when it is back in stock.' }, opts || {});
+    opts = Object.assign({
+      title: 'Out of stock',
+      text: 'Get an email as soon as it is back.',
+      button: 'Notify me',
+      success: 'Thanks! We will email you when it is back in stock.'
+    }, opts || {});
     if (!opts.productId) throw new Error('shopflow.backInStock: a productId is required');
     var el = emailForm(opts, function (body) {
       body.product_id = String(opts.productId);
@@ -326,14 +347,18 @@
 
   // shopflow.pushPrompt({serviceWorker: '/push/sw.js', text}): ask, then subscribe with the VAPID key.
   function pushPrompt(opts) {
-    opts = Object.assign({ serviceWorker: '/push/sw.js', text: 'Get notified about offers and restocks?', allow: 'Allow', deny: 'No thanks' }, opts || {});
+    opts = Object.assign({
+      serviceWorker: '/push/sw.js', text: 'Get notified about offers and restocks?', allow: 'Allow', deny: 'No thanks'
+    }, opts || {});
     return ready.then(function () {
       if (!config.vapid_public_key || !('serviceWorker' in navigator) || !('PushManager' in window)) return null;
       if (typeof Notification !== 'undefined' && Notification.permission !== 'default') return null;
       addStyle();
       var allow = h('button', { type: 'button', text: opts.allow });
       var deny = h('button', { type: 'button', text: opts.deny, style: 'background:#e5e7eb;color:#222;margin-left:8px' });
-      var bar = h('div', { class: 'sf-push sf-form', role: 'dialog', 'aria-label': 'Notifications' }, [h('p', { text: opts.text }), allow, deny]);
+      var bar = h('div', { class: 'sf-push sf-form', role: 'dialog', 'aria-label': 'Notifications' }, [
+        h('p', { text: opts.text }), allow, deny
+      ]);
       deny.addEventListener('click', function () { bar.remove(); });
       allow.addEventListener('click', function () {
         bar.remove();
@@ -348,7 +373,8 @@
     return Notification.requestPermission().then(function (perm) {
       if (perm !== 'granted') return null;
       return navigator.serviceWorker.register(worker).then(function (reg) {
-        return reg.pushManager.subscribe({ userVisibleOnly: true, applicationServerKey: b64ToBytes(config.vapid_public_key) });
+        var key = b64ToBytes(config.vapid_public_key);
+        return reg.pushManager.subscribe({ userVisibleOnly: true, applicationServerKey: key });
       }).then(function (sub) {
         if (!anonymousId()) anonId = randomId(); // subscribing is an explicit opt-in
         return post('push', { anonymousId: anonId, subscription: sub.toJSON() }, false);
