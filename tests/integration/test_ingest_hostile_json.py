@@ -137,6 +137,21 @@ def test_signed_shopify_webhook_nested_or_unstorable_is_a_400(api: dict[str, Any
     )
     response = send(json.dumps({"id": 1, "email": "a@example.org", "note": "x"}).replace("x", NUL).encode())
     assert (response.status_code, response.json()) == (400, {"error": f"orders/create: note: {NUL_ERROR}"})
+    response = send(b'{"id": ' + b"9" * 5_000 + b"}")  # past Python's int_max_str_digits
+    assert (response.status_code, response.json()) == (
+        400,
+        {"error": "orders/create: body: expected numbers of at most 4300 digits"},
+    )
+    assert stored(engine) == (0, 0, 0, 0)
+
+
+def test_a_number_past_the_digit_limit_is_a_400(api: dict[str, Any], engine: Engine) -> None:
+    raw = b'{"userId": "u", "event": "Viewed", "properties": {"n": ' + b"1" * 5_000 + b"}}"
+    response = httpx.post(f"{api['url']}/v1/track", content=raw, headers=api["auth"])
+    assert (response.status_code, response.json()) == (
+        400,
+        {"error": "body: expected numbers of at most 4300 digits"},
+    )
     assert stored(engine) == (0, 0, 0, 0)
 
 

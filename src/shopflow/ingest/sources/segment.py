@@ -52,6 +52,8 @@ def loads(raw: bytes) -> Any:
         raise PayloadError(
             f"body: malformed JSON at line {exc.lineno} column {exc.colno}: {exc.msg}"
         ) from None
+    except ValueError:  # an integer past Python's 4,300-digit limit (int_max_str_digits)
+        raise PayloadError("body: expected numbers of at most 4300 digits") from None
 
 
 def _describe(value: Any) -> str:
