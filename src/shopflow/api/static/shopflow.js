@@ -203,7 +203,7 @@
     '.sf-form h2{font-size:20px;margin:0 0 6px}.sf-form p{margin:0 0 10px}' +
     '.sf-form input[type=email]{width:100%;box-sizing:border-box;padding:10px;border:1px solid #bbb;border-radius:6px;margin:0 0 8px;font:inherit}' +
     '.sf-form button{padding:10px 16px;border:0;border-radius:6px;background:#1d4ed8;color:#fff;font:inherit;cursor:pointer}' +
-    '.sf-form .sf-small{font-size:12px;color:#555}.sf-form .sf-msg{margin-top:8px;font-weight:600}' +
+    '.sf-form button:disabled{opacity:.5;cursor:default}.sf-form .sf-small{font-size:12px;color:#555}.sf-form .sf-msg{margin-top:8px;font-weight:600}' +
     '.sf-form .sf-msg.sf-err{color:#b91c1c}.sf-hp{position:absolute!important;left:-10000px;width:1px;height:1px;overflow:hidden}' +
     '.sf-overlay{position:fixed;inset:0;background:rgba(0,0,0,.45);display:flex;align-items:center;justify-content:center;z-index:2147483000}' +
     '.sf-popup{position:relative;background:#fff;padding:28px;border-radius:12px;box-shadow:0 10px 40px rgba(0,0,0,.3)}' +
