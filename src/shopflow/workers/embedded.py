@@ -13,6 +13,7 @@ from datetime import datetime, timedelta
 from sqlalchemy.engine import Engine
 
 from shopflow.analytics import operations
+from shopflow.campaigns import launch as campaigns
 from shopflow.domain.clock import Clock
 from shopflow.flows import alerts, scheduler, sweeps, webhooks
 from shopflow.ingest import retention
@@ -70,6 +71,10 @@ class Worker:
     # Segments whose rules change with time alone are swept this often (a day turns at 00:00 UTC).
     segment_sweep_every: timedelta = timedelta(seconds=sweeper.EVERY_SECONDS)
     _last_segment_sweep: datetime | None = None
+    # Campaigns: launches due, running launches continued, flash sales ended (campaigns/launch.py).
+    campaign_every: timedelta = timedelta(seconds=10)
+    _last_campaigns: datetime | None = None
+    _campaigns_busy: bool = False
 
     def maintain(self) -> bool:
         """Run the periodic jobs when they are due; True if they ran."""
@@ -92,6 +97,17 @@ class Worker:
         changed = sweeper.run(self.engine, now=now)
         queries.record_sizes(self.engine, now=now)  # size over time: a row per segment per hour
         return changed
+
+    def run_campaigns(self) -> int:
+        """The campaign job, when due by the clock or while a launch is still queueing."""
+        now = self.clock.now()
+        last = self._last_campaigns
+        if not self._campaigns_busy and last is not None and now - last < self.campaign_every:
+            return 0
+        self._last_campaigns = now
+        work = campaigns.run_due(self.engine, now=now)
+        self._campaigns_busy = work > 0
+        return work
 
     def tick(self) -> WorkerCounts:
         """One pass over every stage, in data-flow order; returns the work done.
@@ -116,6 +132,7 @@ class Worker:
             done.segments += backfill.run_pending(self.engine, now=now)
         if due.runs or done.events or done.swept:
             done.steps = scheduler.run_due(self.engine, clock=self.clock, limit=self.step_batch)
+        done.swept += self.run_campaigns()
         fresh = bool(done.events or done.swept or done.steps)
         if due.email or fresh:
             done.messages = deliver.email(
