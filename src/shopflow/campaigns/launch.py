@@ -1,5 +1,5 @@
 """Queueing a campaign: its audience resolved in batches, a message row per recipient written
-through the outbox (messages.enqueue_many, dedupe key `campaign:{id}:{profile}`), the cursor
+through the outbox (store.campaigns.enqueue: the rows of messages.enqueue_many, dedupe key `campaign:{id}:{profile}`), the cursor
 moved in the same transaction. A launch that dies resumes from its cursor; a batch written
 twice writes nothing new. The delivery pipeline then sends the rows with every guard.
 
@@ -18,7 +18,7 @@ from sqlalchemy.engine import Connection, Engine
 from shopflow.campaigns import audience, content
 from shopflow.domain import campaigns as rules
 from shopflow.store import campaigns as store
-from shopflow.store import db, messages, workspaces
+from shopflow.store import db, workspaces
 
 BATCH = 5000  # recipients per transaction
 JOB_BATCHES = 20  # batches one pass of the periodic job writes, over every campaign
@@ -77,50 +77,42 @@ def write_batch(
     start = c.launch_at or now
     facts = store.profile_facts(conn, workspace_id=c.workspace_id, profile_ids=page.profile_ids)
     fallback = _store_zone(conn, c.workspace_id) if definition.schedule.kind == rules.LOCAL_TIME else "UTC"
-    ctx = content.message_context(c.id, definition)
-    rows: list[dict[str, Any]] = []
+    sends: list[tuple[int, datetime]] = []
     for pid in page.profile_ids:
         found = facts.get(pid)
         if found is None:  # erased since it was listed
             continue
+        # A merged profile's message goes to the survivor, once however many ids it had.
         survivor, zone = found
-        rows.append(
-            {
-                "workspace_id": c.workspace_id,
-                "profile_id": survivor,
-                "channel": c.channel,
-                "template": c.template,
-                "transactional": False,
-                "flow_id": None,
-                "run_id": None,
-                "node_id": None,
-                "campaign_id": c.id,
-                # A merged profile's message goes to the survivor, once however many ids it had.
-                "dedupe_key": f"campaign:{c.id}:{survivor}",
-                "status": status,
-                "skip_reason": None,
-                "context": ctx,
-                "send_after": rules.send_after(
-                    definition.schedule,
-                    start=start,
-                    index=c.recipients + len(rows),
-                    per_hour=c.per_hour,
-                    zone_name=zone,
-                    fallback_zone=fallback,
-                ),
-                "created_at": now,
-            }
+        after = rules.send_after(
+            definition.schedule,
+            start=start,
+            index=c.recipients + len(sends),
+            per_hour=c.per_hour,
+            zone_name=zone,
+            fallback_zone=fallback,
         )
-    messages.enqueue_many(conn, rows)
+        sends.append((survivor, after))
+    store.enqueue(
+        conn,
+        workspace_id=c.workspace_id,
+        campaign_id=c.id,
+        channel=c.channel,
+        template=c.template,
+        status=status,
+        context=content.message_context(c.id, definition),
+        now=now,
+        sends=sends,
+    )
     store.update(
         conn,
         campaign_id=c.id,
         now=now,
         cursor_after_id=max(page.last_id, c.cursor_after_id),
-        recipients=c.recipients + len(rows),
+        recipients=c.recipients + len(sends),
         launch_done=page.exhausted,
     )
-    return len(rows)
+    return len(sends)
 
 
 def continue_launch(
