@@ -4,17 +4,20 @@ audience merged and filtered, local time, cancel, pause, a relaunch after a cras
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import pytest
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
-from shopflow.campaigns import launch, manage
+from shopflow.campaigns import content, launch, manage
 from shopflow.domain import campaigns as rules
 from shopflow.domain.clock import SimulatedClock
+from shopflow.messaging import sms_settings
 from shopflow.messaging.channels.email.smtp import SmtpChannel
 from shopflow.messaging.sink import Sink
+from shopflow.messaging.templates import text as text_templates
 from shopflow.store import campaigns as campaign_store
 from shopflow.store import db
 from tests.integration import campaigns_support as support
@@ -286,3 +289,32 @@ def test_calendar_lists_scheduled_campaigns_per_day(engine: Engine, clock: Simul
         ("2026-01-05", ["a"]),
         ("2026-01-06", ["b", "c"]),
     ]
+
+
+def test_an_sms_over_the_workspace_segment_limit_is_refused(
+    engine: Engine, clock: SimulatedClock, tmp_path: Path
+) -> None:
+    s = support.shop(engine, clock)
+    s.add_list("newsletter", [s.person("ana", phone="+14155550101")])
+    sms_settings.configure(engine, workspace_id=s.ws, changes={"max_segments": 2})
+    (tmp_path / "sms").mkdir()
+    (tmp_path / "sms" / "long.yaml").write_text("body: '{{ profile.first_name }} " + "x" * 400 + "'\n")
+    (tmp_path / "sms" / "short.yaml").write_text("body: 'Hi {{ profile.first_name }}, 20% off today'\n")
+    libs = content.Libraries(text=text_templates.TextLibrary(tmp_path))
+    with pytest.raises(rules.Invalid) as caught:
+        manage.create(
+            engine,
+            workspace_id=s.ws,
+            data=support.definition(channel="sms", template="long"),
+            now=clock.now(),
+            libraries=libs,
+        )
+    [message] = caught.value.messages()
+    assert message.startswith("template: 'long' does not render for profile ")
+    assert message.endswith("sms template 'long': 3 segments, the limit is 2 (sms.max_segments)")
+    assert manage.list_campaigns(engine, workspace_id=s.ws) == []
+    ok = manage.create(
+        engine, workspace_id=s.ws, data=support.definition(channel="sms", template="short"), now=clock.now(),
+        libraries=libs,
+    )  # fmt: skip
+    assert (ok.channel, ok.status) == ("sms", "draft")

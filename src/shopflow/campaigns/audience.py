@@ -127,18 +127,24 @@ class Resolver:
             raise rules.Invalid(problems)
         return out
 
+    # The fetchers close over the connection, not the resolver: no reference cycle, so a batch's
+    # pages are freed as soon as it is done (a cycle would wait for a full collection).
     def _list_fetch(self, list_id: int) -> Fetch:
+        conn, workspace_id = self.conn, self.workspace_id
+
         def fetch(after_id: int, limit: int) -> list[int]:
             return store.list_member_ids(
-                self.conn, workspace_id=self.workspace_id, list_id=list_id, after_id=after_id, limit=limit
+                conn, workspace_id=workspace_id, list_id=list_id, after_id=after_id, limit=limit
             )
 
         return fetch
 
     def _segment_fetch(self, rule: segment_rules.Condition) -> Fetch:
+        conn, workspace_id, now = self.conn, self.workspace_id, self.now
+
         def fetch(after_id: int, limit: int) -> list[int]:
             return segment_audience.member_ids(
-                self.conn, rule, workspace_id=self.workspace_id, now=self.now, after_id=after_id, limit=limit
+                conn, rule, workspace_id=workspace_id, now=now, after_id=after_id, limit=limit
             )
 
         return fetch
