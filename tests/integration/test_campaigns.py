@@ -20,6 +20,7 @@ from shopflow.messaging.sink import Sink
 from shopflow.messaging.templates import text as text_templates
 from shopflow.store import campaigns as campaign_store
 from shopflow.store import db
+from shopflow.workers.embedded import Worker
 from tests.integration import campaigns_support as support
 
 sink = support.sink  # fixtures
@@ -318,3 +319,24 @@ def test_an_sms_over_the_workspace_segment_limit_is_refused(
         libraries=libs,
     )  # fmt: skip
     assert (ok.channel, ok.status) == ("sms", "draft")
+
+
+def test_the_worker_loop_launches_delivers_and_finishes(
+    engine: Engine, clock: SimulatedClock, sink: Sink, smtp: SmtpChannel
+) -> None:
+    s = support.shop(engine, clock)
+    s.add_list("newsletter", [s.person(n) for n in ("ana", "ben")])
+    data = support.definition(schedule={"kind": "at", "at": support.at(clock, minutes=30)})
+    manage.create(engine, workspace_id=s.ws, data=data, now=clock.now())
+    manage.schedule(engine, workspace_id=s.ws, key="bf", now=clock.now())
+    worker = Worker(
+        engine=engine, clock=clock, channel=smtp, link_secret=support.SECRET, public_url=support.PUBLIC
+    )
+    worker.run_until_idle()
+    assert sink.messages() == [] and manage.get(engine, workspace_id=s.ws, key="bf").status == "scheduled"
+    clock.advance(timedelta(minutes=30))
+    worker.run_until_idle()
+    assert sorted(str(m["To"]) for m in sink.messages()) == ["ana@example.org", "ben@example.org"]
+    clock.advance(timedelta(seconds=worker.campaign_every.total_seconds()))
+    worker.run_until_idle()
+    assert manage.get(engine, workspace_id=s.ws, key="bf").status == "sent"
