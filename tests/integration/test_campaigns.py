@@ -17,6 +17,7 @@ from shopflow.domain.clock import SimulatedClock
 from shopflow.messaging import sms_settings
 from shopflow.messaging.channels.email.smtp import SmtpChannel
 from shopflow.messaging.sink import Sink
+from shopflow.messaging.templates import email as email_templates
 from shopflow.messaging.templates import text as text_templates
 from shopflow.store import campaigns as campaign_store
 from shopflow.store import db
@@ -340,3 +341,26 @@ def test_the_worker_loop_launches_delivers_and_finishes(
     clock.advance(timedelta(seconds=worker.campaign_every.total_seconds()))
     worker.run_until_idle()
     assert manage.get(engine, workspace_id=s.ws, key="bf").status == "sent"
+
+
+FLASH = """subject: 'Ends in {{ event.campaign.ends_at | countdown }}, {{ profile.first_name }}'
+html: '<p>{{ event.campaign.name }}: {{ event.campaign.ends_at | countdown }} left.
+  <a href="{{ unsubscribe_url }}">Unsubscribe</a> {{ store.postal_address }}</p>'
+"""
+
+
+def test_a_flash_sale_email_counts_down_to_its_end(
+    engine: Engine, clock: SimulatedClock, sink: Sink, smtp: SmtpChannel, tmp_path: Path
+) -> None:
+    s = support.shop(engine, clock)
+    s.add_list("newsletter", [s.person("ana")])
+    (tmp_path / "flash.yaml").write_text(FLASH)
+    library = email_templates.Library(tmp_path)
+    data = support.definition(template="flash", ends_at=support.at(clock, hours=5))
+    libs = content.Libraries(email=library)
+    manage.create(engine, workspace_id=s.ws, data=data, now=clock.now(), libraries=libs)
+    manage.send(engine, workspace_id=s.ws, key="bf", now=clock.now(), libraries=libs)
+    clock.advance(timedelta(hours=2))
+    assert support.deliver(engine, clock, smtp, library=library) == 1
+    [mail] = sink.messages()
+    assert mail["Subject"] == "Ends in 3 hours, Ana"
