@@ -125,6 +125,15 @@ class Shop:
             )
             return [dict(r._mapping) for r in rows]
 
+    def message_ids(self) -> list[tuple[int, int]]:
+        """(profile id, message id) of every message of the workspace."""
+        m = tables.messages
+        with db.reading(self.engine) as conn:
+            rows = conn.execute(
+                sa.select(m.c.profile_id, m.c.id).where(m.c.workspace_id == self.ws).order_by(m.c.id)
+            )
+            return [(int(p), int(i)) for p, i in rows]
+
 
 def shop(engine: Engine, clock: SimulatedClock) -> Shop:
     created = testing.make_workspace(engine, now=clock.now())

@@ -4,6 +4,7 @@ audience merged and filtered, local time, cancel, pause, a relaunch after a cras
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -11,9 +12,11 @@ import pytest
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
-from shopflow.campaigns import content, launch, manage
+from shopflow.campaigns import content, launch, manage, reports
 from shopflow.domain import campaigns as rules
 from shopflow.domain.clock import SimulatedClock
+from shopflow.domain.events import CanonicalEvent, Identity
+from shopflow.ingest import pipeline
 from shopflow.messaging import sms_settings
 from shopflow.messaging.channels.email.smtp import SmtpChannel
 from shopflow.messaging.sink import Sink
@@ -22,6 +25,7 @@ from shopflow.messaging.templates import text as text_templates
 from shopflow.store import campaigns as campaign_store
 from shopflow.store import db
 from shopflow.workers.embedded import Worker
+from shopflow.workers.events import process_pending
 from tests.integration import campaigns_support as support
 
 sink = support.sink  # fixtures
@@ -364,3 +368,33 @@ def test_a_flash_sale_email_counts_down_to_its_end(
     assert support.deliver(engine, clock, smtp, library=library) == 1
     [mail] = sink.messages()
     assert mail["Subject"] == "Ends in 3 hours, Ana"
+
+
+def test_results_count_engagement_and_attributed_revenue(
+    engine: Engine, clock: SimulatedClock, sink: Sink, smtp: SmtpChannel
+) -> None:
+    s = support.shop(engine, clock)
+    ana, ben = s.person("ana"), s.person("ben")
+    s.add_list("newsletter", [ana, ben])
+    manage.create(engine, workspace_id=s.ws, data=support.definition(), now=clock.now())
+    manage.send(engine, workspace_id=s.ws, key="bf", now=clock.now())
+    assert support.deliver(engine, clock, smtp) == 2
+    [ana_message] = [m for m in s.message_ids() if m[0] == ana]
+    clock.advance(timedelta(hours=1))
+    opened = CanonicalEvent(
+        message_id="open-1", source="test", identity=Identity(profile_id=ana), time=clock.now(),
+        name="Opened Email", properties={"message_id": ana_message[1]},
+    )  # fmt: skip
+    order = CanonicalEvent(
+        message_id="order-1", source="test", identity=Identity(profile_id=ana), time=clock.now() + timedelta(hours=1),
+        name="Placed Order", properties={"order_id": "o-1"}, value=Decimal("50.00"),
+    )  # fmt: skip
+    with db.transaction(engine) as conn:
+        pipeline.accept(conn, workspace_id=s.ws, events=[opened, order], now=clock.now())
+    clock.advance(timedelta(hours=2))
+    process_pending(engine, clock=clock)
+    assert reports.results(engine, workspace_id=s.ws, key="bf") == {
+        "sent": 2, "delivered": 2, "opened": 1, "clicked": 0, "unsubscribed": 0, "bounced": 0,
+        "complained": 0, "open_rate": 0.5, "click_rate": 0.0, "conversions": 1, "revenue": "50.00",
+        "revenue_per_recipient": "25.00", "currency": "USD",
+    }  # fmt: skip

@@ -67,7 +67,9 @@ def test_create_schedule_send_report_calendar(
     assert (code, out) == (0, "bf: sending, 3 messages queued\n")
     assert "queueing bf" in err and "3 recipients" in err  # the progress bar, on stderr
     code, out, _ = run(capsys, "campaigns", "report", "bf", "--workspace", s.ws, "--json")
-    assert json.loads(out) == {
+    reported = json.loads(out)
+    assert reported.pop("results")["sent"] == 0
+    assert reported == {
         "key": "bf", "status": "sending", "recipients": 3, "queued": 3, "held": 0, "sending": 0, "sent": 0,
         "failed": 0, "skipped": {},
     }  # fmt: skip

@@ -18,7 +18,7 @@ import yaml
 from tqdm import tqdm
 
 from shopflow import config
-from shopflow.campaigns import manage
+from shopflow.campaigns import manage, reports
 from shopflow.cli import common
 from shopflow.domain.clock import SystemClock
 
@@ -195,13 +195,16 @@ def _send(args: argparse.Namespace, settings: config.Settings) -> int:
 
 
 def _report(args: argparse.Namespace, settings: config.Settings) -> int:
-    shown = manage.progress(common.engine(settings), workspace_id=args.workspace, key=args.key)
+    engine = common.engine(settings)
+    shown = manage.progress(engine, workspace_id=args.workspace, key=args.key)
     data = {"key": shown.campaign.key, "status": shown.campaign.status, **shown.as_dict()}
+    data["results"] = found = reports.results(engine, workspace_id=args.workspace, key=args.key)
     skipped = ", ".join(f"{k} {n}" for k, n in sorted(shown.skipped.items())) or "none"
     text = (
         f"{shown.campaign.key} ({shown.campaign.status}): {shown.total} recipients, {shown.queued} queued, "
         f"{shown.held} held, {shown.sending} sending, {shown.sent} sent, {shown.failed} failed; "
-        f"skipped: {skipped}"
+        f"skipped: {skipped}\n{found['opened']} opened, {found['clicked']} clicked, "
+        f"{found['conversions']} orders, {found['revenue']} {found['currency']} attributed"
     )
     return _out(args, data, text)
 

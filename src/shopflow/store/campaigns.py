@@ -6,13 +6,15 @@ import json
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from decimal import Decimal
 from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql
 from sqlalchemy.engine import Connection
 
-from shopflow.store import db, messages, tables
+from shopflow.domain import events as metrics
+from shopflow.store import analytics, analytics_reports, db, messages, tables
 
 # Message statuses a campaign's unsent rows have: delivery claims only 'queued'; 'held' waits.
 QUEUED, HELD, SKIPPED = "queued", "held", "skipped"
@@ -376,3 +378,37 @@ def enqueue(
             for (pid, after), key in zip(sends, keys, strict=True)
         ],
     )
+
+
+# --- results: engagement and attributed revenue -------------------------------------------------
+
+
+def outcomes(conn: Connection, *, campaign_id: int, exclude_machine_opens: bool) -> dict[str, int]:
+    """Distinct sent messages of the campaign with an open, click, unsubscribe, bounce or
+    complaint (the flow report's outcomes, analytics_reports.OUTCOMES)."""
+    m, e = tables.messages, tables.events
+    query = (
+        sa.select(e.c.name, sa.func.count(sa.distinct(m.c.id)))
+        .select_from(analytics._with_touches(sorted(analytics_reports.OUTCOMES)))
+        .where(m.c.campaign_id == campaign_id, m.c.status == "sent")
+        .group_by(e.c.name)
+    )
+    if exclude_machine_opens:
+        machine = sa.func.coalesce(analytics._json_text(e.c.properties, "machine_open"), "")
+        query = query.where(sa.or_(e.c.name != metrics.OPENED_EMAIL, machine.not_in(["true", "1"])))
+    out: dict[str, int] = {}
+    for name, n in conn.execute(query):
+        key = analytics_reports.OUTCOMES[name]
+        out[key] = out.get(key, 0) + int(n)
+    return out
+
+
+def attributed(conn: Connection, *, campaign_id: int) -> tuple[int, Decimal]:
+    """(conversions credited to the campaign's messages, their net revenue: refunds reversed)."""
+    a, m = tables.attributions, tables.messages
+    row = conn.execute(
+        sa.select(sa.func.count(), analytics._money(sa.func.sum(a.c.revenue - a.c.reversed_amount)))
+        .select_from(a.join(m, m.c.id == a.c.message_id))
+        .where(m.c.campaign_id == campaign_id, a.c.workspace_id == m.c.workspace_id)
+    ).one()
+    return int(row[0]), analytics._dec(row[1])

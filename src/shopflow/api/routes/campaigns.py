@@ -19,7 +19,7 @@ from fastapi.responses import JSONResponse
 
 from shopflow import workspaces
 from shopflow.api import deps, schemas
-from shopflow.campaigns import manage
+from shopflow.campaigns import manage, reports
 from shopflow.domain import campaigns as rules
 
 router = APIRouter(prefix="/api/v1/campaigns", tags=["campaigns"])
@@ -143,12 +143,16 @@ async def show_campaign(
 
 @router.get("/{key}/report")
 async def report(key: str, request: Request, ws: deps.Workspace = Depends(deps.private_workspace)) -> Any:
-    """Progress from the campaign's messages: queued, held, sent, failed, skipped by reason."""
+    """Progress from the campaign's messages (queued, held, sent, failed, skipped by reason) and
+    its results (opens, clicks, unsubscribes, bounces, attributed orders and revenue)."""
     engine = deps.context(request).engine
     shown = await _run(lambda: manage.progress(engine, workspace_id=ws.id, key=key))
     if isinstance(shown, JSONResponse):
         return shown
-    return {"key": shown.campaign.key, "status": shown.campaign.status, **shown.as_dict()}
+    found = await _run(lambda: reports.results(engine, workspace_id=ws.id, key=key))
+    if isinstance(found, JSONResponse):
+        return found
+    return {"key": shown.campaign.key, "status": shown.campaign.status, **shown.as_dict(), "results": found}
 
 
 @router.get("/{key}/audience")
