@@ -169,18 +169,10 @@ _ACTIONS: dict[str, Callable[..., manage.Campaign]] = {
     "resume": manage.resume,
     "cancel": manage.cancel,
 }
+_NO_BODY = schemas.body({"type": "object"}, required=False)
 
 
-@router.post("/{key}/{action}", openapi_extra=schemas.body({"type": "object"}, required=False))
-async def act(
-    key: str, action: str, request: Request, ws: deps.Workspace = Depends(deps.private_workspace)
-) -> Any:
-    """schedule | send | pause | resume | cancel. `send` queues the first batch and answers 202;
-    the worker queues the rest (GET .../report shows it)."""
-    if action not in (*_ACTIONS, "send"):
-        return _error(
-            404, f"action: expected one of schedule, send, pause, resume, cancel, got {action[:40]!r}"
-        )
+async def _act(action: str, key: str, request: Request, ws: deps.Workspace) -> Any:
     body = await deps.json_object(request, limit=MAX_BODY)
     if isinstance(body, JSONResponse):
         return body
@@ -193,3 +185,33 @@ async def act(
         return sent if isinstance(sent, JSONResponse) else JSONResponse(_detail(sent), status_code=202)
     done = await _run(lambda: _ACTIONS[action](ctx.engine, workspace_id=ws.id, key=key, now=now))
     return done if isinstance(done, JSONResponse) else _detail(done)
+
+
+@router.post("/{key}/schedule", openapi_extra=_NO_BODY)
+async def schedule(key: str, request: Request, ws: deps.Workspace = Depends(deps.private_workspace)) -> Any:
+    """draft -> scheduled: the worker launches it at its time (a frozen audience is resolved now)."""
+    return await _act("schedule", key, request, ws)
+
+
+@router.post("/{key}/send", status_code=202, openapi_extra=_NO_BODY)
+async def send(key: str, request: Request, ws: deps.Workspace = Depends(deps.private_workspace)) -> Any:
+    """Launch now: the first batch is queued here (202), the worker queues the rest."""
+    return await _act("send", key, request, ws)
+
+
+@router.post("/{key}/pause", openapi_extra=_NO_BODY)
+async def pause(key: str, request: Request, ws: deps.Workspace = Depends(deps.private_workspace)) -> Any:
+    """Hold the campaign's unsent messages."""
+    return await _act("pause", key, request, ws)
+
+
+@router.post("/{key}/resume", openapi_extra=_NO_BODY)
+async def resume(key: str, request: Request, ws: deps.Workspace = Depends(deps.private_workspace)) -> Any:
+    """Release its held messages (or back to scheduled if it had not started)."""
+    return await _act("resume", key, request, ws)
+
+
+@router.post("/{key}/cancel", openapi_extra=_NO_BODY)
+async def cancel(key: str, request: Request, ws: deps.Workspace = Depends(deps.private_workspace)) -> Any:
+    """Skip every unsent message (campaign_cancelled); what was sent stays sent."""
+    return await _act("cancel", key, request, ws)
