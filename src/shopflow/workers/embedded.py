@@ -39,9 +39,10 @@ class WorkerCounts:
     messages: int = 0
     swept: int = 0  # runs created by time-based triggers
     segments: int = 0  # profiles evaluated by segment backfills, memberships changed by the sweeper
+    campaigns: int = 0  # campaigns launched, ended or finished and their message rows written
 
     def total(self) -> int:
-        return self.events + self.steps + self.messages + self.swept + self.segments
+        return self.events + self.steps + self.messages + self.swept + self.segments + self.campaigns
 
 
 @dataclass
@@ -132,8 +133,8 @@ class Worker:
             done.segments += backfill.run_pending(self.engine, now=now)
         if due.runs or done.events or done.swept:
             done.steps = scheduler.run_due(self.engine, clock=self.clock, limit=self.step_batch)
-        done.swept += self.run_campaigns()
-        fresh = bool(done.events or done.swept or done.steps)
+        done.campaigns = self.run_campaigns()
+        fresh = bool(done.events or done.swept or done.steps or done.campaigns)
         if due.email or fresh:
             done.messages = deliver.email(
                 self.engine,
@@ -184,6 +185,7 @@ class Worker:
             total.messages += done.messages
             total.swept += done.swept
             total.segments += done.segments
+            total.campaigns += done.campaigns
             if done.total() == 0:
                 break
         return total
