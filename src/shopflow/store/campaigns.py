@@ -10,7 +10,6 @@ from decimal import Decimal
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.dialects import postgresql
 from sqlalchemy.engine import Connection
 
 from shopflow.domain import events as metrics
@@ -19,15 +18,6 @@ from shopflow.store import analytics, analytics_reports, db, messages, tables
 # Message statuses a campaign's unsent rows have: delivery claims only 'queued'; 'held' waits.
 QUEUED, HELD, SKIPPED = "queued", "held", "skipped"
 LIVE = ("scheduled", "sending", "paused")
-# One array type for every id look-up: db.one_of builds ARRAY(column.type) per call, which is a
-# new compiled-cache key each time, so the cache keeps each batch's ids until it evicts them.
-_IDS = postgresql.ARRAY(sa.BigInteger())
-
-
-def _ids_in(conn: Connection, column: sa.ColumnElement[Any], ids: Sequence[int]) -> sa.ColumnElement[bool]:
-    if db.is_sqlite(conn):
-        return column.in_(list(ids))
-    return column == sa.any_(sa.bindparam("ids", list(ids), type_=_IDS))
 
 
 @dataclass(frozen=True)
@@ -211,20 +201,20 @@ def facts(
             sa.select(cs.c.profile_id, cs.c.status).where(
                 cs.c.workspace_id == workspace_id,
                 cs.c.channel == channel,
-                _ids_in(conn, cs.c.profile_id, ids),
+                db.one_of(conn, cs.c.profile_id, ids),
             )
         ).all()
     )
     suppressed = dict(
         conn.execute(
             sa.select(s.c.profile_id, s.c.reason).where(
-                s.c.workspace_id == workspace_id, s.c.channel == channel, _ids_in(conn, s.c.profile_id, ids)
+                s.c.workspace_id == workspace_id, s.c.channel == channel, db.one_of(conn, s.c.profile_id, ids)
             )
         ).all()
     )
     rows = conn.execute(
         sa.select(p.c.id, p.c.email, p.c.phone, p.c.timezone, p.c.merged_into).where(
-            p.c.workspace_id == workspace_id, _ids_in(conn, p.c.id, ids)
+            p.c.workspace_id == workspace_id, db.one_of(conn, p.c.id, ids)
         )
     )
     return {
@@ -252,7 +242,7 @@ def profile_facts(
     for _hop in range(8):  # merges chain rarely; bounded so a cycle cannot loop forever
         rows = conn.execute(
             sa.select(p.c.id, p.c.merged_into, p.c.timezone).where(
-                p.c.workspace_id == workspace_id, _ids_in(conn, p.c.id, pending)
+                p.c.workspace_id == workspace_id, db.one_of(conn, p.c.id, pending)
             )
         )
         for r in rows:
