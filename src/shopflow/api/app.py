@@ -122,6 +122,7 @@ async def _ingest_writer(ctx: deps.AppContext) -> Callable[[], Any]:
 def _routers() -> list[Any]:
     """Routers of the other packages; one line each."""
     from shopflow.api.routes import browser as browser_routes
+    from shopflow.api.routes import campaigns as campaign_routes
     from shopflow.api.routes import feedback as feedback_routes
     from shopflow.api.routes import flows, ingest, profiles, tracking, webhooks
     from shopflow.api.routes import library as library_routes
@@ -149,6 +150,7 @@ def _routers() -> list[Any]:
         _privacy_routes(),
         _template_routes(),
         _segment_routes(),
+        campaign_routes.router,
     ]
 
 

@@ -11,6 +11,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from shopflow import config, logs, workspaces
+from shopflow.cli import campaigns as campaigns_area
 from shopflow.cli import common
 from shopflow.cli import coupons as coupons_area
 from shopflow.cli import db as db_area
@@ -44,6 +45,7 @@ AREAS: list[Callable[[Any], None]] = [
     flows_area.register,
     flow_steps_area.register,
     segments_area.register,
+    campaigns_area.register,
     serve_area.register,
     demo_area.register,
     sink_area.register,
