@@ -212,7 +212,7 @@ def test_unusable_email_or_phone_trait_is_a_field_error(
     [
         ("/api/v1/profiles?email=a%00b@shop.test", f"query.email: {NUL_ERROR}"),
         ("/api/v1/profiles?em%00ail=a", 'query: key "em\\u0000ail" ' + NUL_ERROR),
-        ("/api/v1/segments/vip%00", f"path: {NUL_ERROR}"),
+        ("/api/v1/campaigns?from=2026-12-01%00", f"query.from: {NUL_ERROR}"),
     ],
 )
 def test_a_nul_in_the_url_is_a_400_naming_the_parameter(

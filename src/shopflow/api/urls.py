@@ -1,6 +1,8 @@
-"""A URL whose path or query holds text no database stores (a NUL, which PostgreSQL refuses in
-text, or a lone surrogate) is answered 400 naming the parameter, before any route runs: the same
-rule as JSON bodies (ingest/safe_json.py), so both databases give the same answer everywhere."""
+"""A query string holding text no database stores (a NUL, which PostgreSQL refuses in text) is
+answered 400 naming the parameter, before any route runs: the same rule as JSON bodies
+(ingest/safe_json.py), so both databases give the same answer everywhere. Path parameters are the
+routes' own: each validates its ids and keys (a webhook answers an impossible workspace id like a
+wrong signature, telling nothing)."""
 
 from __future__ import annotations
 
@@ -13,11 +15,10 @@ from shopflow.ingest import safe_json
 
 
 def problem(scope: Scope) -> str | None:
-    """What is wrong with the request's URL, naming the parameter; None when it can be stored."""
+    """What is wrong with the request's query, naming the parameter; None when it can be stored."""
     query = bytes(scope.get("query_string", b"")).decode("latin-1")
     pairs = parse_qsl(query, keep_blank_values=True, errors="replace")
     try:
-        safe_json.check_strings(scope.get("path", ""), "path")
         for name, value in pairs:
             safe_json.check_strings({name: value}, "query")
     except safe_json.JsonError as exc:
