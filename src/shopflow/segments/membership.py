@@ -343,9 +343,7 @@ def on_events(
         gone = _not_live(conn, workspace_id=ws, profile_ids=queued)
         if gone:
             segment_jobs.drop_memberships(conn, workspace_id=ws, profile_ids=sorted(gone), now=now)
-        emit(
-            conn, workspace_id=ws, changes=changes, causes=causes, now=now, historical=imported - live_cause
-        )
+        emit(conn, workspace_id=ws, changes=changes, causes=causes, now=now, historical=imported - live_cause)
         total += sum(len(c.entered) + len(c.exited) for c in changes)
     return total
 

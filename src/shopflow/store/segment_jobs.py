@@ -133,9 +133,7 @@ def claim_rechecks(conn: Connection, *, limit: int) -> ClaimedRechecks:
     """Claim (delete) up to `limit` queued re-checks; returns per workspace each profile id with
     its latest re-check id."""
     r = st.segment_rechecks
-    query = (
-        sa.select(r.c.id, r.c.workspace_id, r.c.profile_id, r.c.historical).order_by(r.c.id).limit(limit)
-    )
+    query = sa.select(r.c.id, r.c.workspace_id, r.c.profile_id, r.c.historical).order_by(r.c.id).limit(limit)
     if not db.is_sqlite(conn):
         query = query.with_for_update(skip_locked=True)
     rows = list(conn.execute(query))

@@ -28,8 +28,8 @@ from shopflow.store.tables.effects import (
     staff_alerts,
     webhook_deliveries,
 )
-from shopflow.store.tables.imports import import_progress
 from shopflow.store.tables.identity import profile_identifiers, profile_merges, profiles
+from shopflow.store.tables.imports import import_progress
 from shopflow.store.tables.ingest import events, pending_events, webhook_receipts
 from shopflow.store.tables.messaging import (
     coupon_codes,

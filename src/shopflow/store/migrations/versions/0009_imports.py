@@ -34,7 +34,9 @@ def upgrade() -> None:
         sa.Column("byte_offset", sa.BigInteger(), nullable=False),
         sa.Column("row_number", sa.BigInteger(), nullable=False),
         sa.Column(
-            "counts", sa.JSON().with_variant(postgresql.JSONB(astext_type=sa.Text()), "postgresql"), nullable=False
+            "counts",
+            sa.JSON().with_variant(postgresql.JSONB(astext_type=sa.Text()), "postgresql"),
+            nullable=False,
         ),
         sa.Column("status", sa.String(length=16), nullable=False),
         sa.Column("started_at", shopflow.store.types.UTCDateTime(timezone=True), nullable=False),
@@ -44,7 +46,10 @@ def upgrade() -> None:
         ),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_import_progress")),
         sa.UniqueConstraint(
-            "workspace_id", "kind", "fingerprint", name=op.f("uq_import_progress_workspace_id_kind_fingerprint")
+            "workspace_id",
+            "kind",
+            "fingerprint",
+            name=op.f("uq_import_progress_workspace_id_kind_fingerprint"),
         ),
     )
     # Re-checks queued by an import: the membership changes they cause start no flows.
