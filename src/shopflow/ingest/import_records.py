@@ -49,17 +49,22 @@ class Binding:
     index: dict[str, int]
     name: dict[str, str]
     width: int
+    # Fields with more than one column present (Shopify's Phone, then Billing Phone): the first
+    # non-empty one counts.
+    fallback: dict[str, tuple[tuple[int, str], ...]]
 
     @classmethod
     def bind(cls, layout: Layout, header: list[str], path: str) -> Binding:
         position = {h: i for i, h in enumerate(header)}
         index: dict[str, int] = {}
         name: dict[str, str] = {}
+        fallback: dict[str, tuple[tuple[int, str], ...]] = {}
         for field, candidates in layout.columns.items():
-            for column in candidates:
-                if column in position:
-                    index[field], name[field] = position[column], column
-                    break
+            present = [(position[c], c) for c in candidates if c in position]
+            if present:
+                index[field], name[field] = present[0]
+            if len(present) > 1:
+                fallback[field] = tuple(present)
         for field in layout.required:
             if field not in index:
                 wanted = " or ".join(repr(c) for c in layout.columns[field])
@@ -74,7 +79,7 @@ class Binding:
                     f"{path}: header: unknown column {unknown[0]!r} for {layout.kind} "
                     f"(expected some of {', '.join(sorted(known))}; see docs/import.md)"
                 )
-        return cls(layout, index, name, len(header))
+        return cls(layout, index, name, len(header), fallback)
 
 
 @dataclass(frozen=True)
@@ -84,10 +89,20 @@ class Row:
     binding: Binding
 
     def get(self, field: str) -> str:
+        several = self.binding.fallback.get(field)
+        if several is not None:
+            for i, _ in several:
+                if self.values[i].strip():
+                    return self.values[i].strip()
+            return ""
         i = self.binding.index.get(field)
         return self.values[i].strip() if i is not None else ""
 
     def column(self, field: str) -> str:
+        """The file column the field's value came from (the first non-empty, when several)."""
+        for i, name in self.binding.fallback.get(field, ()):
+            if self.values[i].strip():
+                return name
         return self.binding.name.get(field, field)
 
     def check_text(self) -> None:
@@ -377,13 +392,13 @@ def order(rows: list[Row], *, region: str) -> Order:
                 currency=cur,
             )
         )
-    if refunded:
+    if refunded and cancelled is None:  # a cancellation reverses the whole order already
         out.append(
             CanonicalEvent(
                 message_id=f"{own}:refunded"[:200],
                 source=source,
                 identity=who_id,
-                time=cancelled or placed,
+                time=placed,
                 name=ev.REFUNDED_ORDER,
                 properties={"order_id": props["order_id"], "products": []},
                 value=refunded,

@@ -208,6 +208,7 @@ def run(
         if progress is not None and progress.status == "done" and not restart:
             summary.add(progress.counts)
             summary.already_done = True
+            summary.rejected_path = None
             return summary
         resume = progress is not None and not restart
         if progress is None or restart:
