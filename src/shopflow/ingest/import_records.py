@@ -91,9 +91,9 @@ class Row:
     def get(self, field: str) -> str:
         several = self.binding.fallback.get(field)
         if several is not None:
-            for i, _ in several:
-                if self.values[i].strip():
-                    return self.values[i].strip()
+            for n, _ in several:
+                if self.values[n].strip():
+                    return self.values[n].strip()
             return ""
         i = self.binding.index.get(field)
         return self.values[i].strip() if i is not None else ""

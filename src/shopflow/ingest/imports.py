@@ -226,7 +226,8 @@ def run(
     store_url = ws.settings.get("store_url")
     if exported_at is None:
         exported_at = datetime.fromtimestamp(os.path.getmtime(path), UTC)
-    start, row = (progress.byte_offset, progress.row_number) if resume else (src.data_start, 1)
+    first_row = 0 if src.jsonl else 1  # a CSV header is row 1, as a spreadsheet counts
+    start, row = (progress.byte_offset, progress.row_number) if resume else (src.data_start, first_row)
     start = max(start, src.data_start)
     prior = dict(progress.counts) if resume else {}
     summary.resumed_at_row = row if resume else 0
@@ -272,11 +273,11 @@ class _Run:
         group: list[tuple[import_files.Record, Row]] = []
         key = ""
         for record, row in records:
-            self.summary.rows += 1
             if row is None:
                 if group:
                     self._unit(group)
                     group, key = [], ""
+                self.summary.rows += 1
                 self._reject([(record, record.values)], str(record.error), str(record.error))
                 self.done_at = (record.end, record.row)
                 self._maybe_flush()
@@ -305,6 +306,7 @@ class _Run:
 
     def _unit(self, group: list[tuple[import_files.Record, Row]]) -> None:
         rows = [r for _, r in group]
+        self.summary.rows += len(rows)
         self.done_at = (group[-1][0].end, group[-1][0].row)
         try:
             if self.kind == "orders":
