@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta, timezone
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
@@ -176,6 +176,23 @@ def whole(row: Row, field: str, *, required: bool = False) -> int | None:
 
 
 _TIME_FORMATS = ("%Y-%m-%d %H:%M:%S %z", "%Y-%m-%d %H:%M %z")  # Shopify's exports
+_OFFSETS: dict[str, timezone] = {}
+
+
+def _shopify_time(text: str) -> datetime | None:
+    """ "2024-03-01 14:05:00 +0100" without strptime (a tenth of its cost), or None."""
+    if len(text) != 25 or text[19] != " " or text[20] not in "+-" or not text[21:].isdigit():
+        return None
+    tz = _OFFSETS.get(text[20:])
+    if tz is None:
+        minutes = int(text[21:23]) * 60 + int(text[23:25])
+        tz = _OFFSETS.setdefault(
+            text[20:], timezone(timedelta(minutes=-minutes if text[20] == "-" else minutes))
+        )
+    try:
+        return datetime.fromisoformat(text[:19]).replace(tzinfo=tz)
+    except ValueError:
+        return None
 
 
 def when(row: Row, field: str, *, required: bool = False) -> datetime | None:
@@ -184,8 +201,8 @@ def when(row: Row, field: str, *, required: bool = False) -> datetime | None:
         if required:
             raise RowError(row.number, row.column(field), "expected a date and time, got an empty value")
         return None
-    parsed = None
-    for fmt in _TIME_FORMATS:
+    parsed = _shopify_time(text)
+    for fmt in _TIME_FORMATS if parsed is None else ():
         try:
             parsed = datetime.strptime(text, fmt)
             break
@@ -263,6 +280,8 @@ def consent_status(row: Row, field: str) -> str | None:
 
 def _first(rows: list[Row], field: str) -> Row:
     """The first row with a value in `field` (an order's own columns are on its first row)."""
+    if len(rows) == 1:
+        return rows[0]
     for row in rows:
         if row.get(field):
             return row
