@@ -89,18 +89,18 @@ def _rss_mib() -> float:
 def child(url: str, path: str, rows: int) -> None:
     engine = db.create_engine(url)
     ws = testing.make_workspace(engine).workspace.id
-    samples: list[tuple[int, float]] = []
+    samples: list[tuple[int, float, float]] = []
     seen = 0
     next_mark = rows // 10
+    started = time.perf_counter()
 
     def on_rows(n: int) -> None:
         nonlocal seen, next_mark
         seen += n
         if seen >= next_mark:
-            samples.append((seen, round(_rss_mib(), 1)))
+            samples.append((seen, round(time.perf_counter() - started, 1), round(_rss_mib(), 1)))
             next_mark += rows // 10
 
-    started = time.perf_counter()
     cpu = time.process_time()
     summary = imports.run(
         engine, workspace_id=ws, kind="orders", path=path, clock=SystemClock(), on_rows=on_rows
@@ -153,7 +153,9 @@ def main() -> None:
                 f"{r['events'] / r['elapsed']:,.0f} events/s; CPU of the import process {r['cpu']:.1f} s; "
                 f"peak RSS {r['peak_rss_mib']:.0f} MiB"
             )
-            print(f"  RSS (MiB) at rows read: {', '.join(f'{n:,}: {m}' for n, m in r['rss'])}")
+            print(
+                "  rows read: seconds, RSS MiB -- " + "; ".join(f"{n:,}: {s} s, {m}" for n, s, m in r["rss"])
+            )
 
 
 if __name__ == "__main__":

@@ -162,8 +162,7 @@ def csv_records(path: str, *, width: int, start: int, row: int) -> Iterator[Reco
                 yield Record(row, lines.pos, [], f"row {row}: not a CSV row ({exc})")
                 continue
             if not values or values == [""]:
-                row -= 1  # a blank line is no record
-                continue
+                continue  # a blank line: no record, but a row of the file as a spreadsheet counts
             if len(values) != width:
                 yield Record(
                     row,

@@ -268,6 +268,7 @@ class _Run:
     batch: _Batch = field(default_factory=_Batch)
     done_at: tuple[int, int] = (0, 0)  # (byte offset, row) just past the last complete unit
     reported: int = 0
+    batches: int = 0
 
     def go(self, records: Iterator[tuple[import_files.Record, Row | None]], group_by: str | None) -> None:
         group: list[tuple[import_files.Record, Row]] = []
@@ -346,6 +347,10 @@ class _Run:
     def _flush(self, *, final: bool) -> None:
         batch, self.batch = self.batch, _Batch()
         now = self.clock.now()
+        self.batches += 1
+        if self.batches & (self.batches - 1) == 0:  # batches 1, 2, 4, 8, ...: the tables doubled
+            with db.transaction(self.engine) as conn:
+                store.refresh_statistics(conn)
         with db.transaction(self.engine) as conn:
             stored = self._write(conn, batch, now)
             totals = self.summary.counts()
