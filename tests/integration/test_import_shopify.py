@@ -287,3 +287,41 @@ def test_the_command_prints_a_summary_and_exits_2_on_the_wrong_kind(
     assert capsys.readouterr().err == f"shopflow: {path}: this is a shopify orders file, not customers\n"
     assert cli.main(["import", "orders", str(path), "--workspace", "ws_nope", "--quiet"]) == 2
     assert "no workspace 'ws_nope'" in capsys.readouterr().err
+
+
+def test_the_command_writes_rejected_rows_where_asked_and_prints_json(
+    database_url: str, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.setenv("SHOPFLOW_DATABASE_URL", database_url)
+    engine = db.create_engine(database_url)
+    testing.truncate_all(engine)
+    ws = workspace(engine)
+    engine.dispose()
+    path = tmp_path / "customers.csv"
+    path.write_text("email,email_consent\nok@example.org,yes\nbad,yes\n@formula,maybe\n")
+    out_path = tmp_path / "out" / "rejects.csv"
+    out_path.parent.mkdir()
+    argv = [
+        "import",
+        "customers",
+        str(path),
+        "--workspace",
+        ws,
+        "--quiet",
+        "--json",
+        "--rejected",
+        str(out_path),
+    ]
+    assert cli.main([*argv, "--exported-at", "2025-12-31T12:00:00Z"]) == 0
+    summary = json.loads(capsys.readouterr().out)
+    assert (summary["format"], summary["rows"], summary["records"], summary["rejected_path"]) == (
+        "generic", 3, 1, str(out_path),
+    )  # fmt: skip
+    assert summary["rejected"] == {"email: expected an email address": 2}
+    assert out_path.read_text().splitlines() == [
+        "row,reason,email,email_consent",
+        "3,\"row 3: email: expected an email address, got 'bad'\",bad,yes",
+        "4,\"row 4: email: expected an email address, got '@formula'\",'@formula,maybe",
+    ]
+    assert cli.main([*argv, "--exported-at", "yesterday"]) == 2
+    assert capsys.readouterr().err == "shopflow: --exported-at: expected an ISO 8601 time, got 'yesterday'\n"

@@ -52,6 +52,7 @@ class Binding:
     # Fields with more than one column present (Shopify's Phone, then Billing Phone): the first
     # non-empty one counts.
     fallback: dict[str, tuple[tuple[int, str], ...]]
+    cols: dict[str, tuple[int, ...]]  # every field's present columns, in order
 
     @classmethod
     def bind(cls, layout: Layout, header: list[str], path: str) -> Binding:
@@ -79,7 +80,8 @@ class Binding:
                     f"{path}: header: unknown column {unknown[0]!r} for {layout.kind} "
                     f"(expected some of {', '.join(sorted(known))}; see docs/import.md)"
                 )
-        return cls(layout, index, name, len(header), fallback)
+        cols = {f: tuple(i for i, _ in fallback[f]) if f in fallback else (i,) for f, i in index.items()}
+        return cls(layout, index, name, len(header), fallback, cols)
 
 
 @dataclass(frozen=True)
@@ -89,14 +91,11 @@ class Row:
     binding: Binding
 
     def get(self, field: str) -> str:
-        several = self.binding.fallback.get(field)
-        if several is not None:
-            for n, _ in several:
-                if self.values[n].strip():
-                    return self.values[n].strip()
-            return ""
-        i = self.binding.index.get(field)
-        return self.values[i].strip() if i is not None else ""
+        for i in self.binding.cols.get(field, ()):
+            value = self.values[i]
+            if value and (value := value.strip()):
+                return value
+        return ""
 
     def column(self, field: str) -> str:
         """The file column the field's value came from (the first non-empty, when several)."""
@@ -230,7 +229,13 @@ def email(row: Row) -> str | None:
     if not text:
         return None
     normal = identity.normalise_email(text)
-    if normal is None or any(c.isspace() for c in normal) or normal.count("@") != 1:
+    local, _, domain = (normal or "").partition("@")
+    if (
+        normal is None
+        or not local
+        or "." not in domain
+        or any(c.isspace() or c in "@,;<>" for c in domain + local)
+    ):
         raise RowError(row.number, row.column("email"), f"expected an email address, got {text[:60]!r}")
     return normal
 

@@ -228,7 +228,8 @@ def run(
         exported_at = datetime.fromtimestamp(os.path.getmtime(path), UTC)
     first_row = 0 if src.jsonl else 1  # a CSV header is row 1, as a spreadsheet counts
     start, row = (progress.byte_offset, progress.row_number) if resume else (src.data_start, first_row)
-    start = max(start, src.data_start)
+    if start < src.data_start:  # stopped before its first batch committed
+        start, row = src.data_start, first_row
     prior = dict(progress.counts) if resume else {}
     summary.resumed_at_row = row if resume else 0
     rejects = _Rejects(summary.rejected_path, src.header, fresh=not resume)
