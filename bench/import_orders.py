@@ -27,6 +27,8 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+import sqlalchemy as sa
+
 from bench import common
 from shopflow import testing
 from shopflow.domain.clock import SystemClock
@@ -86,6 +88,24 @@ def _rss_mib() -> float:
         return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
 
 
+def _server_cpu(engine: sa.engine.Engine) -> float | None:
+    """CPU seconds of the PostgreSQL backends of this bench's database (same machine: /proc)."""
+    if db.is_sqlite(engine):
+        return None
+    with engine.connect() as conn:
+        pids = conn.execute(
+            sa.text("SELECT pid FROM pg_stat_activity WHERE datname = current_database()")
+        ).scalars()
+        total = 0.0
+        for pid in pids:
+            try:
+                fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            total += (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    return total
+
+
 def child(url: str, path: str, rows: int) -> None:
     engine = db.create_engine(url)
     ws = testing.make_workspace(engine).workspace.id
@@ -106,10 +126,12 @@ def child(url: str, path: str, rows: int) -> None:
         engine, workspace_id=ws, kind="orders", path=path, clock=SystemClock(), on_rows=on_rows
     )
     elapsed = time.perf_counter() - started
+    server_cpu = _server_cpu(engine)
     print(
         json.dumps({
             "elapsed": elapsed,
             "cpu": time.process_time() - cpu,
+            "server_cpu": server_cpu,
             "rows": summary.rows,
             "imported_rows": summary.imported_rows,
             "orders": summary.records,
@@ -150,7 +172,9 @@ def main() -> None:
             print(
                 f"{dialect}: {r['rows']:,} rows ({r['orders']:,} orders, {r['events']:,} events) in "
                 f"{r['elapsed']:.1f} s = {r['rows'] / r['elapsed']:,.0f} rows/s, "
-                f"{r['events'] / r['elapsed']:,.0f} events/s; CPU of the import process {r['cpu']:.1f} s; "
+                f"{r['events'] / r['elapsed']:,.0f} events/s; CPU of the import process {r['cpu']:.1f} s"
+                + ("" if r["server_cpu"] is None else f", of its PostgreSQL backends {r['server_cpu']:.1f} s")
+                + "; "
                 f"peak RSS {r['peak_rss_mib']:.0f} MiB"
             )
             print(
