@@ -68,8 +68,11 @@ quick: $(STAMP)
 	$(BIN)/pytest -m "not slow"
 
 # SHOPFLOW_REQUIRE_WEB=1: the end-to-end tests fail, not skip, when the build or browser is missing.
+# TEST_WORKERS processes share the tests (pytest-xdist); each has its own SQLite file and PostgreSQL
+# database (tests/conftest.py), so they never see each other's rows.
+TEST_WORKERS ?= 2
 test: lint typecheck web-test web $(CHROMIUM)
-	SHOPFLOW_REQUIRE_WEB=1 $(BIN)/pytest
+	SHOPFLOW_REQUIRE_WEB=1 $(BIN)/pytest -n $(TEST_WORKERS)
 
 serve: $(STAMP)
 	$(BIN)/shopflow serve

@@ -13,6 +13,7 @@ from typing import Any
 import pytest
 from sqlalchemy.engine import Connection, Engine
 
+from shopflow import testing
 from shopflow.domain.clock import SimulatedClock
 from shopflow.domain.events import CanonicalEvent, Identity
 from shopflow.ingest import pipeline as ingest
@@ -22,6 +23,7 @@ from shopflow.messaging.delivery.audience import Audience
 from shopflow.messaging.delivery.base import Batch, Failed, Pair, Refusal, Setup
 from shopflow.messaging.delivery.results import Ready
 from shopflow.store import db, messages, suppressions, workspaces
+from shopflow.workers.embedded import Worker
 
 CHANNEL = "log"
 
@@ -167,6 +169,23 @@ def test_a_registered_channel_is_claimed_guarded_rendered_sent_and_recorded(
     assert sorted((line.message_id, line.text) for line in LogSender.sent) == [
         (receipt, "receipt for Ben at 09:00"),
         (news, "news for Ana at 09:00"),
+    ]
+
+
+def test_the_worker_delivers_a_registered_channel_with_no_change_of_its_own(
+    engine: Engine, clock: SimulatedClock
+) -> None:
+    with db.transaction(engine) as conn:
+        ws = workspaces.create_workspace(conn, name="Log Store", now=clock.now()).workspace
+    ana = person(engine, ws.id, clock, "ana@acme-shoes.com")
+    receipt = queue(engine, ws.id, ana, clock, template="receipt", transactional=True)
+    worker = Worker(
+        engine=engine, clock=clock, channel=testing.InMemoryEmailChannel(), link_secret=b"k", public_url=""
+    )
+    worker.run_until_idle()
+    assert status(engine, receipt) == ("sent", None, "ana@acme-shoes.com", f"log-{receipt}", None)
+    assert [(line.message_id, line.text) for line in LogSender.sent] == [
+        (receipt, "receipt for Ana at 09:00")
     ]
 
 

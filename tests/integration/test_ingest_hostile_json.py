@@ -137,6 +137,21 @@ def test_signed_shopify_webhook_nested_or_unstorable_is_a_400(api: dict[str, Any
     )
     response = send(json.dumps({"id": 1, "email": "a@example.org", "note": "x"}).replace("x", NUL).encode())
     assert (response.status_code, response.json()) == (400, {"error": f"orders/create: note: {NUL_ERROR}"})
+    response = send(b'{"id": ' + b"9" * 5_000 + b"}")  # past Python's int_max_str_digits
+    assert (response.status_code, response.json()) == (
+        400,
+        {"error": "orders/create: body: expected numbers of at most 4300 digits"},
+    )
+    assert stored(engine) == (0, 0, 0, 0)
+
+
+def test_a_number_past_the_digit_limit_is_a_400(api: dict[str, Any], engine: Engine) -> None:
+    raw = b'{"userId": "u", "event": "Viewed", "properties": {"n": ' + b"1" * 5_000 + b"}}"
+    response = httpx.post(f"{api['url']}/v1/track", content=raw, headers=api["auth"])
+    assert (response.status_code, response.json()) == (
+        400,
+        {"error": "body: expected numbers of at most 4300 digits"},
+    )
     assert stored(engine) == (0, 0, 0, 0)
 
 
@@ -190,3 +205,20 @@ def test_unusable_email_or_phone_trait_is_a_field_error(
     response = httpx.post(f"{api['url']}/v1/{path}", json=body, headers=api["auth"])
     assert (response.status_code, response.json()) == (400, {"error": error})
     assert stored(engine) == (0, 0, 0, 0)
+
+
+@pytest.mark.parametrize(
+    ("url", "error"),
+    [
+        ("/api/v1/profiles?email=a%00b@shop.test", f"query.email: {NUL_ERROR}"),
+        ("/api/v1/profiles?em%00ail=a", 'query: key "em\\u0000ail" ' + NUL_ERROR),
+        ("/api/v1/segments/vip%00", f"path: {NUL_ERROR}"),
+    ],
+)
+def test_a_nul_in_the_url_is_a_400_naming_the_parameter(
+    api: dict[str, Any], engine: Engine, url: str, error: str
+) -> None:
+    # Found by the API fuzz run (test_api_fuzz.py): a 500 on PostgreSQL, which refuses NUL in text.
+    # Refused before any route or key lookup runs, whatever the key.
+    response = httpx.get(f"{api['url']}{url}", headers=api["auth"])
+    assert (response.status_code, response.json()) == (400, {"error": error})

@@ -17,7 +17,7 @@ from shopflow.domain.segments import dependencies, evaluate, validation
 from shopflow.ingest import pipeline
 from shopflow.ingest.sources.shopify import Product
 from shopflow.segments import compile, snapshot
-from shopflow.store import catalog, db, messages, rollups, segment_reads
+from shopflow.store import catalog, db, messages, rollups, segment_admin, segment_reads
 from shopflow.store import segments as segment_store
 
 NOW = testing.T0
@@ -206,8 +206,8 @@ def test_segment_membership_enters_exits_and_counts(engine: Engine) -> None:
             conn, workspace_id=ws, key="base", name="Base", rule={"list": "x"}, includes=[], now=NOW
         )
         names = segment_store.known_names(conn, workspace_id=ws, own_key="base")
-        stored = segment_store.get(conn, workspace_id=ws, key="vip")
-    assert version == 2 and stored is not None and stored.members == 2 and stored.backfill_status == "pending"
+        (stored,) = segment_admin.rows(conn, workspace_id=ws, key="vip")
+    assert version == 2 and stored.members == 2 and stored.backfill_status == "pending"
     assert names.segments == {"vip": frozenset({"base"}), "base": frozenset()}
     assert validation.check_references(validation.parse({"segment": "vip"}), names)[0].message == (
         "including 'vip' would make a cycle: base -> vip -> base"

@@ -14,8 +14,6 @@ the rate: these are flood guards, not quotas.
 
 from __future__ import annotations
 
-import base64
-import binascii
 import json
 import math
 import threading
@@ -26,6 +24,7 @@ from dataclasses import dataclass
 
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from shopflow.api import credentials
 from shopflow.domain import ratelimit
 
 PUBLIC_PREFIXES = (
@@ -36,6 +35,7 @@ PUBLIC_PREFIXES = (
     "/confirm/",
     "/preferences/",
     "/api/v1/subscribe",
+    "/api/v1/browser/",
 )
 # Buckets kept at most; past it the least recently used go (a full bucket is the same as none).
 MAX_BUCKETS = 50_000
@@ -83,16 +83,13 @@ class Buckets:
 def _key(scope: Scope) -> str | None:
     for name, value in scope.get("headers", []):
         if name == b"authorization":
-            scheme, _, credential = bytes(value).decode("latin-1").partition(" ")
-            if scheme.lower() == "basic":
-                try:
-                    user = base64.b64decode(credential.strip(), validate=True).decode("utf-8", "replace")
-                except (binascii.Error, ValueError):
-                    return None
-                return user.partition(":")[0][:200] or None
-            if scheme.lower() == "bearer":
-                return credential.strip()[:200] or None
-            return None
+            header = bytes(value).decode("latin-1")
+            try:
+                given = credentials.basic(header)
+            except credentials.Malformed:
+                return None
+            key = given.user if given is not None else credentials.bearer(header)
+            return key[:200] or None if key else None
     return None
 
 

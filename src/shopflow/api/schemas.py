@@ -4,9 +4,11 @@ with (400 naming the field, never FastAPI's 422)."""
 
 from __future__ import annotations
 
+from decimal import Decimal
 from typing import Any
 
 from fastapi import FastAPI
+from fastapi.encoders import jsonable_encoder
 
 from shopflow.api import deps
 
@@ -20,6 +22,13 @@ ERROR_SCHEMA: dict[str, Any] = {
     },
 }
 _ERROR_REF = {"$ref": "#/components/schemas/Error"}
+
+
+def exact(value: Any) -> Any:
+    """`value` in JSON's types with money exact: a Decimal becomes its decimal string, never a float."""
+    return jsonable_encoder(value, custom_encoder={Decimal: str})
+
+
 # For `responses=` of a route: {404: schemas.error_response("no such flow")}.
 
 
@@ -172,6 +181,12 @@ BACK_IN_STOCK: dict[str, Any] = {
 SHOPIFY_WEBHOOK: dict[str, Any] = {
     "type": "object",
     "description": "the topic's Shopify payload, HMAC-signed in X-Shopify-Hmac-Sha256",
+}
+WOOCOMMERCE_WEBHOOK: dict[str, Any] = {
+    "type": "object",
+    "description": "the topic's WooCommerce REST v3 resource (order, customer, product, coupon), HMAC-signed"
+    " in X-WC-Webhook-Signature; the ping sent when a webhook is saved is the unsigned form body"
+    " webhook_id=N",
 }
 
 

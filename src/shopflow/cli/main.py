@@ -20,6 +20,7 @@ from shopflow.cli import flows as flows_area
 from shopflow.cli import hygiene as hygiene_area
 from shopflow.cli import imports as imports_area
 from shopflow.cli import inbound as inbound_area
+from shopflow.cli import onsite as onsite_area
 from shopflow.cli import outbox as outbox_area
 from shopflow.cli import privacy as privacy_area
 from shopflow.cli import push as push_area
@@ -51,6 +52,7 @@ AREAS: list[Callable[[Any], None]] = [
     privacy_area.register,
     hygiene_area.register,
     push_area.register,
+    onsite_area.register,
     sms_area.register,
     senders_area.register,
     inbound_area.register,

@@ -205,27 +205,7 @@ def _plain(value: Any) -> Any:
 
 
 def _summary(s: manage.Segment) -> dict[str, Any]:
-    out: dict[str, Any] = _plain(
-        {
-            "id": s.id,
-            "key": s.key,
-            "name": s.name,
-            "status": s.status,
-            "version": s.version,
-            "members": s.members,
-            "includes": list(s.includes),
-            "fire_on_backfill": s.fire_on_backfill,
-            "backfill": {
-                "status": s.backfill_status,
-                "done": s.backfill_done,
-                "total": s.backfill_total,
-                "started_at": s.backfill_started_at,
-                "finished_at": s.backfill_finished_at,
-            },
-            "created_at": s.created_at,
-            "updated_at": s.updated_at,
-        }
-    )
+    out: dict[str, Any] = _plain(manage.summary(s))
     return out
 
 

@@ -1,7 +1,7 @@
 """Receiving a store's webhooks: signature first, then dedupe, then the meaning of the topic.
 
-One use case per platform (`receive_shopify`; WooCommerce next to it): it verifies the delivery,
-records it once per webhook id, writes the catalog rows and queues their changes for the catalog
+One use case per platform (`receive_shopify`, `receive_woocommerce`): it verifies the delivery,
+records it once per webhook id (WooCommerce: per topic, resource id and modification time), writes the catalog rows and queues their changes for the catalog
 triggers (which run after commit, from the event processor), and accepts the events, all in one
 transaction.
 """
@@ -19,10 +19,11 @@ from sqlalchemy.engine import Connection, Engine
 from shopflow import workspaces
 from shopflow.domain.events import Identity
 from shopflow.ingest import pipeline
-from shopflow.ingest.sources import segment, shopify
+from shopflow.ingest.sources import segment, shopify, woocommerce
 from shopflow.store import catalog, db, event_writes
 
 SIGNATURE_MISMATCH = "X-Shopify-Hmac-Sha256: signature does not match the workspace's webhook secret"
+WC_SIGNATURE_MISMATCH = "X-WC-Webhook-Signature: signature does not match the workspace's webhook secret"
 
 
 class BadSignature(Exception):
@@ -114,19 +115,109 @@ def _apply_shopify(
             )  # fmt: skip
             return Received(handled=False)
         events = [dataclasses.replace(e, identity=Identity(profile_id=pid)) for e in events]
+    _apply_catalog(
+        conn,
+        workspace_id=workspace_id,
+        products=converted.products,
+        variants=converted.variants,
+        inventory=converted.inventory,
+        now=now,
+    )
+    result = pipeline.accept(conn, workspace_id=workspace_id, events=events, now=now)
+    return Received(events=len(result.event_ids))
+
+
+def _apply_catalog(
+    conn: Connection,
+    *,
+    workspace_id: str,
+    products: list[shopify.Product],
+    variants: list[shopify.Variant],
+    inventory: list[tuple[str, int]],
+    now: datetime,
+) -> None:
     changes = catalog.CatalogChanges()
-    if converted.products or converted.variants:
+    if products or variants:
         changes = catalog.upsert_products(
-            conn, workspace_id=workspace_id, products=converted.products, variants=converted.variants, now=now
+            conn, workspace_id=workspace_id, products=products, variants=variants, now=now
         )
-    if converted.inventory:
+    if inventory:
         changes.inventory += catalog.set_inventory_levels(
-            conn, workspace_id=workspace_id, levels=converted.inventory, now=now
+            conn, workspace_id=workspace_id, levels=inventory, now=now
         )
     # Price drops, restocks and low stock start their runs once this commits (the event processor).
     catalog.queue_changes(conn, workspace_id=workspace_id, changes=changes, now=now)
-    result = pipeline.accept(conn, workspace_id=workspace_id, events=events, now=now)
-    return Received(events=len(result.event_ids))
+
+
+def receive_woocommerce(
+    engine: Engine,
+    *,
+    workspace: workspaces.Workspace,
+    topic: str,
+    resource: str | None,
+    signature: str | None,
+    raw: bytes,
+    now: datetime,
+) -> Received:
+    """Receive one WooCommerce webhook (HMAC-verified, deduplicated by topic, resource id and
+    date_modified_gmt: WooCommerce's delivery ids change on every retry).
+
+    BadSignature before a byte of the body is interpreted; BadWebhook for a missing header or a
+    payload that is not what the topic sends. (The unsigned ping is answered by the route.)
+    """
+    if not woocommerce.verify(workspace.webhook_secret, raw, signature):
+        raise BadSignature(WC_SIGNATURE_MISMATCH)
+    topic = topic.strip()
+    if not topic:
+        raise BadWebhook("X-WC-Webhook-Topic: expected the webhook topic, e.g. order.created")
+    if not woocommerce.TOPIC.match(topic):
+        raise BadWebhook(
+            f"X-WC-Webhook-Topic: expected resource.event like order.created, got {topic[:100]!r}"
+        )
+    if resource is not None and resource.strip() != topic.partition(".")[0]:
+        raise BadWebhook(
+            f"X-WC-Webhook-Resource: expected {topic.partition('.')[0]!r} for topic {topic!r},"
+            f" got {resource.strip()[:100]!r}"
+        )
+    try:
+        payload = segment.loads(raw)
+        key = woocommerce.delivery_key(topic, payload, raw)
+        converted = woocommerce.convert(topic, payload, raw, received_at=now)
+    except segment.PayloadError as exc:
+        raise BadWebhook(f"{topic}: {exc}") from None
+    with db.transaction(engine) as conn:
+        handled = converted is not None
+        fresh = event_writes.record_webhook(
+            conn,
+            workspace_id=workspace.id,
+            source=woocommerce.SOURCE,
+            webhook_id=key,
+            topic=topic,
+            handled=handled,
+            payload=None if handled else _plain_json(raw),
+            now=now,
+        )
+        if not fresh:
+            return Received(duplicate=True)
+        if converted is None:
+            return Received(handled=False)
+        events = list(converted.events)
+        if converted.if_placed and converted.order_id is not None:
+            placed = f"woocommerce:order:{converted.order_id}:placed"
+            if any(e.message_id == placed for e in events) or event_writes.profile_of_event(
+                conn, workspace_id=workspace.id, message_id=placed
+            ):
+                events += converted.if_placed
+        _apply_catalog(
+            conn,
+            workspace_id=workspace.id,
+            products=converted.products,
+            variants=converted.variants,
+            inventory=[],
+            now=now,
+        )
+        result = pipeline.accept(conn, workspace_id=workspace.id, events=events, now=now)
+        return Received(events=len(result.event_ids))
 
 
 def _plain_json(raw: bytes) -> Any:

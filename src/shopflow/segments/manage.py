@@ -45,6 +45,29 @@ class Invalid(ValueError):
         return [str(p) for p in self.problems]
 
 
+def summary(s: Segment) -> dict[str, Any]:
+    """A segment as the API and the CLI show it (without its rule)."""
+    return {
+        "id": s.id,
+        "key": s.key,
+        "name": s.name,
+        "status": s.status,
+        "version": s.version,
+        "members": s.members,
+        "includes": list(s.includes),
+        "fire_on_backfill": s.fire_on_backfill,
+        "backfill": {
+            "status": s.backfill_status,
+            "done": s.backfill_done,
+            "total": s.backfill_total,
+            "started_at": s.backfill_started_at,
+            "finished_at": s.backfill_finished_at,
+        },
+        "created_at": s.created_at,
+        "updated_at": s.updated_at,
+    }
+
+
 class SegmentNotFound(LookupError):
     def __init__(self, key: str) -> None:
         super().__init__(f"key: no segment {key!r} in this workspace")

@@ -6,6 +6,7 @@ connection checkout (a ping on PostgreSQL) and a transaction each; one statement
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -21,9 +22,7 @@ class DueWork:
     events: bool
     sweeps: bool
     runs: bool
-    email: bool
-    sms: bool
-    push: bool
+    channels: frozenset[str]  # the delivery channels with due messages
     webhooks: bool
     alerts: bool
     backfills: bool  # segments whose membership is being computed in the background
@@ -35,7 +34,12 @@ def _either(*queues: sa.Select[Any]) -> sa.Select[Any]:
     return sa.select(sa.literal(1)).select_from(sa.union_all(*queues).subquery())
 
 
-def due_work(conn: Connection, *, now: datetime, stale_before: datetime) -> DueWork:
+def due_work(conn: Connection, *, now: datetime, stale_before: datetime, channels: Iterable[str]) -> DueWork:
+    """`channels`: the delivery channels to ask about (the worker passes every registered one)."""
+    due_messages = {
+        f"channel:{name}": messages.due_queries(channel=name, now=now, stale_before=stale_before)
+        for name in channels
+    }
     found = db.exist_each(
         conn,
         {
@@ -47,11 +51,10 @@ def due_work(conn: Connection, *, now: datetime, stale_before: datetime) -> DueW
             "backfills": [segment_jobs.backfills_query()],
             "sweeps": [triggers.sweepable_query()],
             "runs": [flow_runs.due_query(now=now)],
-            "email": messages.due_queries(channel="email", now=now, stale_before=stale_before),
-            "sms": messages.due_queries(channel="sms", now=now, stale_before=stale_before),
-            "push": messages.due_queries(channel="push", now=now, stale_before=stale_before),
+            **due_messages,
             "webhooks": [webhooks.due_query(now=now)],
             "alerts": [steps.alerts_due_query(now=now)],
         },
     )
-    return DueWork(**found)
+    due_channels = frozenset(key.removeprefix("channel:") for key in due_messages if found.pop(key))
+    return DueWork(**found, channels=due_channels)

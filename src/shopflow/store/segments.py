@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -18,37 +17,6 @@ from shopflow.store import segment_tables as st
 
 STATUSES = ("draft", "live", "paused", "archived")
 _CHUNK = 1000
-
-
-@dataclass(frozen=True)
-class Segment:
-    id: int
-    workspace_id: str
-    key: str
-    name: str
-    rule: dict[str, Any]
-    version: int
-    status: str
-    includes: frozenset[str]
-    backfill_status: str
-    backfill_after_id: int | None
-    members: int
-
-
-def _segment(row: Any) -> Segment:
-    return Segment(
-        id=int(row.id),
-        workspace_id=row.workspace_id,
-        key=row.key,
-        name=row.name,
-        rule=dict(row.rule),
-        version=int(row.version),
-        status=row.status,
-        includes=frozenset(row.includes or ()),
-        backfill_status=row.backfill_status,
-        backfill_after_id=None if row.backfill_after_id is None else int(row.backfill_after_id),
-        members=int(row.members),
-    )
 
 
 def create(
@@ -134,20 +102,6 @@ def update_rule(
         )
     )
     return version
-
-
-def get(conn: Connection, *, workspace_id: str, key: str) -> Segment | None:
-    s = st.segments
-    row = conn.execute(sa.select(s).where(s.c.workspace_id == workspace_id, s.c.key == key)).first()
-    return None if row is None else _segment(row)
-
-
-def all_segments(conn: Connection, *, workspace_id: str) -> list[Segment]:
-    s = st.segments
-    return [
-        _segment(r)
-        for r in conn.execute(sa.select(s).where(s.c.workspace_id == workspace_id).order_by(s.c.key))
-    ]
 
 
 # (workspace, segment id, version) -> the (metric, dimension) pairs its rule filters on: a rule version never

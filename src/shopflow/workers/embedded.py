@@ -9,6 +9,7 @@ import threading
 import time
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from typing import Any
 
 from sqlalchemy.engine import Engine
 
@@ -20,8 +21,8 @@ from shopflow.messaging.channels.base import Channel
 from shopflow.messaging.channels.push.webpush import PushChannel
 from shopflow.messaging.channels.sms.base import SmsChannel
 from shopflow.messaging.deliverability import hygiene
-from shopflow.messaging.delivery import due as deliver
-from shopflow.messaging.delivery import pipeline, results
+from shopflow.messaging.delivery import pipeline, registry, results
+from shopflow.messaging.delivery.base import Setup
 from shopflow.segments import backfill, queries, scores, sweeper
 from shopflow.store import db, queues
 from shopflow.workers import events
@@ -61,6 +62,8 @@ class Worker:
     # (tests, the in-memory twins in shopflow.testing).
     sms_channel: SmsChannel | None = None
     push_channel: PushChannel | None = None
+    # Providers of other registered channels (messaging/delivery/registry.py), by channel name.
+    providers: dict[str, Any] = field(default_factory=dict)
     counts: WorkerCounts = field(default_factory=WorkerCounts)
     # List hygiene (sunset: 180 days without engagement), the bounce/complaint-rate alert over
     # the last day, data retention (ingest/retention.py) and lifecycle stages and RFM scores
@@ -93,6 +96,11 @@ class Worker:
         queries.record_sizes(self.engine, now=now)  # size over time: a row per segment per hour
         return changed
 
+    def _provider(self, channel: str) -> Any:
+        """The provider every workspace's `channel` messages go through; None: each workspace's own."""
+        built_in = {"email": self.channel, "sms": self.sms_channel, "push": self.push_channel}
+        return built_in.get(channel, self.providers.get(channel))
+
     def tick(self) -> WorkerCounts:
         """One pass over every stage, in data-flow order; returns the work done.
 
@@ -105,7 +113,10 @@ class Worker:
         now = self.clock.now()
         with db.reading(self.engine) as conn:
             due = queues.due_work(
-                conn, now=now, stale_before=now - min(self.delivery_stale, pipeline.STALE_CLAIM)
+                conn,
+                now=now,
+                stale_before=now - min(self.delivery_stale, pipeline.STALE_CLAIM),
+                channels=registry.CHANNELS,
             )
         if due.events:
             done.events = events.process_pending(self.engine, clock=self.clock, limit=self.event_batch)
@@ -117,33 +128,21 @@ class Worker:
         if due.runs or done.events or done.swept:
             done.steps = scheduler.run_due(self.engine, clock=self.clock, limit=self.step_batch)
         fresh = bool(done.events or done.swept or done.steps)
-        if due.email or fresh:
-            done.messages = deliver.email(
-                self.engine,
-                clock=self.clock,
-                channel=self.channel,
-                link_secret=self.link_secret,
-                public_url=self.public_url,
-                limit=self.delivery_batch,
-                stale_claim=self.delivery_stale,
-                record_group=self.delivery_record_group,
-            )
-        if due.sms or fresh:
-            done.messages += deliver.sms(
-                self.engine,
-                clock=self.clock,
-                public_url=self.public_url,
-                limit=self.delivery_batch,
-                channel=self.sms_channel,
-            )
-        if due.push or fresh:
-            done.messages += deliver.push(
-                self.engine,
-                clock=self.clock,
-                limit=self.delivery_batch,
-                channel=self.push_channel,
-                public_url=self.public_url,
-            )
+        for name in registry.CHANNELS:
+            if name in due.channels or fresh:
+                done.messages += pipeline.deliver_due(
+                    self.engine,
+                    name,
+                    clock=self.clock,
+                    setup=Setup(
+                        public_url=self.public_url,
+                        link_secret=self.link_secret,
+                        provider=self._provider(name),
+                    ),
+                    limit=self.delivery_batch,
+                    stale_claim=self.delivery_stale,
+                    record_group=self.delivery_record_group,
+                )
         # Flow webhooks (outbound deliveries too) go out after the step that queued them committed.
         if due.webhooks or fresh:
             done.messages += webhooks.deliver_due(self.engine, clock=self.clock, limit=self.delivery_batch)

@@ -10,8 +10,6 @@ scripts through their response headers.
 from __future__ import annotations
 
 import asyncio
-import base64
-import binascii
 import html
 from datetime import datetime
 from typing import Any
@@ -20,7 +18,7 @@ from urllib.parse import parse_qs
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, JSONResponse, Response
 
-from shopflow.api import deps, errors, schemas
+from shopflow.api import credentials, deps, errors, schemas
 from shopflow.ingest import safe_json
 from shopflow.messaging.consent import consent_links, preference_center, subscriptions
 from shopflow.messaging.tracking import links
@@ -96,15 +94,16 @@ def _client_ip(request: Request) -> str | None:
 
 def _workspace_for_key(request: Request) -> tuple[deps.Workspace, bool]:
     """(workspace, private?) from `Bearer <private or write key>` or Basic base64('WRITE_KEY:')."""
-    scheme, _, value = request.headers.get("authorization", "").partition(" ")
-    if scheme.lower() == "bearer" and value.strip():
-        found = deps.workspace_by_key(request, value.strip(), private_too=True)
-    elif scheme.lower() == "basic":
-        try:
-            key = base64.b64decode(value.strip(), validate=True).decode().partition(":")[0]
-        except (binascii.Error, UnicodeDecodeError):
-            raise errors.Refused(401, "Authorization: expected Basic base64('WRITE_KEY:')") from None
-        found = deps.workspace_by_key(request, key) if key else None
+    header = request.headers.get("authorization", "")
+    try:
+        given = credentials.basic(header)
+    except credentials.Malformed:
+        raise errors.Refused(401, "Authorization: expected Basic base64('WRITE_KEY:')") from None
+    token = credentials.bearer(header)
+    if token is not None:
+        found = deps.workspace_by_key(request, token, private_too=True)
+    elif given is not None:
+        found = deps.workspace_by_key(request, given.user) if given.user else None
     else:
         raise errors.Refused(401, "Authorization: expected 'Bearer <write or private key>'")
     if found is None:

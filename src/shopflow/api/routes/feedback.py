@@ -7,14 +7,12 @@ certificate, or Postmark's HTTP Basic credentials configured on the workspace.
 from __future__ import annotations
 
 import asyncio
-import base64
-import binascii
 from typing import Any
 
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 
-from shopflow.api import deps, schemas
+from shopflow.api import credentials, deps, schemas
 from shopflow.ingest import safe_json
 from shopflow.messaging.inbound import bounces, feedback, sns
 
@@ -108,16 +106,13 @@ async def ses_webhook(request: Request) -> JSONResponse:
 
 
 def _basic(request: Request) -> tuple[str, str] | None:
-    scheme, _, encoded = request.headers.get("authorization", "").partition(" ")
-    if scheme.lower() != "basic":
-        return None
     try:
-        user, colon, password = (
-            base64.b64decode(encoded.strip(), validate=True).decode("utf-8").partition(":")
-        )
-    except (binascii.Error, UnicodeDecodeError, ValueError):
+        given = credentials.basic(request.headers.get("authorization", ""))
+    except credentials.Malformed:
         return None
-    return (user, password) if colon else None
+    if given is None or given.password is None:
+        return None
+    return given.user, given.password
 
 
 _CHALLENGE = {"WWW-Authenticate": 'Basic realm="shopflow-postmark"'}

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-from decimal import Decimal
 from typing import Any
 
 from fastapi import APIRouter, Depends, Query, Request
@@ -40,17 +39,6 @@ def _summary(flow: lifecycle.Flow) -> dict[str, Any]:
         "created_at": flow.created_at.isoformat(),
         "updated_at": flow.updated_at.isoformat(),
     }
-
-
-def _plain(value: Any) -> Any:
-    """Money stays exact in JSON: Decimals as strings."""
-    if isinstance(value, Decimal):
-        return str(value)
-    if isinstance(value, dict):
-        return {k: _plain(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [_plain(v) for v in value]
-    return value
 
 
 @router.get("")
@@ -119,7 +107,7 @@ def flow_report(
         report = queries.flow_report(deps.context(request).engine, workspace_id=ws.id, flow_id=flow_id)
     except LookupError:
         return _no_flow(flow_id)
-    return _plain(report)
+    return schemas.exact(report)
 
 
 # --- lifecycle: status, approval, version migration, dry run, per-node counts ----------------

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import base64
-import binascii
 import functools
 import hashlib
 import json
@@ -14,7 +12,7 @@ from collections.abc import Sequence
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 
-from shopflow.api import deps, schemas
+from shopflow.api import credentials, deps, schemas
 from shopflow.domain.events import CanonicalEvent
 from shopflow.ingest import pipeline
 from shopflow.ingest.sources import segment
@@ -67,15 +65,11 @@ async def read_body(request: Request, limit: int) -> bytes:
 
 def _basic_key(request: Request) -> str | None:
     """The write key sent as HTTP Basic user name (`base64("KEY:")`), if any."""
-    header = request.headers.get("authorization", "")
-    scheme, _, token = header.partition(" ")
-    if scheme.lower() != "basic":
-        return None
     try:
-        decoded = base64.b64decode(token.strip(), validate=True).decode()
-    except (binascii.Error, UnicodeDecodeError):
+        given = credentials.basic(request.headers.get("authorization", ""))
+    except credentials.Malformed:
         raise IngestError(401, "Authorization: expected Basic base64('WRITE_KEY:')") from None
-    return decoded.partition(":")[0] or None
+    return given.user or None if given is not None else None
 
 
 async def _workspace(request: Request, key: str | None) -> deps.Workspace:

@@ -8,7 +8,6 @@ Money is a decimal string in the workspace currency; rates are fractions (0.1234
 
 from __future__ import annotations
 
-from decimal import Decimal
 from typing import Any
 
 from fastapi import APIRouter, Depends, Query, Request
@@ -23,14 +22,9 @@ router = APIRouter(prefix="/api/v1/reports", tags=["reports"])
 Money = str  # a decimal string, e.g. "133.33"
 
 
-class FlowSummary(BaseModel):
-    flow_id: int
-    key: str
-    name: str
-    entrants: int
-    holdout_entrants: int
-    recipients: int
-    messages_sent: int
+class Performance(BaseModel):
+    """What a flow, a node or a campaign earned: the fields every report shares."""
+
     conversions: int
     conversion_rate: str
     attributed_revenue: Money
@@ -38,6 +32,16 @@ class FlowSummary(BaseModel):
     revenue_per_message: Money
     assisted_revenue_linear: Money
     assisted_revenue_time_decay: Money
+
+
+class FlowSummary(Performance):
+    flow_id: int
+    key: str
+    name: str
+    entrants: int
+    holdout_entrants: int
+    recipients: int
+    messages_sent: int
     incremental_status: str = Field(description="ready | not_enough_data")
     incremental_revenue: Money | None
     incremental_revenue_low: Money | None
@@ -53,7 +57,7 @@ class FlowsReport(BaseModel):
     flows: list[FlowSummary]
 
 
-class NodeReport(BaseModel):
+class NodeReport(Performance):
     entrants: int
     recipients: int
     sent: int
@@ -61,13 +65,6 @@ class NodeReport(BaseModel):
     clicked: int
     open_rate: str
     click_rate: str
-    conversions: int
-    conversion_rate: str
-    attributed_revenue: Money
-    revenue_per_recipient: Money
-    revenue_per_message: Money
-    assisted_revenue_linear: Money
-    assisted_revenue_time_decay: Money
     median_time_to_conversion_seconds: int | None
     unsubscribe_rate: str
     bounce_rate: str
@@ -111,7 +108,7 @@ class Incremental(BaseModel):
     significant: bool | None = None
 
 
-class FlowReport(BaseModel):
+class FlowReport(Performance):
     from_: str | None = Field(alias="from")
     to: str | None
     flow_id: int
@@ -127,13 +124,6 @@ class FlowReport(BaseModel):
     clicks: int
     open_rate: str
     click_rate: str
-    conversions: int
-    conversion_rate: str
-    attributed_revenue: Money
-    revenue_per_recipient: Money
-    revenue_per_message: Money
-    assisted_revenue_linear: Money
-    assisted_revenue_time_decay: Money
     unconverted_revenue: dict[str, Money]
     median_time_to_conversion_seconds: int | None
     unsubscribe_rate: str
@@ -177,17 +167,6 @@ class StoreReport(BaseModel):
     repeat_purchase_rate: str
     periods: dict[str, list[Period]]
     cohorts: list[Cohort]
-
-
-def _plain(value: Any) -> Any:
-    """Money stays exact in JSON: Decimals as strings."""
-    if isinstance(value, Decimal):
-        return str(value)
-    if isinstance(value, dict):
-        return {k: _plain(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [_plain(v) for v in value]
-    return value
 
 
 def _error(status: int, message: str) -> JSONResponse:
@@ -243,7 +222,7 @@ def flows(
     report = report_views.flows_report(deps.context(request).engine, workspace_id=ws.id, query=query)
     if query.format == "csv":
         return _csv(report_views.flows_csv(report), "flows")
-    return JSONResponse(_plain(report))
+    return JSONResponse(schemas.exact(report))
 
 
 @router.get(
@@ -277,7 +256,7 @@ def flow(
         return _error(404, f"flow_id: no flow {flow_id} in this workspace")
     if query.format == "csv":
         return _csv(report_views.flow_csv(report), f"flow-{flow_id}")
-    return JSONResponse(_plain(report))
+    return JSONResponse(schemas.exact(report))
 
 
 @router.get("/store", response_model=None, responses={200: {"model": StoreReport}, **_COMMON})
@@ -298,4 +277,4 @@ def store(
     report = report_views.store_report(deps.context(request).engine, workspace_id=ws.id, query=query)
     if query.format == "csv":
         return _csv(report_views.store_csv(report, table=query.table), f"store-{query.table}")
-    return JSONResponse(_plain(report))
+    return JSONResponse(schemas.exact(report))

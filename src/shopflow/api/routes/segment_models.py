@@ -190,26 +190,7 @@ class Error(BaseModel):
     errors: list[FieldError] | None = None
 
 
-def summary(s: manage.Segment) -> dict[str, Any]:
-    return {
-        "id": s.id,
-        "key": s.key,
-        "name": s.name,
-        "status": s.status,
-        "version": s.version,
-        "members": s.members,
-        "includes": list(s.includes),
-        "fire_on_backfill": s.fire_on_backfill,
-        "backfill": {
-            "status": s.backfill_status,
-            "done": s.backfill_done,
-            "total": s.backfill_total,
-            "started_at": s.backfill_started_at,
-            "finished_at": s.backfill_finished_at,
-        },
-        "created_at": s.created_at,
-        "updated_at": s.updated_at,
-    }
+summary = manage.summary
 
 
 def detail(s: manage.Segment) -> dict[str, Any]:

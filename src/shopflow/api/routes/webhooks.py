@@ -1,4 +1,4 @@
-"""Shopify webhooks: the workspace the URL names, the raw body, then ingest.webhooks."""
+"""Shopify and WooCommerce webhooks: the workspace the URL names, the raw body, then ingest.webhooks."""
 
 from __future__ import annotations
 
@@ -11,12 +11,13 @@ from fastapi.responses import JSONResponse
 from shopflow.api import deps, schemas
 from shopflow.api.routes.ingest import IngestError, read_body
 from shopflow.ingest import webhooks
-from shopflow.ingest.sources import shopify
+from shopflow.ingest.sources import shopify, woocommerce
 
 router = APIRouter(tags=["webhooks"])
 
 # Shopify caps webhook payloads well below this; a large order with many lines fits.
 MAX_WEBHOOK_BYTES = 5 * 1024 * 1024
+MAX_PING_BYTES = 1024
 
 
 def _error(status: int, message: str) -> JSONResponse:
@@ -32,14 +33,9 @@ async def shopify_webhook(workspace_id: str, request: Request) -> JSONResponse:
     # answer tells a caller without the secret nothing about which workspace ids exist.
     if not shopify.signature_shaped(signature):
         return _error(401, "X-Shopify-Hmac-Sha256: expected the base64 HMAC-SHA256 of the body")
-    try:
-        # The body is read raw (gzip is not used by Shopify; decoded bodies are refused) and
-        # verified before a single byte of it is interpreted.
-        if request.headers.get("content-encoding", "identity").lower() not in ("", "identity"):
-            return _error(415, "Content-Encoding: Shopify webhooks are not compressed")
-        raw = await read_body(request, MAX_WEBHOOK_BYTES)
-    except IngestError as exc:
-        return _error(exc.status, exc.message)
+    raw = await _raw_body(request, "Shopify", MAX_WEBHOOK_BYTES)
+    if isinstance(raw, JSONResponse):
+        return raw
     ws = await asyncio.to_thread(deps.workspace_by_id, request, workspace_id)
     if ws is None:
         return _error(401, webhooks.SIGNATURE_MISMATCH)
@@ -59,8 +55,62 @@ async def shopify_webhook(workspace_id: str, request: Request) -> JSONResponse:
         return _error(401, str(exc))
     except webhooks.BadWebhook as exc:
         return _error(400, str(exc))
+    return _answer(received)
+
+
+async def _raw_body(request: Request, platform: str, limit: int) -> bytes | JSONResponse:
+    """The body as sent: read raw and bounded, verified before a byte of it is interpreted (no
+    platform compresses its webhooks; a compressed body is refused rather than decoded)."""
+    try:
+        if request.headers.get("content-encoding", "identity").strip().lower() not in ("", "identity"):
+            return _error(415, f"Content-Encoding: {platform} webhooks are not compressed")
+        return await read_body(request, limit)
+    except IngestError as exc:
+        return _error(exc.status, exc.message)
+
+
+def _answer(received: webhooks.Received) -> JSONResponse:
     if received.duplicate:
         return JSONResponse({"success": True, "duplicate": True})
     if not received.handled:
         return JSONResponse({"success": True, "handled": False})
     return JSONResponse({"success": True, "events": received.events})
+
+
+@router.post("/webhooks/woocommerce/{workspace_id}", openapi_extra=schemas.body(schemas.WOOCOMMERCE_WEBHOOK))
+async def woocommerce_webhook(workspace_id: str, request: Request) -> JSONResponse:
+    """Receive one WooCommerce webhook (HMAC-verified, deduplicated by topic, resource id and
+    date_modified_gmt), or the unsigned ping WooCommerce sends when a webhook is saved."""
+    ctx = deps.context(request)
+    signature = request.headers.get("x-wc-webhook-signature")
+    if not woocommerce.signature_shaped(signature):
+        if signature is None and "x-wc-webhook-topic" not in request.headers:
+            # Saving a webhook posts `webhook_id=N`, unsigned; anything but 200 and WooCommerce
+            # refuses the URL. It is answered alike for every workspace id and stores nothing.
+            ping = await _raw_body(request, "WooCommerce", MAX_PING_BYTES)
+            if isinstance(ping, bytes) and woocommerce.is_ping(ping):
+                return JSONResponse({"success": True, "ping": True})
+        return _error(401, "X-WC-Webhook-Signature: expected the base64 HMAC-SHA256 of the body")
+    raw = await _raw_body(request, "WooCommerce", MAX_WEBHOOK_BYTES)
+    if isinstance(raw, JSONResponse):
+        return raw
+    ws = await asyncio.to_thread(deps.workspace_by_id, request, workspace_id)
+    if ws is None:
+        return _error(401, webhooks.WC_SIGNATURE_MISMATCH)
+    receive = functools.partial(
+        webhooks.receive_woocommerce,
+        ctx.engine,
+        workspace=ws,
+        topic=request.headers.get("x-wc-webhook-topic", ""),
+        resource=request.headers.get("x-wc-webhook-resource"),
+        signature=signature,
+        raw=raw,
+        now=ctx.clock.now(),
+    )
+    try:
+        received = await asyncio.to_thread(receive)
+    except webhooks.BadSignature as exc:
+        return _error(401, str(exc))
+    except webhooks.BadWebhook as exc:
+        return _error(400, str(exc))
+    return _answer(received)
