@@ -19,6 +19,7 @@ from shopflow.cli import demo as demo_area
 from shopflow.cli import flow_steps as flow_steps_area
 from shopflow.cli import flows as flows_area
 from shopflow.cli import hygiene as hygiene_area
+from shopflow.cli import imports as imports_area
 from shopflow.cli import inbound as inbound_area
 from shopflow.cli import onsite as onsite_area
 from shopflow.cli import outbox as outbox_area
@@ -60,6 +61,7 @@ AREAS: list[Callable[[Any], None]] = [
     coupons_area.register,
     templates_area.register,
     report_area.register,
+    imports_area.register,
 ]
 
 

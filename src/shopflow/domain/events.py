@@ -34,6 +34,16 @@ BOUNCED_EMAIL = "Bounced Email"
 MARKED_EMAIL_AS_SPAM = "Marked Email as Spam"
 DELIVERED_EMAIL = "Delivered Email"
 
+# The source of every event a history import stores (`shopflow import`): history, which updates
+# profiles, rollups and segments but starts no flow (flows.triggers skips it, one check).
+IMPORT_SOURCE = "import"
+
+
+def is_historical(source: str) -> bool:
+    """Whether an event of this source is imported history (it must never start a flow)."""
+    return source == IMPORT_SOURCE
+
+
 # Segment e-commerce spec v2 names -> canonical metrics.
 SEGMENT_ECOMMERCE: dict[str, str] = {
     "Product Viewed": VIEWED_PRODUCT,

@@ -11,6 +11,7 @@ from typing import Any
 from sqlalchemy.engine import Connection
 
 from shopflow.domain import conditions
+from shopflow.domain import events as domain_events
 from shopflow.domain.flows import FlowDefinition
 from shopflow.flows import runtime
 from shopflow.store import flow_runs
@@ -97,8 +98,10 @@ def enter(conn: Connection, *, entries: Sequence[Entry], now: datetime) -> list[
 def on_events(conn: Connection, *, events: list[EventRecord], now: datetime) -> int:
     """Create runs for live flows these events trigger; wake runs whose flow filter they concern.
 
-    Runs inside the event processor's transaction. Returns the number of runs created.
+    Runs inside the event processor's transaction. Returns the number of runs created. Imported
+    history (and the membership changes it caused) neither starts nor wakes a run.
     """
+    events = [e for e in events if not domain_events.is_historical(e.source)]
     if not events:
         return 0
     live = store_flows.live_flows(conn, workspace_ids={e.workspace_id for e in events})

@@ -175,7 +175,15 @@ def _queue_rechecks(
     for src, dst in todo.merges:
         changed |= {src, dst}
     if changed and segment_jobs.has_live_segments(conn, workspace_id=workspace_id):
-        segment_jobs.enqueue_rechecks(conn, workspace_id=workspace_id, profile_ids=changed, now=now)
+        # Imported history re-checks too, but what it changes starts no flow (flows.triggers).
+        live = {outcome.profile_ids[i] for i in todo.fresh if not ev.is_historical(events[i].source)}
+        if live:
+            live |= {p for merge in todo.merges for p in merge}
+        for ids, historical in ((changed & live, False), (changed - live, True)):
+            if ids:
+                segment_jobs.enqueue_rechecks(
+                    conn, workspace_id=workspace_id, profile_ids=ids, now=now, historical=historical
+                )
 
 
 @dataclass(frozen=True)

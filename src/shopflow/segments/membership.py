@@ -20,6 +20,7 @@ from typing import Any
 
 from sqlalchemy.engine import Connection
 
+from shopflow.domain.events import IMPORT_SOURCE, is_historical
 from shopflow.domain.flows import ENTERED_SEGMENT, EXITED_SEGMENT
 from shopflow.domain.segments import dependencies as deps_mod
 from shopflow.domain.segments import polarity, rules, validation, values
@@ -229,10 +230,14 @@ def emit(
     changes: Sequence[Change],
     causes: Mapping[int, str],
     now: datetime,
+    historical: frozenset[int] | set[int] = frozenset(),
 ) -> int:
     """Append an "Entered Segment" / "Exited Segment" event per change (the flow triggers' events),
     `causes` names what caused each profile's change (a deterministic, unique
-    message id: `segment:<id>:<profile>:<entered|exited>:<cause>`). Returns how many."""
+    message id: `segment:<id>:<profile>:<entered|exited>:<cause>`). Returns how many.
+
+    The changes of `historical` profiles were caused only by imported history: their events carry
+    the import source, so they start no flow (flows.triggers)."""
     rows: list[dict[str, Any]] = []
     for change in changes:
         seg = change.segment
@@ -250,7 +255,7 @@ def emit(
                         "properties": props,
                         "value": None,
                         "currency": None,
-                        "source": "segment",
+                        "source": IMPORT_SOURCE if pid in historical else "segment",
                         "message_id": f"segment:{seg.id}:{pid}:{kind}:{causes.get(pid, '')}"[:200],
                     }
                 )
@@ -278,9 +283,11 @@ def on_events(
     events: Sequence[EventRecord],
     rechecks: Mapping[str, Mapping[int, int]],
     now: datetime,
+    historical: Mapping[str, set[int]] | None = None,
 ) -> int:
     """The real-time stage for a batch of committed events and queued re-checks (workspace ->
-    profile -> re-check id). Returns how many memberships changed."""
+    profile -> re-check id; `historical`: the re-checked profiles a history import queued).
+    Returns how many memberships changed."""
     by_ws: dict[str, list[EventRecord]] = defaultdict(list)
     for e in events:
         if e.name not in MEMBERSHIP_EVENTS:
@@ -300,9 +307,13 @@ def on_events(
             continue
         segments = compile_segments(live[ws])
         causes: dict[int, str] = {pid: f"r{rid}" for pid, rid in queued.items()}
+        # Profiles moved only by imported history (events or re-checks): their changes start no flow.
+        imported = set((historical or {}).get(ws, set())) & set(queued)
+        live_cause = set(queued) - imported
         names: dict[int, set[str]] = defaultdict(set)
         future: set[int] = set()  # profiles with events dated after now: every reading segment
         for e in by_ws.get(ws, []):
+            (imported if is_historical(e.source) else live_cause).add(e.profile_id)
             names[e.profile_id].add(e.name)
             causes[e.profile_id] = f"e{max(e.id, _event_id(causes.get(e.profile_id)))}"
             if e.time > now:
@@ -332,7 +343,7 @@ def on_events(
         gone = _not_live(conn, workspace_id=ws, profile_ids=queued)
         if gone:
             segment_jobs.drop_memberships(conn, workspace_id=ws, profile_ids=sorted(gone), now=now)
-        emit(conn, workspace_id=ws, changes=changes, causes=causes, now=now)
+        emit(conn, workspace_id=ws, changes=changes, causes=causes, now=now, historical=imported - live_cause)
         total += sum(len(c.entered) + len(c.exited) for c in changes)
     return total
 

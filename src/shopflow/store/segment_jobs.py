@@ -98,35 +98,60 @@ def has_live_segments(conn: Connection, *, workspace_id: str) -> bool:
 
 
 def enqueue_rechecks(
-    conn: Connection, *, workspace_id: str, profile_ids: Iterable[int], now: datetime
+    conn: Connection,
+    *,
+    workspace_id: str,
+    profile_ids: Iterable[int],
+    now: datetime,
+    historical: bool = False,
 ) -> None:
     ids = sorted(set(profile_ids))
     if ids:
         conn.execute(
             st.segment_rechecks.insert(),
-            [{"workspace_id": workspace_id, "profile_id": p, "queued_at": now} for p in ids],
+            [
+                {"workspace_id": workspace_id, "profile_id": p, "queued_at": now, "historical": historical}
+                for p in ids
+            ],
         )
+
+
+class ClaimedRechecks(dict[str, dict[int, int]]):
+    """Per workspace each profile id with its latest re-check id; `historical` names, per
+    workspace, the profiles all of whose claimed re-checks a history import queued."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.historical: dict[str, set[int]] = {}
 
 
 def rechecks_query() -> sa.Select[Any]:
     return sa.select(st.segment_rechecks.c.id)
 
 
-def claim_rechecks(conn: Connection, *, limit: int) -> dict[str, dict[int, int]]:
+def claim_rechecks(conn: Connection, *, limit: int) -> ClaimedRechecks:
     """Claim (delete) up to `limit` queued re-checks; returns per workspace each profile id with
     its latest re-check id."""
     r = st.segment_rechecks
-    query = sa.select(r.c.id, r.c.workspace_id, r.c.profile_id).order_by(r.c.id).limit(limit)
+    query = sa.select(r.c.id, r.c.workspace_id, r.c.profile_id, r.c.historical).order_by(r.c.id).limit(limit)
     if not db.is_sqlite(conn):
         query = query.with_for_update(skip_locked=True)
     rows = list(conn.execute(query))
+    out = ClaimedRechecks()
     if not rows:
-        return {}
+        return out
     conn.execute(r.delete().where(db.one_of(conn, r.c.id, [int(row.id) for row in rows])))
-    out: dict[str, dict[int, int]] = {}
+    live: set[tuple[str, int]] = set()
     for row in rows:
-        mine = out.setdefault(str(row.workspace_id), {})
-        mine[int(row.profile_id)] = max(int(row.id), mine.get(int(row.profile_id), 0))
+        ws, pid = str(row.workspace_id), int(row.profile_id)
+        mine = out.setdefault(ws, {})
+        mine[pid] = max(int(row.id), mine.get(pid, 0))
+        if row.historical:
+            out.historical.setdefault(ws, set()).add(pid)
+        else:
+            live.add((ws, pid))
+    for ws, pid in live:
+        out.historical.get(ws, set()).discard(pid)
     return out
 
 

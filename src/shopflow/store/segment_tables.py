@@ -161,6 +161,8 @@ segment_rechecks = sa.Table(
     workspace_id(),
     sa.Column("profile_id", sa.BigInteger, nullable=False),
     sa.Column("queued_at", UTCDateTime, nullable=False),
+    # Queued by a history import: the membership changes it causes start no flows.
+    sa.Column("historical", sa.Boolean, nullable=False, server_default=sa.false()),
 )
 
 # The last UTC day the time sweeper brought each workspace's time-dependent segments up to.

@@ -33,7 +33,9 @@ def process_pending(engine: Engine, *, clock: Clock, limit: int = 1000) -> int:
             attribution.on_events(conn, events=batch, now=now)
         if batch or rechecks:
             # Membership events it emits are pending events: the next pass triggers flows on them.
-            membership.on_events(conn, events=batch, rechecks=rechecks, now=now)
+            membership.on_events(
+                conn, events=batch, rechecks=rechecks, historical=rechecks.historical, now=now
+            )
         if changes:
             catalog_triggers.on_queued_changes(conn, queued=changes, now=now)
     return len(batch) + len(changes) + sum(len(r) for r in rechecks.values())

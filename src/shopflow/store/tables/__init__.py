@@ -30,6 +30,7 @@ from shopflow.store.tables.effects import (
     webhook_deliveries,
 )
 from shopflow.store.tables.identity import profile_identifiers, profile_merges, profiles
+from shopflow.store.tables.imports import import_progress
 from shopflow.store.tables.ingest import events, pending_events, webhook_receipts
 from shopflow.store.tables.messaging import (
     coupon_codes,
@@ -56,6 +57,7 @@ __all__ = [
     "flow_sweeps",
     "flow_versions",
     "flows",
+    "import_progress",
     "instance_settings",
     "list_members",
     "lists",
