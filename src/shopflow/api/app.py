@@ -120,6 +120,7 @@ async def _ingest_writer(ctx: deps.AppContext) -> Callable[[], Any]:
 
 def _routers() -> list[Any]:
     """Routers of the other packages; one line each."""
+    from shopflow.api.routes import experiments as experiment_routes
     from shopflow.api.routes import feedback as feedback_routes
     from shopflow.api.routes import flows, ingest, profiles, tracking, webhooks
     from shopflow.api.routes import library as library_routes
@@ -140,6 +141,7 @@ def _routers() -> list[Any]:
         feedback_routes.router,
         stock_routes.router,
         report_routes.router,
+        experiment_routes.router,
         _twilio_routes(),
         _push_routes(),
         _consent_routes(),

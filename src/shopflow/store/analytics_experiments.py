@@ -1,0 +1,136 @@
+"""SQL the experiment reports read: which branch of a random split each run took (the run log's
+`node` step at the split, whose reason is the branch: "branch 2: email-b"), and per such run the
+engagement and credited revenue of the messages it was sent from then on (downstream of the split).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from decimal import Decimal
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection
+
+from shopflow.domain import events as metrics
+from shopflow.store import tables
+from shopflow.store.analytics import _dec, _json_text, _with_touches
+from shopflow.store.analytics_reports import OUTCOMES, _between
+
+
+@dataclass(frozen=True)
+class SplitRun:
+    run_id: int
+    branch: str  # the run log's note, "branch 1: node-id"
+    at: datetime
+
+
+@dataclass(frozen=True)
+class RunCredit:
+    run_id: int
+    net: Decimal
+    currency: str | None
+    fully_reversed: bool
+
+
+def _taken(
+    workspace_id: str, flow_id: int, node_id: str, since: datetime | None, until: datetime | None
+) -> sa.Subquery:
+    log = tables.run_log
+    return (
+        sa.select(log.c.run_id, log.c.reason, sa.func.min(log.c.at).label("at"))
+        .where(
+            log.c.workspace_id == workspace_id,
+            log.c.flow_id == flow_id,
+            log.c.node_id == node_id,
+            log.c.kind == "node",
+            *_between(log.c.at, since, until),
+        )
+        .group_by(log.c.run_id, log.c.reason)
+        .subquery("taken")
+    )
+
+
+def split_runs(
+    conn: Connection,
+    *,
+    workspace_id: str,
+    flow_id: int,
+    node_id: str,
+    since: datetime | None = None,
+    until: datetime | None = None,
+) -> list[SplitRun]:
+    """Every run that passed the split in [since, until), with the branch it took."""
+    taken = _taken(workspace_id, flow_id, node_id, since, until)
+    rows = conn.execute(sa.select(taken.c.run_id, taken.c.reason, taken.c.at).order_by(taken.c.run_id))
+    return [SplitRun(int(r.run_id), str(r.reason or ""), r.at) for r in rows]
+
+
+def _downstream(taken: sa.Subquery) -> sa.ColumnElement[bool]:
+    m = tables.messages
+    return sa.and_(m.c.run_id == taken.c.run_id, m.c.status == "sent", m.c.sent_at >= taken.c.at)
+
+
+def engaged_runs(
+    conn: Connection,
+    *,
+    workspace_id: str,
+    flow_id: int,
+    node_id: str,
+    exclude_machine_opens: bool,
+    since: datetime | None = None,
+    until: datetime | None = None,
+) -> dict[int, set[str]]:
+    """Per run that took the split: the outcomes (opened, clicked, ...) of the messages it was sent after."""
+    m, e = tables.messages, tables.events
+    taken = _taken(workspace_id, flow_id, node_id, since, until)
+    query = (
+        sa.select(m.c.run_id, e.c.name)
+        .distinct()
+        .select_from(_with_touches(sorted(OUTCOMES)).join(taken, _downstream(taken)))
+        .where(m.c.workspace_id == workspace_id, m.c.flow_id == flow_id)
+    )
+    if exclude_machine_opens:
+        machine = sa.func.coalesce(_json_text(e.c.properties, "machine_open"), "")
+        query = query.where(sa.or_(e.c.name != metrics.OPENED_EMAIL, machine.not_in(["true", "1"])))
+    out: dict[int, set[str]] = {}
+    for run_id, name in conn.execute(query):
+        out.setdefault(int(run_id), set()).add(OUTCOMES[name])
+    return out
+
+
+def run_credits(
+    conn: Connection,
+    *,
+    workspace_id: str,
+    flow_id: int,
+    node_id: str,
+    since: datetime | None = None,
+    until: datetime | None = None,
+) -> list[RunCredit]:
+    """The last-touch credits of the messages each run was sent after taking the split."""
+    a, m = tables.attributions, tables.messages
+    taken = _taken(workspace_id, flow_id, node_id, since, until)
+    query: Any = (
+        sa.select(m.c.run_id, a.c.revenue, a.c.reversed_amount, a.c.reversed_at, a.c.currency)
+        .select_from(
+            a.join(m, sa.and_(m.c.id == a.c.message_id, m.c.workspace_id == a.c.workspace_id)).join(
+                taken, _downstream(taken)
+            )
+        )
+        .where(a.c.workspace_id == workspace_id, a.c.flow_id == flow_id)
+        .order_by(a.c.id)
+    )
+    out = []
+    for r in conn.execute(query):
+        revenue, reversed_amount = _dec(r.revenue), _dec(r.reversed_amount)
+        out.append(
+            RunCredit(
+                int(r.run_id),
+                revenue - reversed_amount,
+                r.currency,
+                r.reversed_at is not None and reversed_amount >= revenue,
+            )
+        )
+    return out
