@@ -77,13 +77,23 @@ def _event(n: int, name: str, clock: SimulatedClock, tag: str, **extra: Any) -> 
 
 @pytest.fixture
 def shop(engine: Engine, clock: SimulatedClock) -> dict[str, Any]:
+    return build_shop(engine, clock)
+
+
+def join(engine: Engine, clock: SimulatedClock, ws: str, shoppers: range) -> None:
+    """New shoppers join; their runs are created and stepped (the split assigns them)."""
+    _accept(engine, ws, clock, [_event(n, "Joined", clock, "join") for n in shoppers])
+    scheduler.run_all_due(engine, clock=clock)
+
+
+def build_shop(engine: Engine, clock: SimulatedClock) -> dict[str, Any]:
+    """The shop of this module's docstring; its workspace, key, flow, branch sizes and revenue per run."""
     created = testing.make_workspace(engine)
     ws = created.workspace.id
     flow_id = manage.save_definition(
         engine, workspace_id=ws, definition=load_flow(FLOW), status="live", now=clock.now()
     ).flow.id
-    _accept(engine, ws, clock, [_event(n, "Joined", clock, "join") for n in range(SHOPPERS)])
-    scheduler.run_all_due(engine, clock=clock)
+    join(engine, clock, ws, range(SHOPPERS))
     channel = testing.InMemoryEmailChannel()
     while due.email(
         engine, clock=clock, channel=channel, link_secret=b"s" * 32, public_url="http://localhost"

@@ -148,9 +148,17 @@ def flow_experiments(
                 since=since,
                 until=until,
             )
-            splits.append(
-                _split_json(node, variants, rules.evaluate(variants, metric=metric, settings=chosen))
-            )
+            row = _split_json(node, variants, rules.evaluate(variants, metric=metric, settings=chosen))
+            cached = facts.split_weights(conn, workspace_id=workspace_id, flow_id=flow_id, node_id=node.id)
+            row["assignment"] = None
+            if cached is not None:
+                row["assignment"] = {
+                    "basis": cached.basis,
+                    "weights": [_fraction(w, _RATE) for w in cached.weights],
+                    "winner": None if cached.winner is None else f"branch {cached.winner + 1}",
+                    "computed_at": cached.computed_at.isoformat(),
+                }
+            splits.append(row)
     return {
         "flow_id": flow.id,
         "key": flow.key,
@@ -190,7 +198,7 @@ def _split_json(
         )
     return {
         "node_id": node.id,
-        "mode": getattr(node, "mode", "fixed"),
+        "mode": node.mode or "fixed",
         "status": verdict.status,
         "winner": verdict.winner,
         "leader": verdict.leader,

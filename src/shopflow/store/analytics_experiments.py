@@ -11,10 +11,11 @@ from decimal import Decimal
 from typing import Any
 
 import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection
 
 from shopflow.domain import events as metrics
-from shopflow.store import tables
+from shopflow.store import db, tables
 from shopflow.store.analytics import _dec, _json_text, _with_touches
 from shopflow.store.analytics_reports import OUTCOMES, _between
 
@@ -134,3 +135,46 @@ def run_credits(
             )
         )
     return out
+
+
+@dataclass(frozen=True)
+class SplitWeights:
+    weights: tuple[float, ...]
+    winner: int | None
+    basis: str
+    computed_at: datetime
+
+
+def split_weights(conn: Connection, *, workspace_id: str, flow_id: int, node_id: str) -> SplitWeights | None:
+    w = tables.split_weights
+    row = conn.execute(
+        sa.select(w.c.weights, w.c.winner, w.c.basis, w.c.computed_at).where(
+            w.c.workspace_id == workspace_id, w.c.flow_id == flow_id, w.c.node_id == node_id
+        )
+    ).first()
+    if row is None:
+        return None
+    winner = None if row.winner is None else int(row.winner)
+    return SplitWeights(tuple(float(x) for x in row.weights), winner, str(row.basis), row.computed_at)
+
+
+def save_split_weights(
+    conn: Connection, *, workspace_id: str, flow_id: int, node_id: str, weights: SplitWeights
+) -> None:
+    """Insert or replace the split's cached weights."""
+    values = {
+        "workspace_id": workspace_id,
+        "flow_id": flow_id,
+        "node_id": node_id,
+        "weights": list(weights.weights),
+        "winner": weights.winner,
+        "basis": weights.basis,
+        "computed_at": weights.computed_at,
+    }
+    insert = (sqlite.insert if db.is_sqlite(conn) else postgresql.insert)(tables.split_weights)
+    conn.execute(
+        insert.values(**values).on_conflict_do_update(
+            index_elements=["flow_id", "node_id"],
+            set_={k: v for k, v in values.items() if k not in ("flow_id", "node_id")},
+        )
+    )

@@ -50,6 +50,13 @@ class VariantReport(BaseModel):
     conversions_needed: int
 
 
+class Assignment(BaseModel):
+    basis: str = Field(description="thompson | winner | fixed: what new entrants are assigned by")
+    weights: list[str] = Field(description="a fraction per branch")
+    winner: str | None
+    computed_at: str
+
+
 class SplitReport(BaseModel):
     node_id: str
     mode: str
@@ -59,6 +66,7 @@ class SplitReport(BaseModel):
     reason: str
     conversions_needed: int
     variants: list[VariantReport]
+    assignment: Assignment | None = Field(description="the cached weights, once the runtime computed them")
 
 
 class ExperimentsReport(BaseModel):
