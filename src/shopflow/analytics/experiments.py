@@ -62,19 +62,20 @@ def split_variants(
     until: datetime | None = None,
 ) -> list[rules.Variant]:
     """The split's branches as experiment variants, from the stored runs, messages and credits."""
-    span = {"since": since, "until": until}
-    runs = facts.split_runs(conn, workspace_id=workspace_id, flow_id=flow_id, node_id=node.id, **span)
+    runs = facts.split_runs(
+        conn, workspace_id=workspace_id, flow_id=flow_id, node_id=node.id, since=since, until=until
+    )
+    taken = {r.run_id: r.at for r in runs}
     engaged = facts.engaged_runs(
         conn,
         workspace_id=workspace_id,
         flow_id=flow_id,
-        node_id=node.id,
+        runs=taken,
         exclude_machine_opens=exclude_machine_opens,
-        **span,
     )
     revenue: dict[int, Decimal] = defaultdict(Decimal)
     converted: set[int] = set()
-    for c in facts.run_credits(conn, workspace_id=workspace_id, flow_id=flow_id, node_id=node.id, **span):
+    for c in facts.run_credits(conn, workspace_id=workspace_id, flow_id=flow_id, runs=taken):
         amount = money.convert(c.net, c.currency)
         if amount is not None:
             revenue[c.run_id] += amount

@@ -43,7 +43,7 @@ WINNER = "winner"
 NO_WINNER_YET = "no_winner_yet"
 NOT_ENOUGH_DATA = "not_enough_data"
 THOMPSON_DRAWS = 10_000
-_GRID = 4001  # grid points per posterior
+_GRID = 2001  # grid points per posterior
 
 
 @dataclass(frozen=True)

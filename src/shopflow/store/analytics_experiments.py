@@ -5,16 +5,17 @@ engagement and credited revenue of the messages it was sent from then on (downst
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
-from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection
 
 from shopflow.domain import events as metrics
+from shopflow.domain.clock import as_utc
 from shopflow.store import db, tables
 from shopflow.store.analytics import _dec, _json_text, _with_touches
 from shopflow.store.analytics_reports import OUTCOMES, _between
@@ -65,12 +66,13 @@ def split_runs(
     """Every run that passed the split in [since, until), with the branch it took."""
     taken = _taken(workspace_id, flow_id, node_id, since, until)
     rows = conn.execute(sa.select(taken.c.run_id, taken.c.reason, taken.c.at).order_by(taken.c.run_id))
-    return [SplitRun(int(r.run_id), str(r.reason or ""), r.at) for r in rows]
-
-
-def _downstream(taken: sa.Subquery) -> sa.ColumnElement[bool]:
-    m = tables.messages
-    return sa.and_(m.c.run_id == taken.c.run_id, m.c.status == "sent", m.c.sent_at >= taken.c.at)
+    out = []
+    for r in rows:
+        at = r.at
+        if isinstance(at, str):  # SQLite's MIN() of a datetime column comes back as text
+            at = datetime.fromisoformat(at)
+        out.append(SplitRun(int(r.run_id), str(r.reason or ""), as_utc(at)))
+    return out
 
 
 def engaged_runs(
@@ -78,53 +80,49 @@ def engaged_runs(
     *,
     workspace_id: str,
     flow_id: int,
-    node_id: str,
+    runs: Mapping[int, datetime],
     exclude_machine_opens: bool,
-    since: datetime | None = None,
-    until: datetime | None = None,
 ) -> dict[int, set[str]]:
-    """Per run that took the split: the outcomes (opened, clicked, ...) of the messages it was sent after."""
+    """Per run of `runs` (run id -> when it took the split): the outcomes (opened, clicked, ...) of
+    the messages it was sent from then on. The same join as the flow report's outcomes per node."""
+    if not runs:
+        return {}
     m, e = tables.messages, tables.events
-    taken = _taken(workspace_id, flow_id, node_id, since, until)
     query = (
-        sa.select(m.c.run_id, e.c.name)
+        sa.select(m.c.run_id, m.c.sent_at, e.c.name)
         .distinct()
-        .select_from(_with_touches(sorted(OUTCOMES)).join(taken, _downstream(taken)))
-        .where(m.c.workspace_id == workspace_id, m.c.flow_id == flow_id)
+        .select_from(_with_touches(sorted(OUTCOMES)))
+        .where(m.c.workspace_id == workspace_id, m.c.flow_id == flow_id, m.c.status == "sent")
     )
     if exclude_machine_opens:
         machine = sa.func.coalesce(_json_text(e.c.properties, "machine_open"), "")
         query = query.where(sa.or_(e.c.name != metrics.OPENED_EMAIL, machine.not_in(["true", "1"])))
     out: dict[int, set[str]] = {}
-    for run_id, name in conn.execute(query):
-        out.setdefault(int(run_id), set()).add(OUTCOMES[name])
+    for run_id, sent_at, name in conn.execute(query):
+        taken = runs.get(int(run_id)) if run_id is not None else None
+        if taken is not None and sent_at is not None and sent_at >= taken:
+            out.setdefault(int(run_id), set()).add(OUTCOMES[name])
     return out
 
 
 def run_credits(
-    conn: Connection,
-    *,
-    workspace_id: str,
-    flow_id: int,
-    node_id: str,
-    since: datetime | None = None,
-    until: datetime | None = None,
+    conn: Connection, *, workspace_id: str, flow_id: int, runs: Mapping[int, datetime]
 ) -> list[RunCredit]:
-    """The last-touch credits of the messages each run was sent after taking the split."""
+    """The last-touch credits of the messages each run of `runs` was sent after taking the split."""
+    if not runs:
+        return []
     a, m = tables.attributions, tables.messages
-    taken = _taken(workspace_id, flow_id, node_id, since, until)
-    query: Any = (
-        sa.select(m.c.run_id, a.c.revenue, a.c.reversed_amount, a.c.reversed_at, a.c.currency)
-        .select_from(
-            a.join(m, sa.and_(m.c.id == a.c.message_id, m.c.workspace_id == a.c.workspace_id)).join(
-                taken, _downstream(taken)
-            )
-        )
-        .where(a.c.workspace_id == workspace_id, a.c.flow_id == flow_id)
+    query = (
+        sa.select(m.c.run_id, m.c.sent_at, a.c.revenue, a.c.reversed_amount, a.c.reversed_at, a.c.currency)
+        .select_from(a.join(m, sa.and_(m.c.id == a.c.message_id, m.c.workspace_id == a.c.workspace_id)))
+        .where(a.c.workspace_id == workspace_id, a.c.flow_id == flow_id, m.c.status == "sent")
         .order_by(a.c.id)
     )
     out = []
     for r in conn.execute(query):
+        taken = runs.get(int(r.run_id)) if r.run_id is not None else None
+        if taken is None or r.sent_at is None or r.sent_at < taken:
+            continue
         revenue, reversed_amount = _dec(r.revenue), _dec(r.reversed_amount)
         out.append(
             RunCredit(
