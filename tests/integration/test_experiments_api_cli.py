@@ -11,6 +11,8 @@ the branch sizes the run log records, with the formulas written out here (not th
 
 from __future__ import annotations
 
+import csv
+import io
 import json
 import math
 from datetime import timedelta
@@ -207,6 +209,16 @@ def test_the_split_as_an_ab_test_over_http(shop: dict[str, Any], api: tuple[str,
     assert b["probability_best"] == _p6(_p_b_beats_a(5, n_a, 12, n_b))
     assert (a["conversions_needed"], b["conversions_needed"]) == (245, 238)
 
+    table = httpx.get(url, headers=auth, params={"format": "csv"})
+    assert table.headers["content-type"].startswith("text/csv")
+    rows = list(csv.DictReader(io.StringIO(table.text)))
+    assert [
+        (r["node_id"], r["variant"], r["next"], r["conversions"], r["p_value"], r["status"]) for r in rows
+    ] == [
+        ("split", "branch 1", "email-a", "5", "", "not_enough_data"),
+        ("split", "branch 2", "email-b", "12", _p6(_z_p(12, n_b, 5, n_a)), "not_enough_data"),
+    ]
+
     # Lower the bar (a setting): the verdict follows the figures.
     changed = httpx.patch(
         f"{base}/api/v1/reports/experiments/settings", headers=auth, json={"min_conversions": 5}
@@ -268,7 +280,8 @@ def test_hostile_requests(api: tuple[str, dict[str, str]], shop: dict[str, Any],
         ({"metric": "x" * 5000}, "metric: unknown metric"),
         ({"from": "yesterday"}, "from: expected a date"),
         ({"from": "2026-02-01", "to": "2026-01-01"}, "to: must be after from"),
-        ({"window": "P1D"}, "window: unknown parameter"),
+        ({"window": "P1D"}, "window: unknown parameter; expected one of format, from, metric, to"),
+        ({"format": "xml"}, "format: expected json or csv, got 'xml'"),
     ]:
         got = httpx.get(url, headers=auth, params=params)
         assert (got.status_code, got.json()["error"][: len(message)]) == (400, message)
@@ -320,6 +333,10 @@ def test_the_cli_prints_the_same_numbers(
     text = capsys.readouterr().out
     assert "metric open, confidence 0.9, at least 5 conversions per variant" in text
     assert _p6(_z_p(20, n_b, 10, n_a)) in text
+    assert cli.main([*args, "--csv"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0].startswith("node_id,variant,next,percent,recipients")
+    assert lines[2].startswith(f"split,branch 2,email-b,50,{n_b},20,10,12,360.00,")
     assert cli.main([*args, "--metric", "ctr"]) == 2
     assert "--metric: unknown metric 'ctr'" in capsys.readouterr().err
     assert cli.main([*args, "--set", "confidence=2"]) == 2

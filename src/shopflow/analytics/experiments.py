@@ -10,6 +10,8 @@ Thompson sampling, automatic winner) are the workspace's "experiments" setting.
 
 from __future__ import annotations
 
+import csv
+import io
 from collections import defaultdict
 from collections.abc import Mapping
 from datetime import datetime
@@ -102,18 +104,45 @@ def split_variants(
     return out
 
 
-def parse_query(params: Mapping[str, str | None]) -> tuple[str, datetime | None, datetime | None]:
-    """(metric, since, until) from the parameters metric, from, to; QueryError naming the parameter."""
+CSV_COLUMNS = (
+    "node_id", "variant", "next", "percent", "recipients", "opens", "clicks", "conversions", "revenue",
+    "value", "difference", "relative_lift", "p_value", "probability_best", "conversions_needed",
+    "status", "winner",
+)  # fmt: skip
+
+
+def csv_table(report: Mapping[str, Any]) -> str:
+    """One row per split and branch: the figures, the test, and the split's verdict."""
+    rows = [
+        {**v, "node_id": split["node_id"], "status": split["status"], "winner": split["winner"]}
+        for split in report["splits"]
+        for v in split["variants"]
+    ]
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\r\n")  # RFC 4180
+    writer.writerow(CSV_COLUMNS)
+    for row in rows:
+        writer.writerow(["" if row.get(c) is None else str(row.get(c)) for c in CSV_COLUMNS])
+    return out.getvalue()
+
+
+def parse_query(
+    params: Mapping[str, str | None],
+) -> tuple[str, datetime | None, datetime | None, str]:
+    """(metric, since, until, format) from the parameters metric, from, to, format (json | csv);
+    QueryError naming the parameter."""
     for name in params:
-        if name not in ("metric", "from", "to"):
-            raise report_views.QueryError(name[:64], "unknown parameter; expected one of from, metric, to")
+        if name not in ("metric", "from", "to", "format"):
+            raise report_views.QueryError(
+                name[:64], "unknown parameter; expected one of format, from, metric, to"
+            )
     metric = params.get("metric") or rules.PLACED_ORDER
     if metric not in rules.METRICS:
         raise report_views.QueryError(
             "metric", f"unknown metric {metric[:64]!r}; expected one of {', '.join(rules.METRICS)}"
         )
-    span = report_views.parse_query({k: params.get(k) for k in ("from", "to")})
-    return metric, span.since, span.until
+    span = report_views.parse_query({k: params.get(k) for k in ("from", "to", "format")})
+    return metric, span.since, span.until, span.format
 
 
 def flow_experiments(

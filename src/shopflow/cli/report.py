@@ -36,7 +36,9 @@ def register(sub: Any) -> None:
     p.add_argument("--metric", help="open, click, placed_order (default) or revenue_per_recipient")
     p.add_argument("--from", dest="since", help="runs that took the split from this date or time")
     p.add_argument("--to", dest="until", help="a date (that whole day included) or ISO 8601 time")
-    p.add_argument("--json", action="store_true", help="print JSON (the API's answer)")
+    out = p.add_mutually_exclusive_group()
+    out.add_argument("--json", action="store_true", help="print JSON (the API's answer)")
+    out.add_argument("--csv", action="store_true", help="print CSV: a row per split and branch")
     p.add_argument(
         "--set",
         action="append",
@@ -172,7 +174,7 @@ def _store(args: argparse.Namespace, settings: config.Settings) -> int:
 def _experiments(args: argparse.Namespace, settings: config.Settings) -> int:
     params = {"metric": args.metric, "from": args.since, "to": args.until}
     try:
-        metric, since, until = experiments.parse_query({k: v for k, v in params.items() if v is not None})
+        metric, since, until, _ = experiments.parse_query({k: v for k, v in params.items() if v is not None})
     except report_views.QueryError as exc:
         raise ValueError(f"--{exc}") from None
     engine = common.engine(settings)
@@ -195,6 +197,9 @@ def _experiments(args: argparse.Namespace, settings: config.Settings) -> int:
         raise LookupError(f"--flow: no flow {args.flow} in workspace {args.workspace!r}") from None
     if args.json:
         print(json.dumps(report_views.plain(report), indent=2))
+        return 0
+    if args.csv:
+        print(experiments.csv_table(report), end="")
         return 0
     s = report["settings"]
     print(

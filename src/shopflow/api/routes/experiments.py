@@ -11,7 +11,7 @@ import functools
 from typing import Any
 
 from fastapi import APIRouter, Depends, Query, Request
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, Field
 
 from shopflow.analytics import experiments, report_views
@@ -103,6 +103,7 @@ def flow_experiments(
     metric: str | None = Query(None, description=f"one of {', '.join(rules.METRICS)} (default placed_order)"),
     from_: str | None = Query(None, alias="from", description="runs that took the split from this time"),
     to: str | None = Query(None, description="a date (that whole day included) or ISO 8601 time"),
+    format: str | None = Query(None, description="json (default) or csv: a row per split and branch"),
     ws: deps.Workspace = Depends(deps.private_workspace),
 ) -> Any:
     """Each random split of the flow as an A/B test: per branch the metric, p-value against the
@@ -114,7 +115,7 @@ def flow_experiments(
             return _error(400, f"{name[:64]}: expected one value, got {len(values)}")
         params[name] = values[0]
     try:
-        chosen, since, until = experiments.parse_query(params)
+        chosen, since, until, fmt = experiments.parse_query(params)
         report = experiments.flow_experiments(
             deps.context(request).engine,
             workspace_id=ws.id,
@@ -127,6 +128,12 @@ def flow_experiments(
         return _error(400, str(exc))
     except LookupError:
         return _error(404, f"flow_id: no flow {flow_id} in this workspace")
+    if fmt == "csv":
+        return Response(
+            experiments.csv_table(report),
+            media_type="text/csv; charset=utf-8",
+            headers={"Content-Disposition": f'attachment; filename="flow-{flow_id}-experiments.csv"'},
+        )
     return JSONResponse(schemas.exact(report))
 
 
