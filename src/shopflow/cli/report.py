@@ -13,7 +13,7 @@ from shopflow.cli import common
 
 def register(sub: Any) -> None:
     p_report = sub.add_parser(
-        "report", help="reports: flows (attributed and incremental revenue), store"
+        "report", help="reports: flows (attributed and incremental revenue), store, experiments (A/B splits)"
     ).add_subparsers(dest="report_command", required=True, metavar="COMMAND")
     p = p_report.add_parser("flows", help="every flow's summary, or one flow per node (FLOW)")
     p.add_argument("flow", nargs="?", type=int, metavar="FLOW", help="a flow id: that flow per node")
