@@ -19,6 +19,7 @@ from shopflow.cli import flow_steps as flow_steps_area
 from shopflow.cli import flows as flows_area
 from shopflow.cli import hygiene as hygiene_area
 from shopflow.cli import inbound as inbound_area
+from shopflow.cli import onsite as onsite_area
 from shopflow.cli import outbox as outbox_area
 from shopflow.cli import privacy as privacy_area
 from shopflow.cli import push as push_area
@@ -50,6 +51,7 @@ AREAS: list[Callable[[Any], None]] = [
     privacy_area.register,
     hygiene_area.register,
     push_area.register,
+    onsite_area.register,
     sms_area.register,
     senders_area.register,
     inbound_area.register,
