@@ -36,6 +36,7 @@ PATH_ROUTES = [
     ("GET", "/api/v1/profiles/{profile_id}/export", None),
     ("DELETE", "/api/v1/profiles/{profile_id}", None),
     ("GET", "/api/v1/reports/flows/{flow_id}", None),
+    ("GET", "/api/v1/reports/flows/{flow_id}/experiments", None),
 ]
 BAD_PATH_IDS = [str(BIG), "99999999999999999999999999", "0", "-1", "abc", "1.5", "1e3", "%C2%B9"]
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 from sqlalchemy.engine import Connection, Engine
 
 from shopflow.domain import attribution_settings as config
+from shopflow.domain import experiment_settings
 from shopflow.domain.attribution_settings import AttributionSettings
 from shopflow.store import db, workspaces
 
@@ -37,3 +38,12 @@ def currency(conn: Connection, *, workspace_id: str) -> str:
 def current(engine: Engine, *, workspace_id: str) -> AttributionSettings:
     with db.reading(engine) as conn:
         return load(conn, workspace_id=workspace_id)
+
+
+def experiments(conn: Connection, *, workspace_id: str) -> experiment_settings.ExperimentSettings:
+    """The workspace's A/B test settings (the "experiments" setting; defaults when unset or unreadable)."""
+    ws = workspaces.get(conn, workspace_id)
+    try:
+        return experiment_settings.parse((ws.settings if ws else {}).get(experiment_settings.SETTING))
+    except experiment_settings.SettingsError:
+        return experiment_settings.ExperimentSettings()

@@ -123,6 +123,7 @@ def _routers() -> list[Any]:
     """Routers of the other packages; one line each."""
     from shopflow.api.routes import browser as browser_routes
     from shopflow.api.routes import campaigns as campaign_routes
+    from shopflow.api.routes import experiments as experiment_routes
     from shopflow.api.routes import feedback as feedback_routes
     from shopflow.api.routes import flows, ingest, profiles, tracking, webhooks
     from shopflow.api.routes import library as library_routes
@@ -144,6 +145,7 @@ def _routers() -> list[Any]:
         stock_routes.router,
         browser_routes.router,
         report_routes.router,
+        experiment_routes.router,
         _twilio_routes(),
         _push_routes(),
         _consent_routes(),

@@ -1,4 +1,4 @@
-"""`shopflow report flows|store`: the numbers of /api/v1/reports, as a table, JSON or CSV."""
+"""`shopflow report flows|store|experiments`: the numbers of /api/v1/reports, as a table, JSON or CSV."""
 
 from __future__ import annotations
 
@@ -7,13 +7,13 @@ import json
 from typing import Any
 
 from shopflow import config
-from shopflow.analytics import report_views
+from shopflow.analytics import experiments, report_views
 from shopflow.cli import common
 
 
 def register(sub: Any) -> None:
     p_report = sub.add_parser(
-        "report", help="reports: flows (attributed and incremental revenue), store"
+        "report", help="reports: flows (attributed and incremental revenue), store, experiments (A/B splits)"
     ).add_subparsers(dest="report_command", required=True, metavar="COMMAND")
     p = p_report.add_parser("flows", help="every flow's summary, or one flow per node (FLOW)")
     p.add_argument("flow", nargs="?", type=int, metavar="FLOW", help="a flow id: that flow per node")
@@ -29,6 +29,24 @@ def register(sub: Any) -> None:
     p.add_argument("--interval", help="day, week or month (default: all three)")
     p.add_argument("--table", help="with --csv: periods (default) or cohorts")
     p.set_defaults(handler=_store)
+
+    p = p_report.add_parser("experiments", help="the A/B test of each random split of a flow")
+    p.add_argument("--workspace", required=True, help="the workspace id")
+    p.add_argument("--flow", required=True, type=int, metavar="ID", help="the flow id")
+    p.add_argument("--metric", help="open, click, placed_order (default) or revenue_per_recipient")
+    p.add_argument("--from", dest="since", help="runs that took the split from this date or time")
+    p.add_argument("--to", dest="until", help="a date (that whole day included) or ISO 8601 time")
+    out = p.add_mutually_exclusive_group()
+    out.add_argument("--json", action="store_true", help="print JSON (the API's answer)")
+    out.add_argument("--csv", action="store_true", help="print CSV: a row per split and branch")
+    p.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="change an experiment setting first (confidence=0.99, min_conversions=100, thompson=true, ...)",
+    )
+    p.set_defaults(handler=_experiments)
 
 
 def _common(p: argparse.ArgumentParser) -> None:
@@ -150,4 +168,53 @@ def _store(args: argparse.Namespace, settings: config.Settings) -> int:
     print(f"  cohorts: {'month':10}{'customers':>10}{'revenue':>12}{'ltv':>10}")
     for c in report["cohorts"]:
         print(f"  {'':9}{c['month']:10}{c['customers']:>10,}{c['revenue']!s:>12}{c['ltv']!s:>10}")
+    return 0
+
+
+def _experiments(args: argparse.Namespace, settings: config.Settings) -> int:
+    params = {"metric": args.metric, "from": args.since, "to": args.until}
+    try:
+        metric, since, until, _ = experiments.parse_query({k: v for k, v in params.items() if v is not None})
+    except report_views.QueryError as exc:
+        raise ValueError(f"--{exc}") from None
+    engine = common.engine(settings)
+    if args.set:
+        changes: dict[str, Any] = {}
+        for item in args.set:
+            key, sep, raw = item.partition("=")
+            if not sep:
+                raise ValueError(f"--set: expected KEY=VALUE, got {item[:64]!r}")
+            try:
+                changes[key] = json.loads(raw)
+            except ValueError:
+                changes[key] = raw
+        experiments.update_settings(engine, workspace_id=args.workspace, changes=changes)
+    try:
+        report = experiments.flow_experiments(
+            engine, workspace_id=args.workspace, flow_id=args.flow, metric=metric, since=since, until=until
+        )
+    except LookupError:
+        raise LookupError(f"--flow: no flow {args.flow} in workspace {args.workspace!r}") from None
+    if args.json:
+        print(json.dumps(report_views.plain(report), indent=2))
+        return 0
+    if args.csv:
+        print(experiments.csv_table(report), end="")
+        return 0
+    s = report["settings"]
+    print(
+        f"{report['name']} ({report['key']}, id {report['flow_id']}): metric {metric}, confidence "
+        f"{s['confidence']}, at least {s['min_conversions']:,} conversions per variant"
+    )
+    if not report["splits"]:
+        print("  no random split in this flow")
+    for split in report["splits"]:
+        print(f"  split {split['node_id']} ({split['mode']}): {split['status']}: {split['reason']}")
+        print(f"    {'variant':10}{'next':16}{'recip':>8}{'convs':>7}{'value':>10}{'p':>10}{'P(best)':>10}")
+        for v in split["variants"]:
+            print(
+                f"    {v['variant']:10}{v['next'][:15]:16}{v['recipients']:>8,}{v['conversions']:>7,}"
+                f"{v['value']!s:>10}{v['p_value'] if v['p_value'] is not None else '-':>10}"
+                f"{v['probability_best']!s:>10}"
+            )
     return 0

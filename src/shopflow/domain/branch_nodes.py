@@ -86,6 +86,11 @@ class RandomSplitNode(BaseModel):
     id: NodeId
     type: Literal["random"]
     branches: list[RandomBranch] = Field(min_length=2, max_length=10)
+    # thompson: the runtime assigns by weights that shift traffic to better branches (when the
+    # workspace's experiment setting `thompson` is on); unset: the fixed percentages.
+    mode: Literal["thompson"] | None = None
+    # What the Thompson weights and the automatic winner judge by (domain.experiments.METRICS).
+    metric: Literal["open", "click", "placed_order", "revenue_per_recipient"] | None = None
 
     @field_validator("branches")
     @classmethod

@@ -69,6 +69,9 @@ class Facts:
     # Finished webhook deliveries of this run by node id: {status, ok, body}.
     webhooks: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
     settings: Mapping[str, Any] = field(default_factory=dict)  # workspace: timezone, best_send_hour
+    # Random split node id -> a weight per branch (Thompson sampling or an automatic winner,
+    # cached by the runtime); a split without weights here takes its fixed percentages.
+    split_weights: Mapping[str, Sequence[float]] = field(default_factory=dict)
 
 
 # --- effects: data, applied by flows/runtime.py ---------------------------------------------
@@ -307,13 +310,24 @@ def _route(node: nodes.AnyNode, run: Run, facts: Facts, ctx: conditions.Context)
         return ("yes", node.yes) if yes else ("no", node.no)
     if isinstance(node, branch_nodes.RandomSplitNode):
         bucket = random_bucket(run.id, node.id)
-        edge = 0
+        weights = facts.split_weights.get(node.id)
+        if (
+            weights is not None
+            and len(weights) == len(node.branches)
+            and all(w >= 0 for w in weights)
+            and sum(weights) > 0
+        ):
+            shares = [w * 10_000 / sum(weights) for w in weights]
+        else:
+            shares = [arm.percent * 100 for arm in node.branches]
+        edge = 0.0
         for i, arm in enumerate(node.branches):
-            edge += arm.percent * 100
-            if bucket < edge:
+            edge += shares[i]
+            if bucket < edge and shares[i] > 0:
                 return f"branch {i + 1}: {arm.next}", arm.next
-        last = node.branches[-1]  # unreachable: percentages add up to 100
-        return f"branch {len(node.branches)}: {last.next}", last.next
+        # Reached only when rounding leaves the top bucket past the last edge.
+        last = max(i for i, share in enumerate(shares) if share > 0)
+        return f"branch {last + 1}: {node.branches[last].next}", node.branches[last].next
     assert not isinstance(
         node,
         action_nodes.ExitNode | timing_nodes.DelayNode | timing_nodes.WaitNode | action_nodes.WebhookNode,

@@ -20,6 +20,7 @@ from shopflow.domain import step as domain_step
 from shopflow.domain.conditions import ENGAGEMENT_EVENTS, EventFact
 from shopflow.domain.events import CanonicalEvent, ConsentChange, Identity
 from shopflow.domain.flows import FlowDefinition
+from shopflow.flows import split_weights
 from shopflow.store import flow_runs, run_facts, segment_reads, suppressions
 from shopflow.store import flows as store_flows
 from shopflow.store import messages as store_messages
@@ -129,11 +130,15 @@ def _needs(flow: FlowDefinition) -> _Needs:
 
 
 def load_facts(
-    conn: Connection, *, runs: Sequence[flow_runs.RunRow], flows: dict[tuple[int, int], FlowDefinition]
+    conn: Connection,
+    *,
+    runs: Sequence[flow_runs.RunRow],
+    flows: dict[tuple[int, int], FlowDefinition],
+    now: datetime | None = None,
 ) -> dict[int, domain_step.Facts]:
     """Facts for a whole batch with a few queries: profiles, the events the flows ask about, and
     (only when a flow in the batch reads them) list memberships, messages, webhook answers and
-    workspace settings."""
+    workspace settings; with `now`, the random splits' cached weights (flows.split_weights)."""
     profiles = run_facts.profiles_by_id(conn, profile_ids=[r.profile_id for r in runs])
     names: set[str] = set()
     needs: dict[tuple[int, int], _Needs] = {}
@@ -165,6 +170,7 @@ def load_facts(
         conn, workspace_ids={r.workspace_id for r in wanted("settings")}
     )
 
+    weights = split_weights.for_runs(conn, runs=runs, flows=flows, now=now) if now is not None else {}
     facts: dict[int, domain_step.Facts] = {}
     for r in runs:
         definition = flows.get((r.flow_id, r.version))
@@ -187,6 +193,7 @@ def load_facts(
             messages=sent.get(r.id, {}),
             webhooks=answers.get(r.id, {}),
             settings=settings.get(r.workspace_id, {}),
+            split_weights=weights.get((r.flow_id, r.version), {}),
         )
     return facts
 

@@ -40,7 +40,7 @@ def step_batch(conn: Connection, *, now: datetime, limit: int) -> int:
     if not runs:
         return 0
     flows = store_flows.definitions(conn, versions=[(r.flow_id, r.version) for r in runs])
-    facts = runtime.load_facts(conn, runs=runs, flows=flows)
+    facts = runtime.load_facts(conn, runs=runs, flows=flows, now=now)
     batch = runtime.Batch(now=now)
     for run in runs:
         flow = flows.get((run.flow_id, run.version))

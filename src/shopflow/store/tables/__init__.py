@@ -29,6 +29,7 @@ from shopflow.store.tables.effects import (
     staff_alerts,
     webhook_deliveries,
 )
+from shopflow.store.tables.experiments import split_weights
 from shopflow.store.tables.identity import profile_identifiers, profile_merges, profiles
 from shopflow.store.tables.imports import import_progress
 from shopflow.store.tables.ingest import events, pending_events, webhook_receipts
@@ -76,6 +77,7 @@ __all__ = [
     "run_log",
     "sender_domains",
     "short_links",
+    "split_weights",
     "staff_alerts",
     "stock_subscriptions",
     "suppressions",
