@@ -1,7 +1,7 @@
 """split weights: the cached branch weights of random splits (Thompson sampling, automatic winner)
 
 Revision ID: 0010_split_weights
-Revises: 0007
+Revises: 0009_imports
 Create Date: 2026-12-04 19:10:00
 """
 
