@@ -60,7 +60,7 @@ function NodeCardView({ id, selected }: NodeProps) {
           {issues.length === 1 ? `${issues[0]?.[0]}: ${issues[0]?.[1]}` : `${issues.length} problems`}
         </div>
       )}
-      {exits.length > 0 && (
+      {exits.length > 1 && (
         <div className="flow-node-exits" aria-hidden="true">
           {exits.map((exit) => (
             <span key={exit.handle}>{exit.label}</span>

@@ -93,17 +93,20 @@ export function edgesOf(definition: FlowDefinition): GraphEdge[] {
   const ids = new Set(definition.nodes.map((n) => n.id));
   const edges: GraphEdge[] = [];
   for (const node of definition.nodes) {
-    for (const exit of exitsOf(node)) {
+    const exits = exitsOf(node);
+    for (const exit of exits) {
       const target = targetOf(node, exit.handle);
       if (target !== null && ids.has(target)) {
-        edges.push({ id: `${node.id}:${exit.handle}`, source: node.id, sourceHandle: exit.handle, target, label: exit.label });
+        // A lone "next" needs no label; branches say which way they go.
+        const label = exits.length > 1 ? exit.label : "";
+        edges.push({ id: `${node.id}:${exit.handle}`, source: node.id, sourceHandle: exit.handle, target, label });
       }
     }
   }
   return edges;
 }
 
-export const LAYER_GAP = 150;
+export const LAYER_GAP = 125;
 export const COLUMN_GAP = 260;
 
 /** Layers by breadth-first depth from the entry; nodes it cannot reach go in one last layer. Each

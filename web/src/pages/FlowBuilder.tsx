@@ -18,7 +18,7 @@ import {
   ReactFlowProvider,
   useReactFlow,
 } from "@xyflow/react";
-import { type DragEvent, useCallback, useEffect, useMemo, useState } from "react";
+import { type DragEvent, useCallback, useEffect, useMemo, useRef, useState } from "react";
 import { Link, useParams } from "react-router-dom";
 
 import { ApiError } from "../api/client";
@@ -35,6 +35,7 @@ import { formatCount } from "../format";
 
 const NODE_TYPES = { step: NodeCard };
 const DRAG_TYPE = "application/x-shopflow-node";
+const MIN_READABLE_ZOOM = 0.75;
 
 function toCanvas(definition: FlowDefinition, positions: Record<string, Point>): Node[] {
   return definition.nodes.map((n) => ({
@@ -94,6 +95,7 @@ function Builder({ flow }: { flow: FlowDetail }) {
   const [serverProblems, setServerProblems] = useState<{ nodes: Record<string, Record<string, string>>; flow: string[] }>({ nodes: {}, flow: [] });
   const [notice, setNotice] = useState<string | null>(null);
   const [positionsTick, setPositionsTick] = useState(0);
+  const canvasRef = useRef<HTMLDivElement>(null);
 
   const definition = edit.definition;
   const dirty = JSON.stringify(definition) !== edit.baseline;
@@ -143,7 +145,7 @@ function Builder({ flow }: { flow: FlowDetail }) {
         ...e,
         selected: selectedEdges.has(e.id),
         markerEnd: { type: MarkerType.ArrowClosed },
-        ariaLabel: `From ${e.source} (${e.label}) to ${e.target}`,
+        ariaLabel: `From ${e.source}${e.label ? ` (${e.label})` : ""} to ${e.target}`,
       })),
     [definition, selectedEdges],
   );
@@ -265,7 +267,7 @@ function Builder({ flow }: { flow: FlowDetail }) {
             {dirty && " · unsaved changes"}
           </span>
           <span className="entrants" data-testid="entrants">
-            <strong>{formatCount(counts.data?.entrants)}</strong> entrants
+            <strong>{formatCount(counts.data?.entrants)}</strong> {counts.data?.entrants === 1 ? "entrant" : "entrants"}
           </span>
         </div>
         <div className="actions" role="toolbar" aria-label="Flow actions">
@@ -361,7 +363,7 @@ function Builder({ flow }: { flow: FlowDetail }) {
             ))}
           </aside>
         )}
-        <div className="canvas" aria-label="Flow canvas" role="region" onDragOver={(e) => e.preventDefault()} onDrop={onDrop}>
+        <div ref={canvasRef} className="canvas" aria-label="Flow canvas" role="region" onDragOver={(e) => e.preventDefault()} onDrop={onDrop}>
           <CanvasContext.Provider value={canvas}>
             <ReactFlow
               nodes={nodes}
@@ -375,8 +377,17 @@ function Builder({ flow }: { flow: FlowDetail }) {
               nodesConnectable={!readOnly}
               nodesDraggable={!readOnly}
               deleteKeyCode={readOnly ? null : ["Delete", "Backspace"]}
-              fitView
-              fitViewOptions={{ maxZoom: 1, padding: 0.15 }}
+              onInit={(instance) => {
+                // Fit the flow; a tall one would shrink past reading: show its top at a legible zoom.
+                void instance.fitView({ maxZoom: 1, padding: 0.1 }).then(() => {
+                  const box = canvasRef.current?.getBoundingClientRect();
+                  const top = nodes.find((n) => n.id === definition.entry) ?? nodes[0];
+                  if (box && top && instance.getZoom() < MIN_READABLE_ZOOM) {
+                    const zoom = MIN_READABLE_ZOOM;
+                    void instance.setViewport({ x: box.width / 2 - (top.position.x + 105) * zoom, y: 24 - top.position.y * zoom, zoom });
+                  }
+                });
+              }}
               minZoom={0.1}
               onlyRenderVisibleElements={definition.nodes.length > 60}
               proOptions={{ hideAttribution: false }}

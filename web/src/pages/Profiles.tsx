@@ -107,7 +107,9 @@ export function ProfilesPage() {
               <Link to={`/profiles/${p.id}`}>{nameOf(p)}</Link>
               <span className="muted">
                 {" "}
-                · {[p.email, p.phone, p.external_id].filter(Boolean).join(" · ")} · {p.order_count} orders
+                · {[p.email, p.phone, p.external_id].filter((v) => v && v !== nameOf(p)).join(" · ")}
+                {p.email || p.phone || p.external_id ? " · " : ""}
+                {p.order_count} {p.order_count === 1 ? "order" : "orders"}
               </span>
             </li>
           ))}
@@ -127,8 +129,11 @@ const FILTERS = [
 type Filter = (typeof FILTERS)[number]["value"];
 
 export function isSkip(item: TimelineItem): boolean {
-  return (item.type === "message" && (item.status === "skipped" || item.skip_reason !== null)) || (item.type === "flow_step" && item.kind.includes("skip"));
+  return (item.type === "message" && (item.status === "skipped" || item.skip_reason !== null)) || (item.type === "flow_step" && item.kind === "skip");
 }
+
+// The run log's kinds (flows/runtime.py): what happened at the step.
+const STEP_KINDS: Record<string, string> = { entered: "entered the flow", node: "reached", resolved: "resolved at", exit: "exited at", skip: "skipped at" };
 
 function describe(item: TimelineItem): { title: string; detail: string; reason: string | null } {
   switch (item.type) {
@@ -144,12 +149,14 @@ function describe(item: TimelineItem): { title: string; detail: string; reason: 
         detail: [item.subject, item.flow_id ? `flow ${item.flow_id}${item.node_id ? `, step ${item.node_id}` : ""}` : null].filter(Boolean).join(" · "),
         reason: item.skip_reason,
       };
-    case "flow_step":
+    case "flow_step": {
+      const what = STEP_KINDS[item.kind] ?? item.kind.replace(/_/g, " ");
       return {
-        title: `${item.flow_name}: ${item.kind.replace(/_/g, " ")}${item.node_id ? ` at ${item.node_id}` : ""}`,
-        detail: `run ${item.flow_key}`,
+        title: `${item.flow_name}: ${what}${item.node_id ? ` ${item.node_id}` : ""}`,
+        detail: `flow ${item.flow_key}`,
         reason: item.reason,
       };
+    }
   }
 }
 
@@ -184,7 +191,11 @@ function TimelineList({ items }: { items: TimelineItem[] }) {
                 <div>
                   <div className="timeline-title">{title}</div>
                   {detail && <div className="muted">{detail}</div>}
-                  {reason && <div className="timeline-reason">Reason: {reason}</div>}
+                  {reason && (
+                    <div className={item.type === "flow_step" && item.kind === "node" ? "muted" : "timeline-reason"}>
+                      {item.type === "flow_step" && item.kind === "node" ? "Note" : "Reason"}: {reason}
+                    </div>
+                  )}
                 </div>
               </li>
             );
