@@ -113,7 +113,7 @@ def test_build_publish_and_follow_a_flow(page: Any, served: Served, run_worker: 
     panel.get_by_label("After “next”").select_option("")
     expect(page.locator(".react-flow__edge")).to_have_count(6)
     page.get_by_role("button", name="Save").click()
-    expect(page.get_by_role("alert").first).to_contain_text("Not saved: 1 step(s) have problems")
+    expect(page.get_by_role("alert").first).to_contain_text("Not saved: 1 step has problems")
     expect(page.get_by_test_id("problem-wait-day-2")).to_have_text("next: required, but missing")
     expect(panel.locator("#exit-wait-day-2-next-error")).to_have_text("next: required, but missing")
     screenshot(page, "11-builder-server-error", full_page=False)
@@ -140,6 +140,14 @@ def test_build_publish_and_follow_a_flow(page: Any, served: Served, run_worker: 
     exported = tmp_path / "flow.json"
     download.value.save_as(exported)
     assert json.loads(exported.read_text()) == saved["definition"]
+
+    # By keyboard: a step on the canvas is focused and chosen with Enter; its panel opens.
+    _node(page, "welcome-2").focus()
+    expect(_node(page, "welcome-2")).to_have_attribute("aria-label", "Step welcome-2 (send)")
+    page.keyboard.press("Enter")
+    expect(panel.get_by_role("heading", name="Send welcome-2")).to_be_visible()
+    expect(panel.get_by_label("Template")).to_have_value("welcome-2")
+    page.keyboard.press("Escape")
 
     # By keyboard: add a step from the palette, then delete it from its panel.
     page.get_by_role("button", name="Add delay step").focus()

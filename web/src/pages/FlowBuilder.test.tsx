@@ -70,7 +70,7 @@ describe("Flow builder", () => {
     const panel = await openStep("hello");
     fireEvent.change(within(panel).getByLabelText("Template"), { target: { value: "welcome-9" } });
     fireEvent.click(screen.getByRole("button", { name: "Save" }));
-    const alert = await screen.findByText(/Not saved: 1 step\(s\) have problems/);
+    const alert = await screen.findByText(/Not saved: 1 step has problems/);
     expect(alert.closest("[role=alert]")?.textContent).toContain("trigger.event: unknown");
     expect(within(panel).getByText("template: no template 'welcome-9'")).toBeTruthy();
     expect(within(panel).getByLabelText("Template").getAttribute("aria-invalid")).toBe("true");

@@ -330,7 +330,8 @@ function Builder({ flow }: { flow: FlowDetail }) {
         <div className="error-box" role="alert">
           {Object.keys(serverProblems.nodes).length > 0 && (
             <p>
-              Not saved: {Object.keys(serverProblems.nodes).length} step(s) have problems, marked on the canvas (
+              Not saved: {Object.keys(serverProblems.nodes).length}{" "}
+              {Object.keys(serverProblems.nodes).length === 1 ? "step has problems" : "steps have problems"}, marked on the canvas (
               {Object.keys(serverProblems.nodes).join(", ")}).
             </p>
           )}
