@@ -201,3 +201,87 @@ def test_build_publish_and_follow_a_flow(page: Any, served: Served, run_worker: 
     expect(message).to_contain_text("email message “welcome-1” — sent")
     expect(page.locator(".timeline-item[data-type='event']").first).to_contain_text("Subscribed")
     screenshot(page, "15-profile-timeline")
+
+
+def test_drag_a_step_onto_the_canvas_and_connect_it_by_dragging(page: Any, served: Served) -> None:
+    small = {
+        "id": "small-flow",
+        "name": "Small flow",
+        "trigger": {"type": "event", "event": "Placed Order"},
+        "entry": "pause",
+        "nodes": [
+            {"id": "pause", "type": "delay", "duration": "PT1H", "next": "done"},
+            {"id": "done", "type": "exit"},
+        ],
+    }
+    key = {"Authorization": f"Bearer {served.private_key}"}
+    created = httpx.post(f"{served.base}/api/v1/flows", json=small, headers=key)
+    assert created.status_code == 201, created.text
+    flow_id = created.json()["id"]
+    page.goto(f"{served.base}/app/flows/{flow_id}")
+    _sign_in_here(page)
+    expect(page.locator(".react-flow__node")).to_have_count(2)
+
+    # Drag "Send message" from the palette onto the canvas, beside the flow.
+    pane = page.locator(".react-flow__pane")
+    box = pane.bounding_box()
+    page.get_by_role("button", name="Add send message step").drag_to(
+        pane, target_position={"x": box["width"] - 160, "y": box["height"] / 2}
+    )
+    expect(_node(page, "send-1")).to_be_visible()
+    panel = page.get_by_role("complementary", name="Step settings")
+    panel.get_by_label("Template").fill("welcome-1")
+    panel.get_by_label("Channel").select_option("sms")
+
+    # Connect by dragging handles: pause -> send-1 (replacing pause -> done), send-1 -> done.
+    def drag(source: str, target: str) -> None:
+        start = page.locator(
+            f".react-flow__node[data-id='{source}'] .react-flow__handle.source"
+        ).bounding_box()
+        end = page.locator(f".react-flow__node[data-id='{target}'] .react-flow__handle.target").bounding_box()
+        page.mouse.move(start["x"] + start["width"] / 2, start["y"] + start["height"] / 2)
+        page.mouse.down()
+        page.mouse.move(end["x"] + end["width"] / 2, end["y"] + end["height"] / 2, steps=10)
+        page.mouse.up()
+
+    drag("pause", "send-1")
+    drag("send-1", "done")
+    expect(page.locator(".react-flow__edge")).to_have_count(2)
+    screenshot(page, "18-builder-dragged-and-connected", full_page=False)
+
+    # An edge chosen on the canvas and deleted with the Delete key disconnects that exit.
+    page.locator(".react-flow__edge[data-id='send-1:next'] .react-flow__edge-interaction").click(force=True)
+    page.keyboard.press("Delete")
+    expect(page.locator(".react-flow__edge")).to_have_count(1)
+    drag("send-1", "done")
+    expect(page.locator(".react-flow__edge")).to_have_count(2)
+
+    # Arrange: the layers again, from the entry: pause, send-1, done straight down.
+    page.get_by_role("button", name="Arrange steps").click()
+    expect(_node(page, "send-1")).to_be_in_viewport()
+    boxes = [_node(page, n).bounding_box() for n in ("pause", "send-1", "done")]
+    assert boxes[0]["y"] < boxes[1]["y"] < boxes[2]["y"]
+    assert boxes[0]["x"] == boxes[1]["x"] == boxes[2]["x"]
+
+    page.get_by_role("button", name="Save").click()
+    expect(page.get_by_role("status").filter(has_text="Saved as version 2.")).to_be_visible()
+    saved = httpx.get(f"{served.base}/api/v1/flows/{flow_id}", headers=key).json()["definition"]
+    assert saved["nodes"] == [
+        {"id": "pause", "type": "delay", "duration": "PT1H", "next": "send-1"},
+        {"id": "done", "type": "exit", "reason": "completed"},
+        {
+            "id": "send-1",
+            "type": "send",
+            "channel": "sms",
+            "template": "welcome-1",
+            "next": "done",
+            "transactional": False,
+        },
+    ]
+
+    # A step chosen on the canvas and deleted with the Delete key goes, with the exit into it.
+    _node(page, "send-1").click()
+    page.keyboard.press("Delete")
+    expect(_node(page, "send-1")).to_have_count(0)
+    expect(page.locator(".react-flow__edge")).to_have_count(0)
+    expect(page.get_by_text("unsaved changes")).to_be_visible()

@@ -75,7 +75,7 @@ function Builder({ flow }: { flow: FlowDetail }) {
   const counts = useNodeCounts(flow.id);
   const save = useSaveFlow(flow.id);
   const status = useFlowStatus(flow.id);
-  const { screenToFlowPosition } = useReactFlow();
+  const { screenToFlowPosition, fitView } = useReactFlow();
 
   const [edit, setEdit] = useState<Edit>(() => {
     const draft = loadDraft(flow.id);
@@ -292,6 +292,18 @@ function Builder({ flow }: { flow: FlowDetail }) {
               Pause
             </button>
           )}
+          <button
+            type="button"
+            className="button-secondary"
+            onClick={() => {
+              const placed = layout(definition);
+              setNodes((ns) => ns.map((n) => ({ ...n, position: placed[n.id] ?? n.position })));
+              setPositionsTick((t) => t + 1);
+              window.requestAnimationFrame(() => void fitView({ maxZoom: 1, padding: 0.1 }));
+            }}
+          >
+            Arrange steps
+          </button>
           <button type="button" className="button-secondary" onClick={() => download(definition)}>
             Export JSON
           </button>
