@@ -44,7 +44,8 @@ function NodeCardView({ id, selected }: NodeProps) {
       className={`flow-node flow-node-${node.type}${selected ? " is-selected" : ""}${issues.length ? " has-problems" : ""}`}
       data-node-id={id}
     >
-      <Handle type="target" position={Position.Top} aria-label={`Into ${id}`} />
+      {/* Handles are for the pointer; the side panel's exit selects are the keyboard's way. */}
+      <Handle type="target" position={Position.Top} />
       <div className="flow-node-head">
         <span className="flow-node-type">{TYPE_LABELS[node.type] ?? node.type}</span>
         {id === entry && <span className="flow-node-entry">entry</span>}
@@ -74,7 +75,6 @@ function NodeCardView({ id, selected }: NodeProps) {
           id={exit.handle}
           position={Position.Bottom}
           style={{ left: `${((i + 1) / (exits.length + 1)) * 100}%` }}
-          aria-label={`${id} exit ${exit.label}`}
         />
       ))}
     </div>
