@@ -92,8 +92,10 @@ describe("Flow builder", () => {
   it("restores an unsaved edit kept before the session was lost", async () => {
     const edited = { ...definition, nodes: [definition.nodes[0], { ...definition.nodes[1], duration: "PT6H" }, definition.nodes[2]] };
     localStorage.setItem("shopflow.flow-draft.7", JSON.stringify({ version: 1, savedAt: "2026-12-04T10:00:00Z", definition: edited, positions: {} }));
-    renderApp("/flows/7", routes(() => [200, flow]));
-    expect((await screen.findByRole("status")).textContent).toContain("Restored your unsaved changes");
+    renderApp("/flows/7", { ...routes(() => [200, flow]), "GET /api/v1/flows/7": [200, { ...flow, version: 3 }] });
+    const restored = (await screen.findByRole("status")).textContent;
+    expect(restored).toContain("Restored your unsaved changes");
+    expect(restored).toContain("They began from version 1; the flow has been saved as version 3 since");
     const panel = await openStep("pause");
     expect((within(panel).getByLabelText("Wait for") as HTMLInputElement).value).toBe("PT6H");
     fireEvent.click(screen.getByRole("button", { name: "Discard them" }));

@@ -318,6 +318,12 @@ function Builder({ flow }: { flow: FlowDetail }) {
         {edit.restoredAt && dirty && (
           <div className="notice" role="status">
             Restored your unsaved changes from {new Date(edit.restoredAt).toLocaleString()}.{" "}
+            {edit.version < flow.version && (
+              <>
+                They began from version {edit.version}; the flow has been saved as version {flow.version} since, and
+                saving makes yours the newest.{" "}
+              </>
+            )}
             <button
               type="button"
               className="button-quiet"
