@@ -1,7 +1,7 @@
 import { describe, expect, it } from "vitest";
 
 import type { FlowDefinition } from "../api/types";
-import { connect, deleteNode, edgesOf, errorsByNode, exitsOf, layout, newNode, targetOf, withTarget } from "./graph";
+import { connect, deleteNode, edgeEnds, edgesOf, errorsByNode, exitsOf, layout, newNode, targetOf, withTarget } from "./graph";
 
 const flow: FlowDefinition = {
   id: "cart",
@@ -45,6 +45,11 @@ describe("definition <-> graph", () => {
       { id: "sms:next", source: "sms", sourceHandle: "next", target: "bought", label: "" },
       { id: "orphan:next", source: "orphan", sourceHandle: "next", target: "bought", label: "" },
     ]);
+  });
+
+  it("reads an edge id back into its node and exit, colons in ids and all", () => {
+    expect(edgeEnds("ab:branches.1")).toEqual({ source: "ab", handle: "branches.1" });
+    expect(edgeEnds("step:2:on_timeout")).toEqual({ source: "step:2", handle: "on_timeout" });
   });
 
   it("lays nodes out in layers by breadth-first depth, unreachable ones last", () => {

@@ -106,6 +106,12 @@ export function edgesOf(definition: FlowDefinition): GraphEdge[] {
   return edges;
 }
 
+/** The node and exit of an edge id "<node id>:<exit>" (node ids may hold ":", exit names never do). */
+export function edgeEnds(id: string): { source: string; handle: string } {
+  const cut = id.lastIndexOf(":");
+  return { source: id.slice(0, cut), handle: id.slice(cut + 1) };
+}
+
 export const LAYER_GAP = 125;
 export const COLUMN_GAP = 260;
 

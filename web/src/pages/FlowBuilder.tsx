@@ -26,7 +26,7 @@ import { useFlow, useFlowStatus, useNodeCounts, useSaveFlow, useSession } from "
 import type { FlowDefinition, FlowDetail, FlowNode } from "../api/types";
 import { clearDraft, loadDraft, saveDraft } from "../builder/draft";
 import { validateNode } from "../builder/fields";
-import { connect, deleteNode, edgesOf, errorsByNode, LAYER_GAP, layout, newNode, PALETTE, type Point, replaceNode } from "../builder/graph";
+import { connect, deleteNode, edgeEnds, edgesOf, errorsByNode, LAYER_GAP, layout, newNode, PALETTE, type Point, replaceNode } from "../builder/graph";
 import { CanvasContext, NodeCard } from "../builder/NodeCard";
 import { NodeForm } from "../builder/NodeForm";
 import { ErrorBox } from "../components/FieldError";
@@ -194,7 +194,7 @@ function Builder({ flow }: { flow: FlowDetail }) {
       if (removed.length > 0 && !readOnly) {
         change((d) =>
           removed.reduce((acc, id) => {
-            const [source = "", handle = ""] = id.split(/:(.*)/s);
+            const { source, handle } = edgeEnds(id);
             return connect(acc, source, handle, null);
           }, d),
         );
