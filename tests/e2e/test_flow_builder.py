@@ -147,7 +147,9 @@ def test_build_publish_and_follow_a_flow(page: Any, served: Served, run_worker: 
     page.keyboard.press("Enter")
     expect(panel.get_by_role("heading", name="Send welcome-2")).to_be_visible()
     expect(panel.get_by_label("Template")).to_have_value("welcome-2")
-    page.keyboard.press("Escape")
+    panel.get_by_role("button", name="Close the settings of welcome-2").focus()
+    page.keyboard.press("Enter")
+    expect(panel.get_by_role("heading", name="Steps")).to_be_visible()
 
     # By keyboard: add a step from the palette, then delete it from its panel.
     page.get_by_role("button", name="Add delay step").focus()
@@ -159,7 +161,7 @@ def test_build_publish_and_follow_a_flow(page: Any, served: Served, run_worker: 
     expect(_node(page, "delay-1")).to_have_count(0)
 
     # A lost session: the save goes to sign-in, and the unsaved edit comes back afterwards.
-    _node(page, "done").click()
+    panel.get_by_role("button", name="done (exit)").click()  # the panel's list of steps
     panel.get_by_label("Reason").fill("finished welcome")
     page.context.clear_cookies()
     page.get_by_role("button", name="Save").click()
@@ -171,6 +173,21 @@ def test_build_publish_and_follow_a_flow(page: Any, served: Served, run_worker: 
     screenshot(page, "12-builder-draft-restored", full_page=False)
     page.get_by_role("button", name="Discard them").click()
     expect(_node(page, "done")).to_contain_text("completed")
+
+    # Dry run for the subscriber: the path the saved flow would take, drawn on the canvas.
+    expect(panel.get_by_role("heading", name="Dry run")).to_be_visible()
+    key = {"Authorization": f"Bearer {served.private_key}"}
+    (ann,) = httpx.get(f"{served.base}/api/v1/profiles", params={"email": EMAIL}, headers=key).json()[
+        "profiles"
+    ]
+    panel.get_by_label("Profile id").fill(str(ann["id"]))
+    panel.get_by_role("button", name="Run").click()
+    result = panel.get_by_role("status")
+    expect(result).to_contain_text("Would enter (v2): exits at done: completed")
+    expect(result.get_by_role("listitem").first).to_have_text("node welcome-1 send")
+    expect(page.locator(".flow-node.on-path")).to_have_count(8)
+    expect(page.locator(".react-flow__edge.on-path")).to_have_count(7)
+    screenshot(page, "13-builder-dry-run", full_page=False)
 
     # An event through the ingest API; the worker runs the flow: the welcome email goes out.
     _ingest(
@@ -284,4 +301,4 @@ def test_drag_a_step_onto_the_canvas_and_connect_it_by_dragging(page: Any, serve
     page.keyboard.press("Delete")
     expect(_node(page, "send-1")).to_have_count(0)
     expect(page.locator(".react-flow__edge")).to_have_count(0)
-    expect(page.get_by_text("unsaved changes")).to_be_visible()
+    expect(page.locator(".builder-title")).to_contain_text("small-flow · v2 · unsaved changes")

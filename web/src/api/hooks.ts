@@ -3,6 +3,7 @@ import { useMutation, useQueries, useQuery, useQueryClient } from "@tanstack/rea
 
 import { api, ApiError, setCsrfToken } from "./client";
 import type {
+  DryRun,
   FlowDefinition,
   FlowDetail,
   FlowReport,
@@ -183,5 +184,12 @@ export function useTimeline(id: number) {
   return useQuery({
     queryKey: ["profiles", id, "timeline"],
     queryFn: () => api.get<Timeline>(`/api/v1/profiles/${id}/timeline?limit=200`),
+  });
+}
+
+/** The path a profile would take through the saved flow now, and why (writes nothing). */
+export function useDryRun(id: number) {
+  return useMutation({
+    mutationFn: (profileId: number) => api.post<DryRun>(`/api/v1/flows/${id}/simulate`, { profile_id: profileId }),
   });
 }

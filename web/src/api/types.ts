@@ -135,3 +135,12 @@ export interface Timeline {
   profile_id: number;
   items: TimelineItem[];
 }
+
+export interface DryRun {
+  flow_id: number;
+  version: number;
+  profile_id: number;
+  entered: boolean;
+  outcome: string;
+  path: { at: string; node_id: string | null; kind: string; detail: string }[];
+}

@@ -11,9 +11,10 @@ export interface CanvasData {
   counts: Map<string, NodeCount>;
   problems: Record<string, Record<string, string>>;
   entry: string;
+  onPath: Set<string>;
 }
 
-export const CanvasContext = createContext<CanvasData>({ byId: new Map(), counts: new Map(), problems: {}, entry: "" });
+export const CanvasContext = createContext<CanvasData>({ byId: new Map(), counts: new Map(), problems: {}, entry: "", onPath: new Set() });
 
 export const TYPE_LABELS: Record<string, string> = {
   delay: "Delay",
@@ -33,7 +34,7 @@ export const TYPE_LABELS: Record<string, string> = {
 };
 
 function NodeCardView({ id, selected }: NodeProps) {
-  const { byId, counts, problems, entry } = useContext(CanvasContext);
+  const { byId, counts, problems, entry, onPath } = useContext(CanvasContext);
   const node = byId.get(id);
   if (!node) return null;
   const exits = exitsOf(node);
@@ -41,7 +42,7 @@ function NodeCardView({ id, selected }: NodeProps) {
   const issues = Object.entries(problems[id] ?? {});
   return (
     <div
-      className={`flow-node flow-node-${node.type}${selected ? " is-selected" : ""}${issues.length ? " has-problems" : ""}`}
+      className={`flow-node flow-node-${node.type}${selected ? " is-selected" : ""}${issues.length ? " has-problems" : ""}${onPath.has(id) ? " on-path" : ""}`}
       data-node-id={id}
     >
       {/* Handles are for the pointer; the side panel's exit selects are the keyboard's way. */}

@@ -18,6 +18,7 @@ interface Props {
   onConnect: (handle: string, target: string | null) => void;
   onMakeEntry: () => void;
   onDelete: () => void;
+  onClose: () => void;
 }
 
 const slug = (text: string) => text.replace(/[^A-Za-z0-9_-]/g, "-");
@@ -149,7 +150,7 @@ function Field({ spec, node, problem, disabled, onChange }: {
   );
 }
 
-export function NodeForm({ node, problems, nodeIds, isEntry, readOnly, onChange, onConnect, onMakeEntry, onDelete }: Props) {
+export function NodeForm({ node, problems, nodeIds, isEntry, readOnly, onChange, onConnect, onMakeEntry, onDelete, onClose }: Props) {
   const specs = fieldsOf(node);
   const shown = new Set(specs.map((s) => s.name));
   const exits = exitsOf(node);
@@ -157,9 +158,14 @@ export function NodeForm({ node, problems, nodeIds, isEntry, readOnly, onChange,
   const others = Object.entries(problems).filter(([field]) => !shown.has(field) && !exitNames.has(field));
   return (
     <section className="node-form" aria-labelledby="node-form-title" data-node-id={node.id}>
-      <h2 id="node-form-title">
-        {TYPE_LABELS[node.type] ?? node.type} <code>{node.id}</code>
-      </h2>
+      <div className="node-form-head">
+        <h2 id="node-form-title">
+          {TYPE_LABELS[node.type] ?? node.type} <code>{node.id}</code>
+        </h2>
+        <button type="button" className="button-quiet" onClick={onClose} aria-label={`Close the settings of ${node.id}`}>
+          Close
+        </button>
+      </div>
       {isEntry && <p className="muted">The entry step: every run starts here.</p>}
       {specs.map((spec) => (
         <Field key={`${node.id}:${spec.name}`} spec={spec} node={node} problem={problems[spec.name]} disabled={readOnly} onChange={onChange} />

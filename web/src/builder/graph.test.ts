@@ -108,3 +108,19 @@ describe("definition <-> graph", () => {
     });
   });
 });
+
+describe("dry run path", () => {
+  it("lists the nodes visited and the steps between them, once each", async () => {
+    const { pathOf } = await import("./graph");
+    const path = pathOf([
+      { node_id: null },
+      { node_id: "wait" },
+      { node_id: "wait" },
+      { node_id: "ab" },
+      { node_id: "mail" },
+      { node_id: null },
+    ]);
+    expect([...path.nodes]).toEqual(["wait", "ab", "mail"]);
+    expect([...path.steps]).toEqual(["wait>ab", "ab>mail"]);
+  });
+});

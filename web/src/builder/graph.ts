@@ -230,3 +230,11 @@ export function errorsByNode(
   }
   return { nodes, flow };
 }
+
+/** The nodes a dry run's path visits, and the "source>target" steps between them, for the canvas. */
+export function pathOf(stops: { node_id: string | null }[]): { nodes: Set<string>; steps: Set<string> } {
+  const ids = stops.map((s) => s.node_id).filter((id): id is string => id !== null);
+  const visited = ids.filter((id, i) => id !== ids[i - 1]);
+  const steps = new Set(visited.slice(1).map((id, i) => `${visited[i]}>${id}`));
+  return { nodes: new Set(visited), steps };
+}

@@ -47,7 +47,8 @@ describe("Flow builder", () => {
 
   it("shows the live counts and saves an edited delay as a new version", async () => {
     const { calls } = renderApp("/flows/7", routes(() => [200, { ...flow, version: 2 }]));
-    expect((await screen.findByTestId("entrants")).textContent).toBe("3 entrants");
+    await waitFor(() => expect(screen.getByTestId("entrants").textContent).toBe("3 entrants"));
+    expect(screen.getByTestId("counts-pause").textContent).toBe("3 entered · 2 waiting");
     const panel = await openStep("pause");
     const duration = within(panel).getByLabelText("Wait for") as HTMLInputElement;
     expect(duration.value).toBe("P2D");
@@ -116,6 +117,32 @@ describe("Flow builder", () => {
     await screen.findByText("Saved as version 2.");
     const sent = calls.find((c) => c.method === "POST")!.body as typeof definition;
     expect(sent.nodes[3]).toEqual({ id: "random-1", type: "random", branches: [{ percent: 30, next: "done" }, { percent: 70, next: "pause" }] });
+  });
+
+  it("draws a dry run's path on the canvas", async () => {
+    const answer = {
+      flow_id: 7,
+      version: 1,
+      profile_id: 5,
+      entered: true,
+      outcome: "waiting at pause until 2026-12-06T10:00:00+00:00",
+      path: [
+        { at: "2026-12-04T10:00:00+00:00", node_id: null, kind: "trigger", detail: "Subscribed" },
+        { at: "2026-12-04T10:00:00+00:00", node_id: "hello", kind: "send", detail: "email welcome-1" },
+        { at: "2026-12-04T10:00:00+00:00", node_id: "pause", kind: "wait", detail: "P2D" },
+      ],
+    };
+    const { calls } = renderApp("/flows/7", { ...routes(() => [200, flow]), "POST /api/v1/flows/7/simulate": [200, answer] });
+    const profile = await screen.findByLabelText("Profile id");
+    fireEvent.change(profile, { target: { value: "x5" } });
+    fireEvent.click(screen.getByRole("button", { name: "Run" }));
+    expect(screen.getByRole("alert").textContent).toBe('profile_id: "x5" is not a profile id (a whole number from 1)');
+    fireEvent.change(profile, { target: { value: "5" } });
+    fireEvent.click(screen.getByRole("button", { name: "Run" }));
+    expect((await screen.findByText(/waiting at pause until/)).closest("[role=status]")?.textContent).toContain("Would enter (v1)");
+    expect(calls.find((c) => c.path === "/api/v1/flows/7/simulate")?.body).toEqual({ profile_id: 5 });
+    await waitFor(() => expect(document.querySelectorAll(".flow-node.on-path").length).toBe(2));
+    expect([...document.querySelectorAll(".flow-node.on-path")].map((n) => n.getAttribute("data-node-id"))).toEqual(["hello", "pause"]);
   });
 
   it("lets a viewer look but not edit", async () => {

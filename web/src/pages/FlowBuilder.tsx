@@ -18,18 +18,31 @@ import {
   ReactFlowProvider,
   useReactFlow,
 } from "@xyflow/react";
-import { type DragEvent, useCallback, useEffect, useMemo, useRef, useState } from "react";
+import { type DragEvent, type FormEvent, useCallback, useEffect, useMemo, useRef, useState } from "react";
 import { Link, useParams } from "react-router-dom";
 
 import { ApiError } from "../api/client";
-import { useFlow, useFlowStatus, useNodeCounts, useSaveFlow, useSession } from "../api/hooks";
-import type { FlowDefinition, FlowDetail, FlowNode } from "../api/types";
+import { useDryRun, useFlow, useFlowStatus, useNodeCounts, useSaveFlow, useSession } from "../api/hooks";
+import type { DryRun as DryRunAnswer, FlowDefinition, FlowDetail, FlowNode } from "../api/types";
 import { clearDraft, loadDraft, saveDraft } from "../builder/draft";
 import { validateNode } from "../builder/fields";
-import { connect, deleteNode, edgeEnds, edgesOf, errorsByNode, LAYER_GAP, layout, newNode, PALETTE, type Point, replaceNode } from "../builder/graph";
+import {
+  connect,
+  deleteNode,
+  edgeEnds,
+  edgesOf,
+  errorsByNode,
+  LAYER_GAP,
+  layout,
+  newNode,
+  PALETTE,
+  pathOf,
+  type Point,
+  replaceNode,
+} from "../builder/graph";
 import { CanvasContext, NodeCard } from "../builder/NodeCard";
 import { NodeForm } from "../builder/NodeForm";
-import { ErrorBox } from "../components/FieldError";
+import { ErrorBox, FieldError } from "../components/FieldError";
 import { StatusBadge } from "../components/StatusBadge";
 import { formatCount } from "../format";
 
@@ -60,6 +73,70 @@ function download(definition: FlowDefinition) {
   link.click();
   link.remove();
   setTimeout(() => URL.revokeObjectURL(link.href), 1_000);
+}
+
+/** Dry run: the path one profile would take through the saved flow now, drawn on the canvas. */
+function DryRun({ flowId, dirty, onResult }: { flowId: number; dirty: boolean; onResult: (run: DryRunAnswer | null) => void }) {
+  const run = useDryRun(flowId);
+  const [text, setText] = useState("");
+  const [problem, setProblem] = useState<string | null>(null);
+  const submit = (event: FormEvent) => {
+    event.preventDefault();
+    const value = text.trim();
+    if (!/^[1-9]\d{0,17}$/.test(value)) {
+      setProblem(`profile_id: ${JSON.stringify(value)} is not a profile id (a whole number from 1)`);
+      return;
+    }
+    setProblem(null);
+    run.mutate(Number(value), {
+      onSuccess: (answer) => onResult(answer),
+      onError: (error) => {
+        onResult(null);
+        setProblem(error.message);
+      },
+    });
+  };
+  return (
+    <section className="dry-run" aria-labelledby="dry-run-title">
+      <h2 id="dry-run-title">Dry run</h2>
+      <form onSubmit={submit} noValidate>
+        <div className="field">
+          <label htmlFor="dry-run-profile">Profile id</label>
+          <div className="inline-form">
+            <input
+              id="dry-run-profile"
+              inputMode="numeric"
+              value={text}
+              onChange={(e) => setText(e.target.value)}
+              aria-invalid={problem !== null}
+              aria-describedby={problem ? "dry-run-error" : "dry-run-hint"}
+            />
+            <button type="submit" className="button-secondary" disabled={run.isPending}>
+              {run.isPending ? "Running…" : "Run"}
+            </button>
+          </div>
+          <p className="hint" id="dry-run-hint">
+            The path this profile would take now{dirty ? ", through the saved version (not your unsaved changes)" : ""}. Nothing is sent.
+          </p>
+          <FieldError id="dry-run-error" message={problem} />
+        </div>
+      </form>
+      {run.data && !problem && (
+        <div className="dry-run-result" role="status">
+          <p>
+            <strong>{run.data.entered ? "Would enter" : "Would not enter"}</strong> (v{run.data.version}): {run.data.outcome}
+          </p>
+          <ol className="dry-run-path">
+            {run.data.path.map((stop, i) => (
+              <li key={i}>
+                <span className="dry-run-kind">{stop.kind}</span> {stop.node_id && <code>{stop.node_id}</code>} {stop.detail}
+              </li>
+            ))}
+          </ol>
+        </div>
+      )}
+    </section>
+  );
 }
 
 interface Edit {
@@ -96,6 +173,8 @@ function Builder({ flow }: { flow: FlowDetail }) {
   const [notice, setNotice] = useState<string | null>(null);
   const [positionsTick, setPositionsTick] = useState(0);
   const canvasRef = useRef<HTMLDivElement>(null);
+  const [dryRun, setDryRun] = useState<DryRunAnswer | null>(null);
+  const path = useMemo(() => pathOf(dryRun?.path ?? []), [dryRun]);
 
   const definition = edit.definition;
   const dirty = JSON.stringify(definition) !== edit.baseline;
@@ -135,8 +214,9 @@ function Builder({ flow }: { flow: FlowDetail }) {
       counts: new Map((counts.data?.nodes ?? []).map((c) => [c.node_id, c])),
       problems,
       entry: definition.entry,
+      onPath: path.nodes,
     }),
-    [definition, counts.data, problems],
+    [definition, counts.data, problems, path],
   );
 
   const edges: Edge[] = useMemo(
@@ -144,10 +224,12 @@ function Builder({ flow }: { flow: FlowDetail }) {
       edgesOf(definition).map((e) => ({
         ...e,
         selected: selectedEdges.has(e.id),
+        animated: path.steps.has(`${e.source}>${e.target}`),
+        className: path.steps.has(`${e.source}>${e.target}`) ? "on-path" : undefined,
         markerEnd: { type: MarkerType.ArrowClosed },
         ariaLabel: `From ${e.source}${e.label ? ` (${e.label})` : ""} to ${e.target}`,
       })),
-    [definition, selectedEdges],
+    [definition, selectedEdges, path],
   );
 
   const addNode = useCallback(
@@ -332,6 +414,7 @@ function Builder({ flow }: { flow: FlowDetail }) {
                 setEdit({ definition: flow.definition, baseline: JSON.stringify(flow.definition), version: flow.version, restoredAt: null });
                 setNodes(toCanvas(flow.definition, layout(flow.definition)));
                 setServerProblems({ nodes: {}, flow: [] });
+                setSelectedId(null);
               }}
             >
               Discard them
@@ -428,9 +511,14 @@ function Builder({ flow }: { flow: FlowDetail }) {
               onConnect={(handle, target) => change((d) => connect(d, selected.id, handle, target), selected.id)}
               onMakeEntry={() => change((d) => ({ ...d, entry: selected.id }))}
               onDelete={() => removeNodes([selected.id])}
+              onClose={() => {
+                setSelectedId(null);
+                setNodes((ns) => ns.map((n) => (n.selected ? { ...n, selected: false } : n)));
+              }}
             />
           ) : (
             <div className="side-empty">
+              {!readOnly && <DryRun flowId={flow.id} dirty={dirty} onResult={setDryRun} />}
               <h2>Steps</h2>
               <p className="muted">
                 {definition.nodes.length} steps{problemCount > 0 ? `, ${problemCount} with problems` : ""}. Select one on the canvas (or below) to edit it.
