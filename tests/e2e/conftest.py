@@ -32,13 +32,17 @@ OWNER = ("owner@example.com", "owner password 1234")
 VIEWER = ("viewer@example.com", "viewer password 1234")
 
 
-def _missing() -> str | None:
+def _missing_ui() -> str | None:
     if not (webapp.CHECKOUT_DIST / "index.html").is_file():
         return f"the admin UI is not built ({webapp.CHECKOUT_DIST}): run `make web`"
     built = (webapp.CHECKOUT_DIST / "index.html").stat().st_mtime
     sources = webapp.CHECKOUT_DIST.parent / "src"
     if sources.is_dir() and any(p.stat().st_mtime > built for p in sources.rglob("*") if p.is_file()):
         return f"the admin UI build in {webapp.CHECKOUT_DIST} is older than web/src: run `make web`"
+    return None
+
+
+def _missing() -> str | None:
     if not CHROMIUM.is_file():
         return f"no Chromium at {CHROMIUM}: `apt-get install chromium` (make test does it)"
     try:
@@ -48,14 +52,23 @@ def _missing() -> str | None:
     return None
 
 
-@pytest.fixture(scope="session", autouse=True)
-def _needs_build_and_browser() -> None:
-    reason = _missing()
+def _skip_or_fail(reason: str | None) -> None:
     if reason is None:
         return
     if os.environ.get("SHOPFLOW_REQUIRE_WEB") == "1":
         pytest.fail(f"{reason} (and SHOPFLOW_REQUIRE_WEB=1)")
     pytest.skip(reason)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _needs_browser() -> None:
+    _skip_or_fail(_missing())
+
+
+@pytest.fixture(scope="session")
+def _needs_build() -> None:
+    """The admin UI's tests need its build (the storefront tests do not)."""
+    _skip_or_fail(_missing_ui())
 
 
 @dataclass
@@ -84,7 +97,7 @@ def _cli(env: dict[str, str], *args: str, stdin: str = "") -> str:
 
 
 @pytest.fixture(scope="module")
-def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
+def served(_needs_build: None, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
     folder = tmp_path_factory.mktemp("e2e")
     env = {
         "SHOPFLOW_DATABASE_URL": f"sqlite:///{folder / 'shopflow.db'}",

@@ -140,3 +140,62 @@ def test_a_result_is_committed_within_the_group_time_even_when_no_other_follows(
     # One result in a group of 16, nothing after it for 0.4 s: the 10 ms timer committed it.
     assert channel.seen_during_pause == ["sent"]
     assert sink.count() == 3
+
+
+def test_an_smtp_outage_of_a_minute_loses_nothing_and_fails_nothing(
+    engine: Engine, clock: SimulatedClock
+) -> None:
+    """A minute of outage: 30 s with the server down (connection refused), then 30 s answering 421
+    and then 454 to every email. Messages queued before and during it are each sent exactly once
+    afterwards, none failed, and the throttling answers spend no attempt (DESIGN.md principle 8).
+    The worker polls every 10 s of the simulated clock."""
+    ws = testing.make_workspace(engine).workspace
+
+    def queue_group(name: str, n: int) -> list[int]:
+        return [
+            queue(
+                engine, ws.id, person(engine, ws.id, clock, f"{name}{i}@shop.test"), clock, key=f"{name}{i}"
+            )
+            for i in range(n)
+        ]
+
+    port = testing.free_port()
+    channel = SmtpChannel(f"smtp://127.0.0.1:{port}?connections=1")
+    start = clock.now()
+    groups: dict[str, list[int]] = {"down": queue_group("down", 10)}
+    server: Sink | None = None
+    received: list[str] = []
+    try:
+        while clock.now() - start <= timedelta(minutes=5):
+            elapsed = clock.now() - start
+            if elapsed == timedelta(seconds=30):
+                server = Sink(port=port)  # back on its address, but refusing every email
+                server.start()
+                server.reject_next(10_000, "421 4.7.0 Try again later, closing connection")
+                groups["421"] = queue_group("gmail", 10)
+            if server is not None and elapsed == timedelta(seconds=50):
+                server.clear_rejections()
+                server.reject_next(10_000, "454 4.7.0 Throttling failure: Maximum sending rate exceeded")
+                groups["454"] = queue_group("ses", 5)
+            if server is not None and elapsed == timedelta(seconds=60):
+                server.clear_rejections()  # the outage is over
+            deliver(engine, clock, channel)
+            rows = [row(engine, mid) for ids in groups.values() for mid in ids]
+            assert "failed" not in {r["status"] for r in rows}
+            if elapsed > timedelta(seconds=60) and {r["status"] for r in rows} == {"sent"}:
+                break
+            clock.advance(timedelta(seconds=10))
+    finally:
+        channel.close()
+        if server is not None:
+            received = [str(m["To"]) for m in server.messages()]
+            server.stop()
+    # Sent within the deferral (60 s) of the last throttling answer and the backoff (1 min) of the refusal.
+    assert clock.now() - start == timedelta(seconds=110)
+    expected = (
+        [f"down{i}" for i in range(10)] + [f"gmail{i}" for i in range(10)] + [f"ses{i}" for i in range(5)]
+    )
+    assert sorted(received) == sorted(f"{name}@shop.test" for name in expected)  # each exactly once
+    attempts = {name: sorted({row(engine, mid)["attempts"] for mid in ids}) for name, ids in groups.items()}
+    # The refused connection counted (retried with backoff); 421 and 454 did not: one attempt, the send.
+    assert attempts == {"down": [2], "421": [1], "454": [1]}

@@ -205,3 +205,20 @@ def test_unusable_email_or_phone_trait_is_a_field_error(
     response = httpx.post(f"{api['url']}/v1/{path}", json=body, headers=api["auth"])
     assert (response.status_code, response.json()) == (400, {"error": error})
     assert stored(engine) == (0, 0, 0, 0)
+
+
+@pytest.mark.parametrize(
+    ("url", "error"),
+    [
+        ("/api/v1/profiles?email=a%00b@shop.test", f"query.email: {NUL_ERROR}"),
+        ("/api/v1/profiles?em%00ail=a", 'query: key "em\\u0000ail" ' + NUL_ERROR),
+        ("/api/v1/segments/vip%00", f"path: {NUL_ERROR}"),
+    ],
+)
+def test_a_nul_in_the_url_is_a_400_naming_the_parameter(
+    api: dict[str, Any], engine: Engine, url: str, error: str
+) -> None:
+    # Found by the API fuzz run (test_api_fuzz.py): a 500 on PostgreSQL, which refuses NUL in text.
+    # Refused before any route or key lookup runs, whatever the key.
+    response = httpx.get(f"{api['url']}{url}", headers=api["auth"])
+    assert (response.status_code, response.json()) == (400, {"error": error})

@@ -45,6 +45,18 @@ def test_clock_skew_is_corrected_with_sent_at() -> None:
     assert e.time == datetime(2026, 1, 5, 9, 0, tzinfo=UTC)
 
 
+def test_a_skew_correction_past_the_calendar_is_a_field_error() -> None:
+    # Found by the API fuzz run (tests/integration/test_api_fuzz.py): a 500 (OverflowError) before.
+    with pytest.raises(segment.PayloadError) as caught:
+        parse(
+            '{"anonymousId": "a", "event": "X", "timestamp": "9999-12-31T00:00:00Z", "sentAt": "0001-01-02T00:00:00Z"}'
+        )
+    assert str(caught.value) == (
+        "sentAt: expected a time near timestamp (their difference corrects the device's clock),"
+        ' got sentAt "0001-01-02T00:00:00Z" for timestamp "9999-12-31T00:00:00Z"'
+    )
+
+
 def test_deterministic_message_id_ignores_write_key_and_sent_at() -> None:
     a = parse('{"anonymousId": "a", "event": "X", "writeKey": "k1", "sentAt": "2026-01-05T09:00:00Z"}')
     b = parse('{"event": "X", "anonymousId": "a", "writeKey": "k2"}')

@@ -18,7 +18,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from shopflow import __version__
-from shopflow.api import deps, limits, metrics, requests, schemas, webapp
+from shopflow.api import deps, limits, metrics, requests, schemas, urls, webapp
 from shopflow.api.routes import health
 from shopflow.api.routes import metrics as metrics_routes
 from shopflow.config import Settings
@@ -86,6 +86,7 @@ def create_app(
     # The last added runs first: every request is logged and timed, a refused one (429) too, and
     # an unhandled error reaches them as the JSON 500 AnswerUnhandled (innermost) made of it.
     app.add_middleware(AnswerUnhandled)
+    app.add_middleware(urls.StorableUrl)
     app.add_middleware(limits.PublicLimits, limits=_public_limits(settings))
     app.add_middleware(requests.RequestMiddleware, metrics=app.state.metrics)
     schemas.publish(app)
@@ -120,6 +121,8 @@ async def _ingest_writer(ctx: deps.AppContext) -> Callable[[], Any]:
 
 def _routers() -> list[Any]:
     """Routers of the other packages; one line each."""
+    from shopflow.api.routes import browser as browser_routes
+    from shopflow.api.routes import campaigns as campaign_routes
     from shopflow.api.routes import feedback as feedback_routes
     from shopflow.api.routes import flows, ingest, profiles, tracking, webhooks
     from shopflow.api.routes import library as library_routes
@@ -139,6 +142,7 @@ def _routers() -> list[Any]:
         short_link_routes.router,
         feedback_routes.router,
         stock_routes.router,
+        browser_routes.router,
         report_routes.router,
         _twilio_routes(),
         _push_routes(),
@@ -146,6 +150,7 @@ def _routers() -> list[Any]:
         _privacy_routes(),
         _template_routes(),
         _segment_routes(),
+        campaign_routes.router,
     ]
 
 

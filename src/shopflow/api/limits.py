@@ -35,6 +35,7 @@ PUBLIC_PREFIXES = (
     "/confirm/",
     "/preferences/",
     "/api/v1/subscribe",
+    "/api/v1/browser/",
 )
 # Buckets kept at most; past it the least recently used go (a full bucket is the same as none).
 MAX_BUCKETS = 50_000

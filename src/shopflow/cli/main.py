@@ -11,6 +11,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from shopflow import config, logs, workspaces
+from shopflow.cli import campaigns as campaigns_area
 from shopflow.cli import common
 from shopflow.cli import coupons as coupons_area
 from shopflow.cli import db as db_area
@@ -19,6 +20,7 @@ from shopflow.cli import flow_steps as flow_steps_area
 from shopflow.cli import flows as flows_area
 from shopflow.cli import hygiene as hygiene_area
 from shopflow.cli import inbound as inbound_area
+from shopflow.cli import onsite as onsite_area
 from shopflow.cli import outbox as outbox_area
 from shopflow.cli import privacy as privacy_area
 from shopflow.cli import push as push_area
@@ -43,6 +45,7 @@ AREAS: list[Callable[[Any], None]] = [
     flows_area.register,
     flow_steps_area.register,
     segments_area.register,
+    campaigns_area.register,
     serve_area.register,
     demo_area.register,
     sink_area.register,
@@ -50,6 +53,7 @@ AREAS: list[Callable[[Any], None]] = [
     privacy_area.register,
     hygiene_area.register,
     push_area.register,
+    onsite_area.register,
     sms_area.register,
     senders_area.register,
     inbound_area.register,

@@ -94,6 +94,11 @@ class Sink(smtp_server.SmtpServer):
         with self._lock:
             self._rejections.extend([reply] * count)
 
+    def clear_rejections(self) -> None:
+        """Accept every message from now on (the end of a simulated outage)."""
+        with self._lock:
+            self._rejections.clear()
+
     # --- handler side ---------------------------------------------------------------------
 
     def _count_session(self) -> None:

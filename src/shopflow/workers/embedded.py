@@ -14,6 +14,7 @@ from typing import Any
 from sqlalchemy.engine import Engine
 
 from shopflow.analytics import operations
+from shopflow.campaigns import launch as campaigns
 from shopflow.domain.clock import Clock
 from shopflow.flows import alerts, scheduler, sweeps, webhooks
 from shopflow.ingest import retention
@@ -39,9 +40,10 @@ class WorkerCounts:
     messages: int = 0
     swept: int = 0  # runs created by time-based triggers
     segments: int = 0  # profiles evaluated by segment backfills, memberships changed by the sweeper
+    campaigns: int = 0  # campaigns launched, ended or finished and their message rows written
 
     def total(self) -> int:
-        return self.events + self.steps + self.messages + self.swept + self.segments
+        return self.events + self.steps + self.messages + self.swept + self.segments + self.campaigns
 
 
 @dataclass
@@ -73,6 +75,10 @@ class Worker:
     # Segments whose rules change with time alone are swept this often (a day turns at 00:00 UTC).
     segment_sweep_every: timedelta = timedelta(seconds=sweeper.EVERY_SECONDS)
     _last_segment_sweep: datetime | None = None
+    # Campaigns: launches due, running launches continued, flash sales ended (campaigns/launch.py).
+    campaign_every: timedelta = timedelta(seconds=10)
+    _last_campaigns: datetime | None = None
+    _campaigns_busy: bool = False
 
     def maintain(self) -> bool:
         """Run the periodic jobs when they are due; True if they ran."""
@@ -101,6 +107,17 @@ class Worker:
         built_in = {"email": self.channel, "sms": self.sms_channel, "push": self.push_channel}
         return built_in.get(channel, self.providers.get(channel))
 
+    def run_campaigns(self) -> int:
+        """The campaign job, when due by the clock or while a launch is still queueing."""
+        now = self.clock.now()
+        last = self._last_campaigns
+        if not self._campaigns_busy and last is not None and now - last < self.campaign_every:
+            return 0
+        self._last_campaigns = now
+        work = campaigns.run_due(self.engine, now=now)
+        self._campaigns_busy = work > 0
+        return work
+
     def tick(self) -> WorkerCounts:
         """One pass over every stage, in data-flow order; returns the work done.
 
@@ -127,7 +144,8 @@ class Worker:
             done.segments += backfill.run_pending(self.engine, now=now)
         if due.runs or done.events or done.swept:
             done.steps = scheduler.run_due(self.engine, clock=self.clock, limit=self.step_batch)
-        fresh = bool(done.events or done.swept or done.steps)
+        done.campaigns = self.run_campaigns()
+        fresh = bool(done.events or done.swept or done.steps or done.campaigns)
         for name in registry.CHANNELS:
             if name in due.channels or fresh:
                 done.messages += pipeline.deliver_due(
@@ -166,6 +184,7 @@ class Worker:
             total.messages += done.messages
             total.swept += done.swept
             total.segments += done.segments
+            total.campaigns += done.campaigns
             if done.total() == 0:
                 break
         return total

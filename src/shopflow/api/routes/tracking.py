@@ -12,6 +12,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 
 from shopflow.api import deps
+from shopflow.messaging.onsite import identity_links
 from shopflow.messaging.tracking import engagement, links
 
 router = APIRouter(tags=["tracking"], include_in_schema=False)
@@ -68,7 +69,11 @@ def click(token: str, request: Request, u: str = "") -> Response:
         return _error(400, f"{exc}; refusing to redirect")
     if not engagement.record_click(ctx.engine, claims=claims, url=u, now=ctx.clock.now()):
         return _error(404, "token: unknown workspace")
-    return RedirectResponse(u, status_code=302, headers=_NO_STORE)
+    # To the store's own pages, the click carries who clicked (`_sf`), for the on-site script.
+    target = identity_links.redirect_target(
+        ctx.engine, ctx.link_secret, claims=claims, url=u, now=ctx.clock.now()
+    )
+    return RedirectResponse(target, status_code=302, headers=_NO_STORE)
 
 
 _PAGE = """<!doctype html>

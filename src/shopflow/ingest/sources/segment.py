@@ -274,7 +274,14 @@ def parse_message(msg: Any, *, kind: str | None, now: datetime, where: str = "")
     when = _time(msg, "timestamp", where) or _time(msg, "originalTimestamp", where) or now
     sent_at = _time(msg, "sentAt", where)
     if sent_at is not None:
-        when = now - (sent_at - when)
+        try:
+            when = now - (sent_at - when)
+        except OverflowError:  # e.g. sentAt in year 1 and timestamp in 9999
+            raise PayloadError(
+                f"{where}sentAt: expected a time near timestamp (their difference corrects the device's"
+                f" clock), got sentAt {_describe(msg.get('sentAt'))} for timestamp"
+                f" {_describe(msg.get('timestamp', msg.get('originalTimestamp')))}"
+            ) from None
 
     consent = _consent(traits.pop("consent", None), when=when, context=context, where=where)
     email = traits.get("email")

@@ -59,8 +59,12 @@ def request(
     now: datetime,
     public_url: str,
     secret: bytes,
+    page_url: str | None = None,
+    anonymous_id: str | None = None,
 ) -> Requested:
-    """Store the request and queue the confirmation email (once per address and list a minute)."""
+    """Store the request and queue the confirmation email (once per address and list a minute).
+    `page_url` (evidence) and `anonymous_id` (the browser, merged into the person) come from
+    on-site forms."""
     address = valid_email(email)
     with db.transaction(engine) as conn:
         return _request(
@@ -73,7 +77,9 @@ def request(
                 "consent_text": consent_text[:MAX_TEXT_CHARS],
                 "ip": (ip or "")[:64] or None,
                 "user_agent": (user_agent or "")[:300] or None,
+                **({"page_url": page_url[:MAX_TEXT_CHARS]} if page_url else {}),
             },
+            anonymous_id=anonymous_id,
             now=now,
             public_url=public_url,
             secret=secret,
@@ -86,6 +92,7 @@ def _request(
     workspace_id: str,
     address: str,
     details: dict[str, Any],
+    anonymous_id: str | None = None,
     now: datetime,
     public_url: str,
     secret: bytes,
@@ -97,7 +104,7 @@ def _request(
             CanonicalEvent(
                 message_id=f"subscribe-request:{details['list']}:{address}:{now:%Y%m%d%H%M}",
                 source=SOURCE,
-                identity=Identity(email=address),
+                identity=Identity(email=address, anonymous_id=anonymous_id),
                 time=now,
                 name=SUBSCRIPTION_REQUESTED,
                 properties=details,
@@ -169,6 +176,8 @@ def _confirm(
         "consent_text": asked.get("consent_text"),
         "requested_at": req["time"].isoformat(),
         "request_ip": asked.get("ip"),
+        "request_user_agent": asked.get("user_agent"),
+        "page_url": asked.get("page_url"),
         "confirmed_at": now.isoformat(),
         "confirm_ip": (ip or "")[:64] or None,
         "confirm_user_agent": (user_agent or "")[:300] or None,

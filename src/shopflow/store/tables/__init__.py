@@ -18,6 +18,7 @@ from shopflow.store.tables.automation import (
     trigger_schedule,
 )
 from shopflow.store.tables.base import metadata
+from shopflow.store.tables.campaigns import campaigns
 from shopflow.store.tables.catalog import catalog_changes, product_variants, products, stock_subscriptions
 from shopflow.store.tables.consent import consent_evidence, consents, preferences, privacy_audit, suppressions
 from shopflow.store.tables.deliverability import alerts, sender_domains
@@ -44,6 +45,7 @@ __all__ = [
     "attribution_assists",
     "attributions",
     "audience_members",
+    "campaigns",
     "catalog_changes",
     "consent_evidence",
     "consents",

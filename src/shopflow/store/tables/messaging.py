@@ -20,6 +20,7 @@ messages = sa.Table(
     sa.Column("flow_id", sa.BigInteger),
     sa.Column("run_id", sa.BigInteger),
     sa.Column("node_id", sa.String(100)),
+    sa.Column("campaign_id", sa.BigInteger),
     sa.Column("dedupe_key", sa.String(200), nullable=False),
     # queued | sending | sent | skipped | failed; pending_approval (a manual flow's, until approved)
     # and held (a paused flow's, until it runs again) are never claimed by delivery.
@@ -68,6 +69,8 @@ messages = sa.Table(
     # The guards count a workspace's sends of the day (per-workspace daily limits).
     sa.Index("ix_messages_workspace_sent", "workspace_id", "sent_at"),
     sa.Index("ix_messages_flow", "flow_id", "status"),
+    # A campaign's progress, pause, resume, cancel and end read and change its rows by status.
+    sa.Index("ix_messages_campaign", "campaign_id", "status"),
     # Provider status callbacks (Twilio's MessageSid) find their message by this.
     sa.Index("ix_messages_provider_id", "workspace_id", "provider_message_id"),
 )
