@@ -76,6 +76,8 @@ class Served:
     base: str
     workspace_id: str
     private_key: str
+    write_key: str
+    database_url: str
 
 
 def _cli(env: dict[str, str], *args: str, stdin: str = "") -> str:
@@ -130,7 +132,7 @@ def served(_needs_build: None, tmp_path_factory: pytest.TempPathFactory) -> Iter
                     f"shopflow serve did not start: {(folder / 'serve.log').read_text()[-2000:]}"
                 )
             time.sleep(0.1)
-        yield Served(base, ws, created["private_key"])
+        yield Served(base, ws, created["private_key"], created["write_key"], env["SHOPFLOW_DATABASE_URL"])
     finally:
         server.terminate()
         try:

@@ -1,5 +1,5 @@
 import { QueryClient, QueryClientProvider, useQueryClient } from "@tanstack/react-query";
-import { useEffect, useState } from "react";
+import { lazy, Suspense, useEffect, useState } from "react";
 import { BrowserRouter, Navigate, Route, Routes } from "react-router-dom";
 
 import { onSignedOut } from "./api/client";
@@ -9,7 +9,11 @@ import { RequireSession } from "./components/RequireSession";
 import { FlowsPage } from "./pages/Flows";
 import { LibraryPage } from "./pages/Library";
 import { NotFoundPage } from "./pages/NotFound";
+import { ProfilePage, ProfilesPage } from "./pages/Profiles";
 import { SignInPage } from "./pages/SignIn";
+
+// The canvas library is the biggest part of the bundle: loaded only when a flow is opened.
+const FlowBuilderPage = lazy(async () => ({ default: (await import("./pages/FlowBuilder")).FlowBuilderPage }));
 
 // React Router 7's behaviour now, so its upgrade changes nothing.
 export const ROUTER_FUTURE = { v7_startTransition: true, v7_relativeSplatPath: true } as const;
@@ -45,6 +49,16 @@ export function AppRoutes() {
         >
           <Route index element={<Navigate to="/flows" replace />} />
           <Route path="/flows" element={<FlowsPage />} />
+          <Route
+            path="/flows/:id"
+            element={
+              <Suspense fallback={<p className="loading">Loading the flow builder…</p>}>
+                <FlowBuilderPage />
+              </Suspense>
+            }
+          />
+          <Route path="/profiles" element={<ProfilesPage />} />
+          <Route path="/profiles/:id" element={<ProfilePage />} />
           {/* One route with an optional name: choosing a flow keeps the page (and its scroll). */}
           <Route path="/library/:name?" element={<LibraryPage />} />
           <Route path="*" element={<NotFoundPage />} />

@@ -6,6 +6,7 @@ import { useSession, useSignOut } from "../api/hooks";
 const NAV = [
   { to: "/flows", label: "Flows" },
   { to: "/library", label: "Library" },
+  { to: "/profiles", label: "Profiles" },
 ];
 
 export function Layout() {

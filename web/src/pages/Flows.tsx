@@ -61,7 +61,9 @@ export function FlowsPage() {
               return (
                 <tr key={flow.id} data-flow-key={flow.key}>
                   <th scope="row">
-                    <span className="flow-name">{flow.name}</span>
+                    <Link className="flow-name" to={`/flows/${flow.id}`}>
+                      {flow.name}
+                    </Link>
                     <span className="muted">
                       {flow.key} · v{flow.version}
                     </span>

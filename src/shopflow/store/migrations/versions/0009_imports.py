@@ -1,7 +1,7 @@
 """history imports: progress per import file; historical segment re-checks
 
 Revision ID: 0009_imports
-Revises: 0007
+Revises: 0008_campaigns
 Create Date: 2026-12-04 18:40:00
 """
 
