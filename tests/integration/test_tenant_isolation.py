@@ -80,6 +80,19 @@ def test_workspace_b_cannot_reach_any_of_workspace_a_ids(
         },
     )
     assert segment.status_code == 201, segment.text
+    # A campaign of A's under the same key, so the campaign routes' {key} names a row A owns.
+    campaign = httpx.post(
+        f"{base}/api/v1/campaigns",
+        headers=a_auth,
+        json={
+            "key": "alice-secret-vips",
+            "name": "Alice's VIP offer",
+            "channel": "email",
+            "audience": {"include": {"segments": ["alice-secret-vips"]}},
+            "template": "seasonal-offer-1",
+        },
+    )
+    assert campaign.status_code == 201, campaign.text
     ids = {"flow_id": str(flow_id), "profile_id": str(profile_id), "key": "alice-secret-vips"}
     bodies = {**BODIES, ("post", "/api/v1/flows/{flow_id}/simulate"): {"profile_id": profile_id}}
 
@@ -119,4 +132,8 @@ def test_workspace_b_cannot_reach_any_of_workspace_a_ids(
     assert (
         httpx.get(f"{base}/api/v1/segments/alice-secret-vips", headers=a_auth).json()["name"]
         == "Alice's VIPs"
+    )
+    assert (
+        httpx.get(f"{base}/api/v1/campaigns/alice-secret-vips", headers=a_auth).json()["name"]
+        == "Alice's VIP offer"
     )
