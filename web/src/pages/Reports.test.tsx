@@ -105,7 +105,7 @@ describe("Flow report", () => {
     expect(screen.getByTestId("flow-revenue").textContent).toBe("€80.00");
     expect(screen.getByTestId("flow-open-rate").textContent).toBe("33.33 %");
     expect(screen.getByTestId("holdout-not-enough").textContent).toBe(
-      "Not enough data yet: 380 more entrants needed (38 in the holdout). the holdout is too small",
+      "Not enough data yet: 380 more entrants needed (38 in the holdout). The holdout is too small.",
     );
     const steps = screen.getByRole("table", { name: "Per step" });
     expect(within(steps).getAllByRole("row").slice(1).map((r) => r.textContent)).toEqual([
@@ -120,6 +120,17 @@ describe("Flow report", () => {
     expect(screen.getByText("each branch needs 30 conversions 27 more conversions needed.")).toBeTruthy();
     expect(screen.getByRole("link", { name: "Download report CSV" }).getAttribute("href")).toBe("/api/v1/reports/flows/3?format=csv");
     expect(screen.getByRole("link", { name: "Download A/B CSV" }).getAttribute("href")).toBe("/api/v1/reports/flows/3/experiments?format=csv");
+  });
+
+  it("says why when no sample size can be given yet", async () => {
+    renderApp("/flows/3/report", {
+      "GET /api/v1/session": [200, session()],
+      "GET /api/v1/reports/flows/3": [200, report({ status: "not_enough_data", reason: "the holdout has no entrants (is the flow's holdout_percent 0?)" })],
+      "GET /api/v1/reports/flows/3/experiments": [200, { ...experiments, splits: [] }],
+    });
+    expect((await screen.findByTestId("holdout-not-enough")).textContent).toBe(
+      "Not enough data yet. The holdout has no entrants (is the flow's holdout_percent 0?).",
+    );
   });
 
   it("shows the incremental revenue and its interval once there is enough data", async () => {

@@ -74,6 +74,10 @@ export function ReportsPage() {
   );
 }
 
+function capitalise(text: string): string {
+  return text.charAt(0).toUpperCase() + text.slice(1);
+}
+
 function HoldoutPanel({ incremental, currency }: { incremental: Incremental; currency: string }) {
   const days = Math.round(incremental.window_seconds / 86400);
   return (
@@ -100,9 +104,13 @@ function HoldoutPanel({ incremental, currency }: { incremental: Incremental; cur
         </dl>
       ) : (
         <p className="notice" data-testid="holdout-not-enough">
-          Not enough data yet: {formatCount(incremental.entrants_still_needed ?? 0)} more entrants needed
-          {incremental.holdout_entrants_needed !== null && ` (${formatCount(incremental.holdout_entrants_needed)} in the holdout)`}.
-          {incremental.reason && ` ${incremental.reason}`}
+          Not enough data yet
+          {incremental.entrants_still_needed !== null
+            ? `: ${formatCount(incremental.entrants_still_needed)} more entrants needed${
+                incremental.holdout_entrants_needed !== null ? ` (${formatCount(incremental.holdout_entrants_needed)} in the holdout)` : ""
+              }.`
+            : "."}
+          {incremental.reason && ` ${capitalise(incremental.reason)}.`}
         </p>
       )}
       <table className="table">
