@@ -136,7 +136,7 @@ def test_dashboard_shows_the_apis_figures_and_opens_a_flows_report(
     for metric in ("complaint_rate", "bounce_rate", "unsubscribe_rate"):
         expect(health.locator(f"td[data-metric='{metric}']")).to_contain_text(_rate(flow[metric]))
     expect(health.locator("td[data-metric='complaint_rate']")).to_contain_text("Healthy")
-    expect(health.locator("td[data-metric='unsubscribe_rate']")).to_contain_text("Over limit")
+    expect(health.locator("td[data-metric='unsubscribe_rate']")).to_contain_text("Too high")
     expect(page.get_by_text("Complaint rate: Gmail/Yahoo: below 0.10 % recommended, 0.30 % hard limit")).to_be_visible()
     screenshot(page, "20-dashboard")
 

@@ -101,7 +101,7 @@ export function Chart({ caption, kind, labels, series, format, width = 640, heig
                 <g key={s.label}>
                   <polyline points={points} fill="none" stroke={colour} strokeWidth={2} data-testid="line" />
                   {s.values.map((value, i) => (
-                    <circle key={labels[i]} cx={bandCentre(i, n, PAD.left, width - PAD.right)} cy={y(value)} r={3} fill={colour} />
+                    <circle key={labels[i]} cx={bandCentre(i, n, PAD.left, width - PAD.right)} cy={y(value)} r={4} fill={colour} />
                   ))}
                 </g>
               );

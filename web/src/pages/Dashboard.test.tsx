@@ -84,7 +84,7 @@ describe("Dashboard", () => {
       "2026-W48$700.00$200.00",
     ]);
     const share = screen.getByRole("table", { name: "Automation share of store revenue by week" });
-    expect(within(share).getAllByRole("row")[2]!.textContent).toBe("2026-W4829 %");
+    expect(within(share).getAllByRole("row")[2]!.textContent).toBe("2026-W4828.6 %");
 
     const top = screen.getByRole("table", { name: "Top flows by revenue per recipient" });
     expect(within(top).getAllByRole("row").slice(1).map((r) => r.textContent)).toEqual(["Cart9$150.00$7.25", "Welcome9$150.00$2.50"]);
@@ -107,7 +107,7 @@ describe("Dashboard", () => {
       "1,000",
       "0.20 % Watch",
       "3.00 % Watch",
-      "1.50 % Over limit",
+      "1.50 % Too high",
     ]);
     expect(screen.getByText("Complaint rate: Gmail/Yahoo: below 0.10 % recommended, 0.30 % hard limit")).toBeTruthy();
   });

@@ -101,7 +101,7 @@ export function DashboardPage() {
               kind="bar"
               labels={periods.map((p) => p.period)}
               series={[{ label: "Automation share", values: periods.map((p) => Number(p.automation_share)) }]}
-              format={(v) => `${(v * 100).toFixed(v < 0.1 ? 1 : 0)} %`}
+              format={(v) => `${Number((v * 100).toFixed(1))} %`}
             />
           )}
         </section>
@@ -141,7 +141,7 @@ export function DashboardPage() {
         <section className="card" aria-labelledby="messages-heading">
           <h2 id="messages-heading">Messages sent and skipped</h2>
           <p>
-            <strong data-testid="messages-sent">{formatCount(sent)}</strong> sent by {formatCount(rows.length)} flows.
+            <strong data-testid="messages-sent">{formatCount(sent)}</strong> sent by {formatCount(rows.length)} flow{rows.length === 1 ? "" : "s"}.
           </p>
           {loaded.length < rows.length ? (
             <p className="loading">Loading…</p>

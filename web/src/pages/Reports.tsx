@@ -103,7 +103,7 @@ function HoldoutPanel({ incremental, currency }: { incremental: Incremental; cur
           <dd>{incremental.significant ? "Yes" : "Not yet"}</dd>
         </dl>
       ) : (
-        <p className="notice" data-testid="holdout-not-enough">
+        <p className="notice notice-waiting" data-testid="holdout-not-enough">
           Not enough data yet
           {incremental.entrants_still_needed !== null
             ? `: ${formatCount(incremental.entrants_still_needed)} more entrants needed${
@@ -113,15 +113,15 @@ function HoldoutPanel({ incremental, currency }: { incremental: Incremental; cur
           {incremental.reason && ` ${capitalise(incremental.reason)}.`}
         </p>
       )}
-      <table className="table">
+            <table className="table">
         <caption className="visually-hidden">Treated and holdout groups</caption>
         <thead>
           <tr>
             <th scope="col">Group</th>
             <th scope="col">Entrants</th>
             <th scope="col">Conversions</th>
-            <th scope="col">Conversion rate</th>
-            <th scope="col">Revenue per entrant</th>
+            <th scope="col">Rate</th>
+            <th scope="col">Per entrant</th>
           </tr>
         </thead>
         <tbody>
@@ -268,12 +268,12 @@ export function FlowReportPage() {
               { label: "Sent", values: nodes.map(([, n]) => n.sent) },
               { label: "Conversions", values: nodes.map(([, n]) => n.conversions) },
             ]}
-            format={(v) => formatCount(Math.round(v))}
+            format={(v) => formatCount(v)}
           />
         </section>
         <HoldoutPanel incremental={r.incremental} currency={r.currency} />
       </div>
-      <section className="card" aria-labelledby="nodes-heading">
+      <section className="card spaced" aria-labelledby="nodes-heading">
         <h2 id="nodes-heading">Per step</h2>
         <table className="table" aria-labelledby="nodes-heading">
           <thead>
