@@ -54,8 +54,8 @@ def shop(served: Served) -> Iterator[dict[str, Any]]:
     )
     assert installed.status_code == 200, installed.text
     flow_id = installed.json()["flow_id"]
-    for n, email in enumerate(PEOPLE):
-        traits = {"email": email, "consent": {"email": "subscribed"}}
+    for n, address in enumerate(PEOPLE):
+        traits = {"email": address, "consent": {"email": "subscribed"}}
         _ingest(served, "identify", {"userId": f"u-{n}", "messageId": f"id-{n}", "traits": traits})
     worker.run_until_idle()
     assert sorted(m.to_address for m in channel.sent) == sorted(PEOPLE)
@@ -72,7 +72,12 @@ def shop(served: Served) -> Iterator[dict[str, Any]]:
         _ingest(
             served,
             "track",
-            {"userId": f"u-{person}", "messageId": f"order-{n}", "event": "Order Completed", "properties": order},
+            {
+                "userId": f"u-{person}",
+                "messageId": f"order-{n}",
+                "event": "Order Completed",
+                "properties": order,
+            },
         )
     worker.run_until_idle()
     yield {"flow_id": flow_id}
@@ -137,7 +142,9 @@ def test_dashboard_shows_the_apis_figures_and_opens_a_flows_report(
         expect(health.locator(f"td[data-metric='{metric}']")).to_contain_text(_rate(flow[metric]))
     expect(health.locator("td[data-metric='complaint_rate']")).to_contain_text("Healthy")
     expect(health.locator("td[data-metric='unsubscribe_rate']")).to_contain_text("Too high")
-    expect(page.get_by_text("Complaint rate: Gmail/Yahoo: below 0.10 % recommended, 0.30 % hard limit")).to_be_visible()
+    expect(
+        page.get_by_text("Complaint rate: Gmail/Yahoo: below 0.10 % recommended, 0.30 % hard limit")
+    ).to_be_visible()
     screenshot(page, "20-dashboard")
 
     # By keyboard: the period switch, then the top flow's report.
@@ -154,7 +161,9 @@ def test_dashboard_shows_the_apis_figures_and_opens_a_flows_report(
     expect(page.get_by_test_id("flow-click-rate")).to_have_text(_rate(flow["click_rate"]))
     node = flow["nodes"]["welcome-1"]
     expect(page.locator("tr[data-node='welcome-1'] td").nth(1)).to_have_text(str(node["sent"]))
-    expect(page.locator("tr[data-node='welcome-1'] td").nth(5)).to_have_text(_money(node["attributed_revenue"]))
+    expect(page.locator("tr[data-node='welcome-1'] td").nth(5)).to_have_text(
+        _money(node["attributed_revenue"])
+    )
     # No holdout yet: the panel says how many more entrants the estimate needs.
     assert flow["incremental"]["status"] == "not_enough_data"
     expect(page.get_by_test_id("holdout-not-enough")).to_contain_text("Not enough data yet")
@@ -164,5 +173,3 @@ def test_dashboard_shows_the_apis_figures_and_opens_a_flows_report(
     csv = page.request.get(f"{served.base}/api/v1/reports/flows/{shop['flow_id']}?format=csv")
     assert csv.status == 200 and csv.headers["content-type"].startswith("text/csv")
     screenshot(page, "21-flow-report")
-
-

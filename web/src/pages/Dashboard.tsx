@@ -181,7 +181,7 @@ export function DashboardPage() {
         {loaded.length === 0 ? (
           <p className="muted">{rows.length === 0 ? "No messages sent yet." : "Loading…"}</p>
         ) : (
-          <table className="table" aria-labelledby="health-heading">
+          <table className="table nowrap-cells" aria-labelledby="health-heading">
             <thead>
               <tr>
                 <th scope="col">Flow</th>

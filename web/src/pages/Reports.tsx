@@ -113,7 +113,7 @@ function HoldoutPanel({ incremental, currency }: { incremental: Incremental; cur
           {incremental.reason && ` ${capitalise(incremental.reason)}.`}
         </p>
       )}
-            <table className="table">
+            <table className="table nowrap-cells">
         <caption className="visually-hidden">Treated and holdout groups</caption>
         <thead>
           <tr>
@@ -275,7 +275,7 @@ export function FlowReportPage() {
       </div>
       <section className="card spaced" aria-labelledby="nodes-heading">
         <h2 id="nodes-heading">Per step</h2>
-        <table className="table" aria-labelledby="nodes-heading">
+        <table className="table nowrap-cells" aria-labelledby="nodes-heading">
           <thead>
             <tr>
               <th scope="col">Step</th>
