@@ -173,3 +173,12 @@ def test_dashboard_shows_the_apis_figures_and_opens_a_flows_report(
     csv = page.request.get(f"{served.base}/api/v1/reports/flows/{shop['flow_id']}?format=csv")
     assert csv.status == 200 and csv.headers["content-type"].startswith("text/csv")
     screenshot(page, "21-flow-report")
+
+    # Every flow's summary on the reports page, with the API's CSV links.
+    page.get_by_role("navigation", name="Main").get_by_role("link", name="Reports").click()
+    expect(page.get_by_role("heading", name="Reports", exact=True)).to_be_visible()
+    expect(page.locator("tr[data-flow-key='welcome-series']")).to_have_text(
+        f"{row['name']}{row['entrants']}{row['messages_sent']}{row['conversions']}"
+        f"{_money(row['attributed_revenue'])}{_money(row['revenue_per_recipient'])}Not enough data yet"
+    )
+    screenshot(page, "22-reports")

@@ -1,4 +1,4 @@
-import { screen, within } from "@testing-library/react";
+import { screen, waitFor, within } from "@testing-library/react";
 import { describe, expect, it } from "vitest";
 
 import { renderApp, session } from "../test/render";
@@ -99,6 +99,7 @@ describe("Flow report", () => {
         200,
         report({ status: "not_enough_data", reason: "the holdout is too small", holdout_entrants_needed: 38, entrants_still_needed: 380 }),
       ],
+      "GET /api/v1/flows/3": [200, { id: 3, definition: { nodes: [{ id: "welcome-2", type: "send" }, { id: "welcome-1", type: "send" }] } }],
       "GET /api/v1/reports/flows/3/experiments": [200, experiments],
     });
     expect(await screen.findByRole("heading", { name: "Report: Welcome" })).toBeTruthy();
@@ -108,9 +109,11 @@ describe("Flow report", () => {
       "Not enough data yet: 380 more entrants needed (38 in the holdout). The holdout is too small.",
     );
     const steps = screen.getByRole("table", { name: "Per step" });
+    // In the flow's order (welcome-2 first here), once its definition has come.
+    await waitFor(() => expect(within(steps).getAllByRole("row")[1]!.textContent).toMatch(/^welcome-2/));
     expect(within(steps).getAllByRole("row").slice(1).map((r) => r.textContent)).toEqual([
-      "welcome-11818523€40.001.00 %0.00 %",
       "welcome-21212521€40.001.00 %0.00 %",
+      "welcome-11818523€40.001.00 %0.00 %",
     ]);
     const ab = await screen.findByRole("table", { name: "Branches of split ab" });
     expect(within(ab).getAllByRole("row").slice(1).map((r) => r.textContent)).toEqual([
@@ -176,5 +179,6 @@ describe("Reports list", () => {
     const row = (await screen.findByRole("link", { name: "Welcome" })).closest("tr")!;
     expect(row.textContent).toBe("Welcome20304$80.00$4.44Not enough data yet (380 more entrants)");
     expect(screen.getByRole("link", { name: "Download flows CSV" }).getAttribute("href")).toBe("/api/v1/reports/flows?format=csv");
+    expect(screen.getByRole("link", { name: "Download store CSV" }).getAttribute("href")).toBe("/api/v1/reports/store?format=csv");
   });
 });

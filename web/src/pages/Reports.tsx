@@ -2,6 +2,8 @@
 // (/flows/:id/report). Each table can be downloaded as the API's CSV.
 import { Link, useParams } from "react-router-dom";
 
+import { useFlow } from "../api/hooks";
+
 import {
   type ExperimentsReport,
   type FlowDetailReport,
@@ -22,9 +24,14 @@ export function ReportsPage() {
     <>
       <div className="page-head">
         <h1>Reports</h1>
-        <a className="button-quiet" href="/api/v1/reports/flows?format=csv" download>
-          Download flows CSV
-        </a>
+        <div className="links">
+          <a className="button-quiet" href="/api/v1/reports/flows?format=csv" download>
+            Download flows CSV
+          </a>
+          <a className="button-quiet" href="/api/v1/reports/store?format=csv" download>
+            Download store CSV
+          </a>
+        </div>
       </div>
       {flows.error && (
         <p className="error-box" role="alert">
@@ -63,7 +70,9 @@ export function ReportsPage() {
                 <td>
                   {f.incremental_status === "ready" && f.incremental_revenue !== null
                     ? formatMoney(f.incremental_revenue, currency)
-                    : `Not enough data yet (${formatCount(f.entrants_still_needed ?? 0)} more entrants)`}
+                    : f.entrants_still_needed !== null
+                      ? `Not enough data yet (${formatCount(f.entrants_still_needed)} more entrants)`
+                      : "Not enough data yet"}
                 </td>
               </tr>
             ))}
@@ -236,6 +245,7 @@ export function FlowReportPage() {
   const id = Number(useParams().id);
   const report = useFlowDetailReport(id);
   const experiments = useExperiments(id);
+  const flow = useFlow(id);
   if (report.error)
     return (
       <p className="error-box" role="alert">
@@ -244,7 +254,9 @@ export function FlowReportPage() {
     );
   if (!report.data) return <p className="loading">Loading…</p>;
   const r = report.data;
-  const nodes = Object.entries(r.nodes);
+  // The steps in the flow's own order (the report lists them by id), any others after.
+  const order = new Map((flow.data?.definition.nodes ?? []).map((n, i) => [n.id, i]));
+  const nodes = Object.entries(r.nodes).sort(([a], [b]) => (order.get(a) ?? order.size) - (order.get(b) ?? order.size));
   return (
     <>
       <div className="page-head">
