@@ -67,6 +67,12 @@ describe("Chart", () => {
     expect(lines.map((l) => l.getAttribute("points"))).toEqual(["94,72 154,12", "94,42 154,42"]);
   });
 
+  it("draws one period of a line chart as bars, none wider than 48 px", () => {
+    render(<Chart caption="Revenue" kind="line" labels={["W1"]} series={[{ label: "Store", values: [10] }]} format={String} />);
+    expect(screen.queryByTestId("line")).toBeNull();
+    expect(screen.getAllByTestId("bar").map((b) => b.getAttribute("width"))).toEqual(["48"]);
+  });
+
   it("says so when there is no data, and draws nothing", () => {
     render(<Chart caption="Revenue" kind="line" labels={[]} series={[{ label: "Store", values: [] }]} format={String} />);
     expect(screen.getByText("No data for this period yet.")).toBeTruthy();

@@ -46,7 +46,9 @@ export function Chart({ caption, kind, labels, series, format, width = 640, heig
   const ticks = [0, top / 2, top];
   const n = labels.length;
   const band = (width - PAD.left - PAD.right) / Math.max(n, 1);
-  const barWidth = Math.max(2, (band * 0.7) / Math.max(series.length, 1));
+  const barWidth = Math.min(48, Math.max(2, (band * 0.7) / Math.max(series.length, 1)));
+  // A line needs two points: one period is drawn as bars.
+  const shape = kind === "line" && n < 2 ? "bar" : kind;
   // Only a handful of x labels, so they never overlap.
   const every = Math.max(1, Math.ceil(n / 8));
   return (
@@ -84,7 +86,7 @@ export function Chart({ caption, kind, labels, series, format, width = 640, heig
             )}
             {series.map((s, k) => {
               const colour = COLOURS[k % COLOURS.length];
-              if (kind === "bar")
+              if (shape === "bar")
                 return s.values.map((value, i) => (
                   <rect
                     key={`${s.label}-${labels[i]}`}
