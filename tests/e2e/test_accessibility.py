@@ -72,7 +72,20 @@ def test_every_page_passes_axe(checked_page: Any, served: Served) -> None:
     page.get_by_label("Email").fill(OWNER[0])
     page.get_by_label("Password").fill(OWNER[1])
     page.get_by_role("button", name="Sign in").click()
+    expect(page.get_by_role("heading", name="Dashboard")).to_be_visible()
+    expect(page.locator("tr[data-health-flow='cart-abandonment']")).to_be_visible()
+    assert violations(page) == []
+
+    page.goto(f"{served.base}/app/flows")
     expect(page.locator("tr[data-flow-key='cart-abandonment']")).to_be_visible()
+    assert violations(page) == []
+
+    page.goto(f"{served.base}/app/reports")
+    expect(page.locator("tr[data-flow-key='cart-abandonment']")).to_be_visible()
+    assert violations(page) == []
+    page.goto(f"{served.base}/app/flows/{flow_id}/report")
+    expect(page.get_by_test_id("holdout")).to_be_visible()
+    expect(page.get_by_test_id("experiments")).not_to_contain_text("Loading")
     assert violations(page) == []
 
     page.goto(f"{served.base}/app/library/welcome-series")

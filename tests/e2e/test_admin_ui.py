@@ -45,7 +45,10 @@ def test_owner_signs_in_and_installs_a_flow_from_the_library(page: Any, served: 
 
     page.get_by_label("Password").fill(OWNER[1])
     page.get_by_role("button", name="Sign in").click()
-    expect(page.get_by_role("heading", name="Flows")).to_be_visible()
+    # The landing page is the dashboard; the flows are one link away.
+    expect(page.get_by_role("heading", name="Dashboard", exact=True)).to_be_visible()
+    page.get_by_role("navigation", name="Main").get_by_role("link", name="Flows").click()
+    expect(page.get_by_role("heading", name="Flows", exact=True)).to_be_visible()
     expect(page.get_by_text("No flows yet.")).to_be_visible()
     expect(page.get_by_text("Acme Shoes")).to_be_visible()
     screenshot(page, "03-flows-empty")

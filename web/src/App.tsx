@@ -1,15 +1,17 @@
 import { QueryClient, QueryClientProvider, useQueryClient } from "@tanstack/react-query";
 import { lazy, Suspense, useEffect, useState } from "react";
-import { BrowserRouter, Navigate, Route, Routes } from "react-router-dom";
+import { BrowserRouter, Route, Routes } from "react-router-dom";
 
 import { onSignedOut } from "./api/client";
 import { keys } from "./api/hooks";
 import { Layout } from "./components/Layout";
 import { RequireSession } from "./components/RequireSession";
+import { DashboardPage } from "./pages/Dashboard";
 import { FlowsPage } from "./pages/Flows";
 import { LibraryPage } from "./pages/Library";
 import { NotFoundPage } from "./pages/NotFound";
 import { ProfilePage, ProfilesPage } from "./pages/Profiles";
+import { FlowReportPage, ReportsPage } from "./pages/Reports";
 import { SignInPage } from "./pages/SignIn";
 
 // The canvas library is the biggest part of the bundle: loaded only when a flow is opened.
@@ -47,7 +49,7 @@ export function AppRoutes() {
             </RequireSession>
           }
         >
-          <Route index element={<Navigate to="/flows" replace />} />
+          <Route index element={<DashboardPage />} />
           <Route path="/flows" element={<FlowsPage />} />
           <Route
             path="/flows/:id"
@@ -57,6 +59,8 @@ export function AppRoutes() {
               </Suspense>
             }
           />
+          <Route path="/flows/:id/report" element={<FlowReportPage />} />
+          <Route path="/reports" element={<ReportsPage />} />
           <Route path="/profiles" element={<ProfilesPage />} />
           <Route path="/profiles/:id" element={<ProfilePage />} />
           {/* One route with an optional name: choosing a flow keeps the page (and its scroll). */}

@@ -4,9 +4,11 @@ import { NavLink, Outlet, useNavigate } from "react-router-dom";
 import { useSession, useSignOut } from "../api/hooks";
 
 const NAV = [
+  { to: "/", label: "Dashboard" },
   { to: "/flows", label: "Flows" },
   { to: "/library", label: "Library" },
   { to: "/profiles", label: "Profiles" },
+  { to: "/reports", label: "Reports" },
 ];
 
 export function Layout() {
@@ -30,7 +32,7 @@ export function Layout() {
           <ul>
             {NAV.map((item) => (
               <li key={item.to}>
-                <NavLink to={item.to}>{item.label}</NavLink>
+                <NavLink to={item.to} end={item.to === "/"}>{item.label}</NavLink>
               </li>
             ))}
           </ul>

@@ -33,7 +33,7 @@ describe("Sign-in", () => {
     expect((await screen.findByRole("alert")).textContent).toBe("email or password: not recognised");
   });
 
-  it("signs in, then opens the flows page and sends the CSRF token on writes", async () => {
+  it("signs in, then opens the dashboard and sends the CSRF token on writes", async () => {
     let signedIn = false;
     const { calls } = renderApp("/sign-in", {
       "GET /api/v1/session": () => (signedIn ? [200, session()] : [401, { detail: "signed out" }]),
@@ -42,12 +42,13 @@ describe("Sign-in", () => {
         expect(body).toEqual({ email: "owner@example.com", password: "correct horse" });
         return [200, session()];
       },
-      "GET /api/v1/flows": [200, { flows: [] }],
+      "GET /api/v1/reports/store?interval=week": [200, { currency: "USD", revenue: "0", flow_revenue: "0", flow_revenue_share: "0", orders: 0, periods: { week: [] } }],
+      "GET /api/v1/reports/flows": [200, { currency: "USD", metric: "attributed_revenue", flows: [] }],
       "DELETE /api/v1/session": [204, null],
     });
     await screen.findByRole("heading", { name: "Sign in" });
     fill("owner@example.com", "correct horse");
-    expect(await screen.findByRole("heading", { name: "Flows" })).toBeTruthy();
+    expect(await screen.findByRole("heading", { name: "Dashboard" })).toBeTruthy();
     expect(screen.getByText("Acme Shoes")).toBeTruthy();
     fireEvent.click(screen.getByRole("button", { name: "Sign out" }));
     await screen.findByRole("heading", { name: "Sign in" });
