@@ -4,16 +4,22 @@ split, the held rest, the automatic and the manual winner, bad definitions."""
 
 from __future__ import annotations
 
+import json
 import re
 from datetime import timedelta
 from decimal import Decimal
+from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qsl, unquote, urlsplit
 
+import httpx
 import pytest
 from sqlalchemy.engine import Engine
 
+from shopflow import config, testing
+from shopflow.api.app import create_app
 from shopflow.campaigns import launch, manage, reports
+from shopflow.cli import main as cli
 from shopflow.domain import campaigns as rules
 from shopflow.domain.clock import SimulatedClock
 from shopflow.domain.events import CanonicalEvent, Identity
@@ -313,3 +319,85 @@ def test_bad_utm_names_the_field(engine: Engine, clock: SimulatedClock) -> None:
         "utm.term: unknown field (expected source, medium, campaign)",
         "utm.medium: expected letters, digits, _ . + - (1 to 100), got 'e mail'",
     ]
+
+
+def _server(engine: Engine, clock: SimulatedClock, server_factory: Any) -> str:
+    return str(server_factory(create_app(config.load(environ={}), engine=engine, clock=clock)))
+
+
+def test_ab_over_http_winner_report_and_bad_input(
+    engine: Engine, clock: SimulatedClock, server_factory: Any, sink: Sink, smtp: SmtpChannel
+) -> None:
+    s, people = _shop_of(engine, clock, 12)
+    url = f"{_server(engine, clock, server_factory)}/api/v1/campaigns"
+    auth = {"Authorization": f"Bearer {s.private_key}"}
+    bad = httpx.post(
+        url, json=support.definition(ab={**_ab(), "test_percent": 0, "metric": "ctr"}), headers=auth
+    )
+    assert bad.status_code == 400
+    assert [e["field"] for e in bad.json()["errors"]] == ["ab.test_percent", "ab.metric"]
+    assert httpx.get(url, headers=auth).json() == {"campaigns": []} and s.messages() == []
+
+    created = httpx.post(url, json=support.definition(ab=_ab(winner="manual")), headers=auth)
+    assert created.status_code == 201, created.text
+    assert created.json()["ab"]["winner"] == "manual" and created.json()["winner"] is None
+    early = httpx.post(f"{url}/bf/winner", json={"variant": "b"}, headers=auth)
+    assert (early.status_code, early.json()["error"]) == (
+        409, "status: a draft campaign cannot take a winner (only sending)"
+    )  # fmt: skip
+    assert httpx.post(f"{url}/bf/send", headers=auth).status_code == 202
+    expected = _split(manage.get(engine, workspace_id=s.ws, key="bf").id, people, ["a", "b"], 50)
+    tested = sum(1 for v in expected.values() if v)
+    assert support.deliver(engine, clock, smtp) == tested
+    for body, status, error in [
+        ({"variant": "z"}, 409, "variant: expected one of a, b, got 'z'"),
+        ({"variant": 7}, 400, "variant: expected a variant key, got 7"),
+        ({"variant": "b", "also": 1}, 400, "also: unknown field (expected variant)"),
+        ([], 400, None),
+    ]:
+        answer = httpx.post(f"{url}/bf/winner", json=body, headers=auth)
+        assert answer.status_code == status, answer.text
+        if error is not None:
+            assert answer.json()["error"] == error
+    huge = httpx.post(f"{url}/bf/winner", content=b'{"variant": "' + b"b" * 70_000 + b'"}', headers=auth)
+    assert huge.status_code == 413
+    assert httpx.post(f"{url}/nope/winner", json={"variant": "b"}, headers=auth).status_code == 404
+    picked = httpx.post(f"{url}/bf/winner", json={"variant": "b"}, headers=auth)
+    assert picked.status_code == 200, picked.text
+    assert (picked.json()["winner"], picked.json()["winner_reason"]) == ("b", "manual")
+    assert support.deliver(engine, clock, smtp) == 12 - tested
+    report = httpx.get(f"{url}/bf/report", headers=auth).json()["results"]["variants"]
+    counts = {k: sum(1 for v in expected.values() if v == k) for k in ("a", "b")}
+    assert [(v["key"], v["sent"]) for v in report["variants"]] == [("a", counts["a"]), ("b", counts["b"])]
+    assert (report["winner"], report["verdict"]["status"], report["rest"]["sent"]) == (
+        "b", "not_enough_data", 12 - tested
+    )  # fmt: skip
+
+
+def test_ab_on_the_command_line(
+    database_url: str, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    monkeypatch.setenv("SHOPFLOW_DATABASE_URL", database_url)
+    engine = db.create_engine(database_url)
+    testing.truncate_all(engine)
+    try:
+        s, _people = _shop_of(engine, SimulatedClock(testing.T0), 6)
+        bad = tmp_path / "bad.json"
+        bad.write_text(json.dumps(support.definition(ab={**_ab(), "window": "soon"})))
+        assert cli.main(["campaigns", "create", str(bad), "--workspace", s.ws]) == 2
+        assert "ab.window: expected an ISO 8601 duration" in capsys.readouterr().err
+        good = tmp_path / "good.json"
+        good.write_text(json.dumps(support.definition(ab=_ab(winner="manual"))))
+        assert cli.main(["campaigns", "create", str(good), "--workspace", s.ws]) == 0
+        assert cli.main(["campaigns", "send", "bf", "--workspace", s.ws, "--no-progress"]) == 0
+        capsys.readouterr()
+        assert cli.main(["campaigns", "pick-winner", "bf", "z", "--workspace", s.ws]) == 2
+        assert "variant: expected one of a, b, got 'z'" in capsys.readouterr().err
+        assert cli.main(["campaigns", "pick-winner", "bf", "a", "--workspace", s.ws]) == 0
+        assert capsys.readouterr().out == "bf: winner a sent to the rest\n"
+        assert cli.main(["campaigns", "report", "bf", "--workspace", s.ws]) == 0
+        out = capsys.readouterr().out
+        assert "A/B test on open: winner a (manual); verdict not_enough_data" in out
+        assert "\n  a: 0 sent, 0 opened, 0 clicked, 0 orders, 0.00 USD" in out
+    finally:
+        engine.dispose()
