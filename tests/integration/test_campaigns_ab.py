@@ -250,11 +250,11 @@ def test_a_manual_winner_waits_for_the_pick(
     assert manage.get(engine, workspace_id=s.ws, key="bf").winner is None
     assert support.deliver(engine, clock, smtp) == 0
     with pytest.raises(manage.Conflict, match="variant: expected one of a, b, got 'z'"):
-        manage.pick_winner(engine, workspace_id=s.ws, key="bf", variant="z", now=clock.now())
-    c = manage.pick_winner(engine, workspace_id=s.ws, key="bf", variant="b", now=clock.now())
+        manage.pick_winner(engine, workspace_id=s.ws, key="bf", body={"variant": "z"}, now=clock.now())
+    c = manage.pick_winner(engine, workspace_id=s.ws, key="bf", body={"variant": "b"}, now=clock.now())
     assert (c.winner, c.winner_reason) == ("b", "manual")
     with pytest.raises(manage.Conflict, match="winner: already 'b'"):
-        manage.pick_winner(engine, workspace_id=s.ws, key="bf", variant="a", now=clock.now())
+        manage.pick_winner(engine, workspace_id=s.ws, key="bf", body={"variant": "a"}, now=clock.now())
     assert support.deliver(engine, clock, smtp) == 12 - tested
     rest = {f"p{people.index(p):02d}@example.org" for p, v in expected.items() if v is None}
     assert {v for k, v in _by_address(sink).items() if k in rest} == {"B: the sale is on"}
@@ -353,6 +353,7 @@ def test_ab_over_http_winner_report_and_bad_input(
         ({"variant": "z"}, 409, "variant: expected one of a, b, got 'z'"),
         ({"variant": 7}, 400, "variant: expected a variant key, got 7"),
         ({"variant": "b", "also": 1}, 400, "also: unknown field (expected variant)"),
+        (None, 400, "variant: expected a variant key, got None"),
         ([], 400, None),
     ]:
         answer = httpx.post(f"{url}/bf/winner", json=body, headers=auth)

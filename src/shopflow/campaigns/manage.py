@@ -239,14 +239,28 @@ def resume(engine: Engine, *, workspace_id: str, key: object, now: datetime) -> 
 
 
 def pick_winner(
-    engine: Engine, *, workspace_id: str, key: object, variant: object, now: datetime
+    engine: Engine, *, workspace_id: str, key: object, body: object, now: datetime
 ) -> store.Campaign:
-    """An A/B test's winner picked by hand: sent to the held rest. Conflict naming the field when
-    the campaign has no test, a winner already, is not sending, or has no such variant."""
+    """An A/B test's winner picked by hand ({"variant": KEY}): sent to the held rest. The
+    campaign is found first (another workspace's is not found, whatever the body); rules.Invalid
+    naming the field for a malformed body; Conflict when the campaign has no test, a winner
+    already, is not sending, or has no such variant."""
     with db.transaction(engine) as conn:
         c = _find(conn, workspace_id=workspace_id, key=key, lock=True)
+        if not isinstance(body, dict):
+            raise rules.Invalid([Problem("", f"expected a JSON object with variant, got {rules.show(body)}")])
+        problems = [
+            Problem(str(k)[:60], "unknown field (expected variant)")
+            for k in sorted(set(body) - {"variant"}, key=str)
+        ]
+        if not isinstance(body.get("variant"), str):
+            problems.append(
+                Problem("variant", f"expected a variant key, got {rules.show(body.get('variant'))}")
+            )
+        if problems:
+            raise rules.Invalid(problems)
         try:
-            ab.pick(conn, c, variant, now=now)
+            ab.pick(conn, c, body["variant"], now=now)
         except ValueError as exc:
             raise Conflict(str(exc)) from None
         return _find(conn, workspace_id=workspace_id, key=key)

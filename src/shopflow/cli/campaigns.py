@@ -181,7 +181,11 @@ def _action(args: argparse.Namespace, settings: config.Settings) -> int:
 
 def _pick_winner(args: argparse.Namespace, settings: config.Settings) -> int:
     c = manage.pick_winner(
-        common.engine(settings), workspace_id=args.workspace, key=args.key, variant=args.variant, now=_now()
+        common.engine(settings),
+        workspace_id=args.workspace,
+        key=args.key,
+        body={"variant": args.variant},
+        now=_now(),
     )
     return _out(args, manage.summary(c), f"{c.key}: winner {c.winner} sent to the rest")
 
