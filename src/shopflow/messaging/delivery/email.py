@@ -272,7 +272,9 @@ def prepare(
     }
     rendered = library.get(msg.template).render(values)
     campaign = msg.context.get("campaign")
-    camp: Mapping[str, Any] = campaign if isinstance(campaign, Mapping) else {}
+    # A campaign's message (no flow): its subject line, variant and UTM overrides.
+    camp: Mapping[str, Any] = campaign if isinstance(campaign, Mapping) and msg.flow_id is None else {}
+    utm_over = camp.get("utm")
     if camp.get("subject"):  # a campaign's own subject line (Liquid, like a template's)
         rendered = dataclasses.replace(
             rendered, subject=_subject(str(camp["subject"])).render(values).subject
@@ -290,7 +292,7 @@ def prepare(
                 campaign=msg.flow_key or str(camp.get("key") or campaign or msg.template),
                 content=msg.node_id or camp.get("variant"),
             ),
-            **{f"utm_{k}": str(v) for k, v in (camp.get("utm") or {}).items()},
+            **({f"utm_{k}": str(v) for k, v in utm_over.items()} if isinstance(utm_over, Mapping) else {}),
         },
     )
     mid = header_message_id(workspace.id, msg.id, domain)
