@@ -282,7 +282,14 @@ def test_a_manual_winner_waits_for_the_pick(
         ),
         (
             {**_ab(), "variants": [{"key": "a", "subject": "{% if %}"}, {"key": "b", "subject": "B"}]},
-            "ab.variants[0].subject: is not valid Liquid",
+            "ab.variants[0].subject: '{% if %}' does not render",
+        ),
+        (
+            {
+                **_ab(),
+                "variants": [{"key": "a", "subject": "{{ profile.x | nope }}"}, {"key": "b", "subject": "B"}],
+            },
+            "ab.variants[0].subject: '{{ profile.x | nope }}' does not render",
         ),
         ({**_ab(), "test_percent": 100}, "ab.test_percent: expected a whole number from 1 to 99, got 100"),
         ({**_ab(), "test_percent": True}, "ab.test_percent: expected a whole number from 1 to 99, got True"),
@@ -304,6 +311,20 @@ def test_bad_ab_definitions_name_the_field_and_queue_nothing(
         manage.create(engine, workspace_id=s.ws, data=support.definition(ab=ab), now=clock.now())
     assert any(m.startswith(problem) for m in raised.value.messages()), raised.value.messages()
     assert manage.list_campaigns(engine, workspace_id=s.ws) == [] and s.messages() == []
+
+
+def test_a_subject_that_does_not_render_is_refused(engine: Engine, clock: SimulatedClock) -> None:
+    s, _people = _shop_of(engine, clock, 1)
+    with pytest.raises(rules.Invalid) as raised:
+        manage.create(
+            engine,
+            workspace_id=s.ws,
+            data=support.definition(subject="Hi {{ profile.first_name | nope }}"),
+            now=clock.now(),
+        )
+    [message] = raised.value.messages()
+    assert message.startswith("subject: 'Hi {{ profile.first_name | nope }}' does not render for profile")
+    assert s.messages() == []
 
 
 def test_bad_utm_names_the_field(engine: Engine, clock: SimulatedClock) -> None:

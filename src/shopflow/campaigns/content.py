@@ -78,43 +78,47 @@ def check(
     now: datetime,
     libraries: Libraries | None = None,
 ) -> None:
-    """The campaign's content, and each A/B variant's, checked as `check_one` says."""
-    _subject(definition.subject, "subject")
+    """The campaign's content, and each A/B variant's (its subject and template in place of the
+    campaign's), checked as `check_one` says; a variant's problems name `ab.variants[i].*`."""
     check_one(
-        engine,
-        workspace_id=workspace_id,
-        definition=definition,
-        profile_id=profile_id,
-        now=now,
+        engine, workspace_id=workspace_id, definition=definition, profile_id=profile_id, now=now,
         libraries=libraries,
-    )
+    )  # fmt: skip
     variants = definition.ab.variants if definition.ab is not None else ()
     for i, v in enumerate(variants):
-        _subject(v.subject, f"ab.variants[{i}].subject")
-        if v.template is None:
-            continue
+        changed = dataclasses.replace(
+            definition,
+            template=variant_template(definition, v),
+            subject=v.subject or definition.subject,
+            ab=None,
+        )
         try:
             check_one(
-                engine,
-                workspace_id=workspace_id,
-                definition=dataclasses.replace(definition, template=v.template, ab=None),
-                profile_id=profile_id,
-                now=now,
+                engine, workspace_id=workspace_id, definition=changed, profile_id=profile_id, now=now,
                 libraries=libraries,
-            )
+            )  # fmt: skip
         except rules.Invalid as exc:
             raise rules.Invalid(
-                [Problem(f"ab.variants[{i}].template", p.message) for p in exc.problems]
+                [Problem(f"ab.variants[{i}].{p.path}", p.message) for p in exc.problems]
             ) from None
 
 
-def _subject(source: str | None, path: str) -> None:
-    if source is None:
-        return
-    try:
-        templates.compile_template("campaign subject", {"subject": source, "html": ""})
-    except templates.TemplateError as exc:
-        raise rules.Invalid([Problem(path, f"is not valid Liquid: {exc}")]) from None
+SUBJECT_NAME = "campaign subject"
+
+
+class _WithSubject(templates.Library):
+    """A library whose `name` template has the campaign's subject line (as delivery renders it)."""
+
+    def __init__(self, base: templates.Library, name: str, subject: str) -> None:
+        super().__init__(base.directory)
+        self.base, self.name, self.source = base, name, subject
+        self.subject = templates.compile_template(SUBJECT_NAME, {"subject": subject, "html": ""}).subject
+
+    def get(self, name: str) -> templates.Template:
+        found = self.base.get(name)
+        if name != self.name:
+            return found
+        return dataclasses.replace(found, subject=self.subject, source=f"{found.source}\n{self.source}")
 
 
 def definition_of(c: store.Campaign) -> rules.Definition:
@@ -177,6 +181,9 @@ def check_one(
     ctx = message_context(0, definition)
     try:
         if definition.channel == "email":
+            library = libs.email or templates.default_library()
+            if definition.subject is not None:
+                library = _WithSubject(library, definition.template, definition.subject)
             sample = preview.Sample(
                 workspace_id=workspace_id,
                 template=definition.template,
@@ -186,7 +193,7 @@ def check_one(
                 link_secret=CHECK_SECRET,
                 public_url=CHECK_URL,
             )
-            preview.preview(engine, sample, library=libs.email)
+            preview.preview(engine, sample, library=library)
             return
         with db.reading(engine) as conn:
             ws = workspaces.get(conn, workspace_id)
@@ -204,6 +211,15 @@ def check_one(
         else:
             push_delivery.notification(msg, person=person, workspace=ws, library=text_lib, now=now)
     except (templates.TemplateError, ValueError, KeyError) as exc:
+        ours = (f"{SUBJECT_NAME!r}", f"template {definition.template!r}, subject:")  # the subject is replaced
+        if definition.subject is not None and any(part in str(exc) for part in ours):
+            raise rules.Invalid(
+                [
+                    Problem(
+                        "subject", f"{definition.subject!r} does not render for profile {profile_id}: {exc}"
+                    )
+                ]
+            ) from None
         raise rules.Invalid(
             [Problem("template", f"{definition.template!r} does not render for profile {profile_id}: {exc}")]
         ) from None
