@@ -423,3 +423,16 @@ def test_ab_on_the_command_line(
         assert "\n  a: 0 sent, 0 opened, 0 clicked, 0 orders, 0.00 USD" in out
     finally:
         engine.dispose()
+
+
+def test_an_ab_test_that_cannot_hold_is_refused(engine: Engine, clock: SimulatedClock) -> None:
+    s, _people = _shop_of(engine, clock, 1)
+    data = support.definition(channel="sms", ab=_ab(), freeze_audience=True)
+    with pytest.raises(rules.Invalid) as raised:
+        manage.create(engine, workspace_id=s.ws, data=data, now=clock.now())
+    assert raised.value.messages() == [
+        "ab.variants[0].subject: only an email has a subject line",
+        "ab.variants[1].subject: only an email has a subject line",
+        "freeze_audience: an A/B test resolves its audience at launch: expected false",
+    ]
+    assert manage.list_campaigns(engine, workspace_id=s.ws) == [] and s.messages() == []
