@@ -18,7 +18,7 @@ from shopflow.domain.clock import SimulatedClock
 from shopflow.domain.events import CanonicalEvent, Identity
 from shopflow.ingest import pipeline
 from shopflow.messaging.onsite import identity_links
-from shopflow.messaging.tracking import links
+from shopflow.messaging.tracking import links, tokens
 from shopflow.store import db, profiles
 from tests.integration.onsite_support import (
     ANON,
@@ -312,7 +312,7 @@ def test_a_bad_identity_token_is_refused_and_merges_nothing(site: Site) -> None:
     forged = identity_links.make_token(
         b"another secret", workspace_id=site.ws_id, profile_id=known, now=site.clock.now()
     )
-    tampered = links._b64(f"{site.ws_id}|{anon_profile + 1000}|0".encode()) + "." + sig
+    tampered = tokens.b64(f"{site.ws_id}|{anon_profile + 1000}|0".encode()) + "." + sig
     cases = [
         (forged, 400, "token: signature does not match"),
         (tampered, 400, "token: signature does not match"),

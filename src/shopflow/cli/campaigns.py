@@ -11,7 +11,6 @@ import argparse
 import json
 import sys
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import Any
 
 import yaml
@@ -32,20 +31,20 @@ def register(sub: Any) -> None:
 
     p = p_c.add_parser("create", help="create a draft campaign from a definition file (YAML or JSON)")
     p.add_argument("definition", metavar="FILE", help="the definition file (- for standard input)")
-    _workspace(p)
-    _json(p)
+    common.workspace_option(p)
+    common.json_option(p)
     p.set_defaults(handler=_create)
 
     p = p_c.add_parser("list", help="a workspace's campaigns by launch time")
-    _workspace(p)
+    common.workspace_option(p)
     p.add_argument("--status", help="only campaigns with this status")
-    _json(p)
+    common.json_option(p)
     p.set_defaults(handler=_list)
 
     p = p_c.add_parser("show", help="one campaign; --audience counts who it reaches and who not, and why")
     _key(p)
     p.add_argument("--audience", action="store_true", help="resolve the audience now (reads it all)")
-    _json(p)
+    common.json_option(p)
     p.set_defaults(handler=_show)
 
     for action, text in (
@@ -56,14 +55,14 @@ def register(sub: Any) -> None:
     ):
         p = p_c.add_parser(action, help=text)
         _key(p)
-        _json(p)
+        common.json_option(p)
         p.set_defaults(handler=_action, action=action)
 
     p = p_c.add_parser("send", help="launch now and queue the whole audience, with a progress bar")
     _key(p)
     p.add_argument("--batch", type=int, default=5000, help="recipients per transaction (1 to 50000)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
-    _json(p)
+    common.json_option(p)
     p.set_defaults(handler=_send)
 
     p = p_c.add_parser("pick-winner", help="an A/B test's winner by hand: sent to the held rest")
@@ -74,49 +73,26 @@ def register(sub: Any) -> None:
 
     p = p_c.add_parser("report", help="progress: queued, sent, skipped by reason, failed")
     _key(p)
-    _json(p)
+    common.json_option(p)
     p.set_defaults(handler=_report)
 
     p = p_c.add_parser("calendar", help="what is scheduled per day")
-    _workspace(p)
+    common.workspace_option(p)
     p.add_argument("--from", dest="start", help="from this ISO 8601 time or date (default: today)")
     p.add_argument("--to", dest="end", help="up to this time or date (default: 30 days on)")
-    _json(p)
+    common.json_option(p)
     p.set_defaults(handler=_calendar)
-
-
-def _workspace(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--workspace", required=True, help="the workspace id")
 
 
 def _key(p: argparse.ArgumentParser) -> None:
     p.add_argument("key", metavar="KEY", help="the campaign's key")
-    _workspace(p)
-
-
-def _json(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--json", action="store_true", help="print JSON")
+    common.workspace_option(p)
 
 
 def read_definition(path: str) -> Any:
     """The definition in a file (JSON or YAML); ValueError naming the file otherwise."""
     label = "FILE (standard input)" if path == "-" else f"FILE {path!r}"
-    try:
-        if path == "-":
-            raw = sys.stdin.buffer.read(MAX_FILE + 1)
-        else:
-            with Path(path).open("rb") as f:
-                raw = f.read(MAX_FILE + 1)
-    except FileNotFoundError:
-        raise ValueError(f"{label}: no such file") from None
-    except OSError as exc:
-        raise ValueError(f"{label}: cannot read: {exc.strerror or exc}") from None
-    if len(raw) > MAX_FILE:
-        raise ValueError(f"{label}: more than {MAX_FILE} bytes")
-    try:
-        text = raw.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        raise ValueError(f"{label}: not UTF-8 text ({exc.reason} at byte {exc.start})") from None
+    text = common.read_text(path, label, MAX_FILE)
     try:
         if path.lower().endswith(".json"):
             return json.loads(text)

@@ -28,13 +28,13 @@ def register(sub: Any) -> None:
     ).add_subparsers(dest="segments_command", required=True, metavar="COMMAND")
 
     p = p_seg.add_parser("list", help="list a workspace's segments with size, status and backfill")
-    _workspace(p)
-    _json(p)
+    common.workspace_option(p)
+    common.json_option(p)
     p.set_defaults(handler=_list)
 
     p = p_seg.add_parser("show", help="one segment with its rule")
     _key(p)
-    _json(p)
+    common.json_option(p)
     p.set_defaults(handler=_show)
 
     p = p_seg.add_parser("create", help="create a segment from a rule file (YAML or JSON)")
@@ -47,14 +47,14 @@ def register(sub: Any) -> None:
         action="store_true",
         help="emit Segment Entered for the members the backfill finds",
     )
-    _json(p)
+    common.json_option(p)
     p.set_defaults(handler=_create)
 
     p = p_seg.add_parser("edit", help="change a segment's rule (a new version, backfilled again) or name")
     _key(p)
     p.add_argument("--rule", metavar="RULE", help="the new rule file (- for standard input)")
     p.add_argument("--name", help="the new name")
-    _json(p)
+    common.json_option(p)
     p.set_defaults(handler=_edit)
 
     p = p_seg.add_parser("validate", help="check a rule file; with --workspace, its names too")
@@ -67,26 +67,26 @@ def register(sub: Any) -> None:
     p.add_argument(
         "rule", metavar="RULE", help="the rule file, RULE.json or RULE.yaml (- for standard input)"
     )
-    _workspace(p)
+    common.workspace_option(p)
     p.set_defaults(handler=_count)
 
     p = p_seg.add_parser(
         "preview", help="the count of a rule file and a sample of its members (saves nothing)"
     )
     p.add_argument("rule", metavar="RULE", help="the rule file (- for standard input)")
-    _workspace(p)
+    common.workspace_option(p)
     p.add_argument(
         "--sample", type=int, default=10, help=f"members to show (0 to {manage.MAX_SAMPLE}, default 10)"
     )
     p.add_argument("--key", help="the segment the rule is for, when editing one")
-    _json(p)
+    common.json_option(p)
     p.set_defaults(handler=_preview)
 
     p = p_seg.add_parser("members", help="a page of a segment's current members by profile id")
     _key(p)
     p.add_argument("--after", type=int, default=0, help="profile id cursor: members after it")
     p.add_argument("--limit", type=int, default=100, help=f"page size (1 to {queries.MAX_PAGE}, default 100)")
-    _json(p)
+    common.json_option(p)
     p.set_defaults(handler=_members)
 
     p = p_seg.add_parser("export", help="a segment's members as CSV")
@@ -99,7 +99,7 @@ def register(sub: Any) -> None:
     p.add_argument("--since", help="from this ISO 8601 time (UTC unless an offset is given)")
     p.add_argument("--until", help="up to this ISO 8601 time")
     p.add_argument("--limit", type=int, default=1000, help="at most this many rows")
-    _json(p)
+    common.json_option(p)
     p.set_defaults(handler=_sizes)
 
     for action, text in (
@@ -112,7 +112,7 @@ def register(sub: Any) -> None:
         p.set_defaults(handler=_status, action=action)
 
     p = p_seg.add_parser("library", help="list the built-in segments")
-    _json(p)
+    common.json_option(p)
     p.set_defaults(handler=_library)
 
     p = p_seg.add_parser(
@@ -122,44 +122,21 @@ def register(sub: Any) -> None:
         "keys", nargs="*", metavar="KEY", help="built-in segment keys (see `shopflow segments library`)"
     )
     p.add_argument("--all", action="store_true", help="install every built-in segment")
-    _workspace(p)
+    common.workspace_option(p)
     p.add_argument("--live", action="store_true", help="make them live at once")
     p.set_defaults(handler=_install)
 
 
-def _workspace(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--workspace", required=True, help="the workspace id")
-
-
 def _key(p: argparse.ArgumentParser) -> None:
     p.add_argument("key", metavar="KEY", help="the segment's key")
-    _workspace(p)
-
-
-def _json(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--json", action="store_true", help="print JSON")
+    common.workspace_option(p)
 
 
 def read_rule(path: str) -> Any:
     """The rule in a file: data for a .json file (JSON only), else the text (JSON or YAML).
     ValueError naming the file for a missing or unreadable file, or bad JSON."""
     label = "RULE (standard input)" if path == "-" else f"RULE {path!r}"
-    try:
-        if path == "-":
-            raw = sys.stdin.buffer.read(MAX_FILE + 1)
-        else:
-            with Path(path).open("rb") as f:
-                raw = f.read(MAX_FILE + 1)
-    except FileNotFoundError:
-        raise ValueError(f"{label}: no such file") from None
-    except OSError as exc:
-        raise ValueError(f"{label}: cannot read: {exc.strerror or exc}") from None
-    if len(raw) > MAX_FILE:
-        raise ValueError(f"{label}: more than {MAX_FILE} bytes")
-    try:
-        text = raw.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        raise ValueError(f"{label}: not UTF-8 text ({exc.reason} at byte {exc.start})") from None
+    text = common.read_text(path, label, MAX_FILE)
     if path.lower().endswith(".json"):
         try:
             return json.loads(text)

@@ -73,21 +73,12 @@ def receive_shopify(
     except segment.PayloadError as exc:
         raise BadWebhook(f"{topic}: {exc}") from None
     with db.transaction(engine) as conn:
-        handled = converted is not None
-        fresh = event_writes.record_webhook(
-            conn,
-            workspace_id=workspace.id,
-            source=shopify.SOURCE,
-            webhook_id=webhook_id,
-            topic=topic,
-            handled=handled,
-            payload=None if handled else _plain_json(raw),
-            now=now,
-        )
-        if not fresh:
-            return Received(duplicate=True)
-        if converted is None:
-            return Received(handled=False)
+        done = _receipt(
+            conn, workspace_id=workspace.id, source=shopify.SOURCE, webhook_id=webhook_id, topic=topic,
+            handled=converted is not None, raw=raw, now=now,
+        )  # fmt: skip
+        if done is not None or converted is None:
+            return done or Received(handled=False)
         return _apply_shopify(
             conn, workspace_id=workspace.id, webhook_id=webhook_id, converted=converted, raw=raw, now=now
         )
@@ -186,21 +177,12 @@ def receive_woocommerce(
     except segment.PayloadError as exc:
         raise BadWebhook(f"{topic}: {exc}") from None
     with db.transaction(engine) as conn:
-        handled = converted is not None
-        fresh = event_writes.record_webhook(
-            conn,
-            workspace_id=workspace.id,
-            source=woocommerce.SOURCE,
-            webhook_id=key,
-            topic=topic,
-            handled=handled,
-            payload=None if handled else _plain_json(raw),
-            now=now,
-        )
-        if not fresh:
-            return Received(duplicate=True)
-        if converted is None:
-            return Received(handled=False)
+        done = _receipt(
+            conn, workspace_id=workspace.id, source=woocommerce.SOURCE, webhook_id=key, topic=topic,
+            handled=converted is not None, raw=raw, now=now,
+        )  # fmt: skip
+        if done is not None or converted is None:
+            return done or Received(handled=False)
         events = list(converted.events)
         if converted.if_placed and converted.order_id is not None:
             placed = f"woocommerce:order:{converted.order_id}:placed"
@@ -218,6 +200,34 @@ def receive_woocommerce(
         )
         result = pipeline.accept(conn, workspace_id=workspace.id, events=events, now=now)
         return Received(events=len(result.event_ids))
+
+
+def _receipt(
+    conn: Connection,
+    *,
+    workspace_id: str,
+    source: str,
+    webhook_id: str,
+    topic: str,
+    handled: bool,
+    raw: bytes,
+    now: datetime,
+) -> Received | None:
+    """Record the delivery once (an unhandled topic with its payload, kept for later); the answer
+    when nothing more is to be done (a duplicate, or a topic kept for later), else None."""
+    fresh = event_writes.record_webhook(
+        conn,
+        workspace_id=workspace_id,
+        source=source,
+        webhook_id=webhook_id,
+        topic=topic,
+        handled=handled,
+        payload=None if handled else _plain_json(raw),
+        now=now,
+    )
+    if not fresh:
+        return Received(duplicate=True)
+    return None if handled else Received(handled=False)
 
 
 def _plain_json(raw: bytes) -> Any:

@@ -7,10 +7,7 @@ order delivered twice (even under two webhook ids) is stored once.
 
 from __future__ import annotations
 
-import base64
-import binascii
 import hashlib
-import hmac
 import json
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -19,6 +16,7 @@ from typing import Any
 
 from shopflow.domain import events as ev
 from shopflow.domain.events import CanonicalEvent, ConsentChange, Identity
+from shopflow.ingest.sources import signatures
 from shopflow.ingest.sources.segment import PayloadError, money
 
 SOURCE = "shopify"
@@ -53,27 +51,10 @@ CONSENT_STATES = {
 }
 
 
-def verify(secret: str, raw_body: bytes, signature: str | None) -> bool:
-    """X-Shopify-Hmac-Sha256: base64 HMAC-SHA256 of the raw body, compared in constant time."""
-    if not signature or not secret:
-        return False
-    expected = base64.b64encode(hmac.new(secret.encode(), raw_body, hashlib.sha256).digest())
-    return hmac.compare_digest(expected, signature.strip().encode("ascii", "replace"))
-
-
-def signature_shaped(signature: str | None) -> bool:
-    """Whether X-Shopify-Hmac-Sha256 looks like one: the base64 of a 32-byte SHA-256 digest."""
-    if not signature:
-        return False
-    try:
-        return len(base64.b64decode(signature.strip(), validate=True)) == hashlib.sha256().digest_size
-    except (binascii.Error, ValueError):
-        return False
-
-
-def sign(secret: str, raw_body: bytes) -> str:
-    """The signature Shopify would send (tests and the demo use it)."""
-    return base64.b64encode(hmac.new(secret.encode(), raw_body, hashlib.sha256).digest()).decode()
+# X-Shopify-Hmac-Sha256: base64 HMAC-SHA256 of the raw body (ingest/sources/signatures.py).
+verify = signatures.verify
+signature_shaped = signatures.shaped
+sign = signatures.sign
 
 
 @dataclass(frozen=True)

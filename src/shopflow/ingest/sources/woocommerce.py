@@ -9,10 +9,7 @@ so an order seen in several deliveries (order.created, then order.updated per st
 
 from __future__ import annotations
 
-import base64
-import binascii
 import hashlib
-import hmac
 import json
 import re
 from dataclasses import dataclass, field
@@ -23,6 +20,7 @@ from typing import Any
 from shopflow.domain import events as ev
 from shopflow.domain.events import CanonicalEvent, Identity
 from shopflow.ingest import identity as ident
+from shopflow.ingest.sources import signatures
 from shopflow.ingest.sources.segment import PayloadError, money
 from shopflow.ingest.sources.shopify import Product, Variant
 
@@ -68,27 +66,10 @@ MAX_ID_DIGITS = 20
 CENT = Decimal("0.01")
 
 
-def verify(secret: str, raw_body: bytes, signature: str | None) -> bool:
-    """X-WC-Webhook-Signature: base64 HMAC-SHA256 of the raw body, compared in constant time."""
-    if not signature or not secret:
-        return False
-    expected = base64.b64encode(hmac.new(secret.encode(), raw_body, hashlib.sha256).digest())
-    return hmac.compare_digest(expected, signature.strip().encode("ascii", "replace"))
-
-
-def signature_shaped(signature: str | None) -> bool:
-    """Whether X-WC-Webhook-Signature looks like one: the base64 of a 32-byte SHA-256 digest."""
-    if not signature:
-        return False
-    try:
-        return len(base64.b64decode(signature.strip(), validate=True)) == hashlib.sha256().digest_size
-    except (binascii.Error, ValueError):
-        return False
-
-
-def sign(secret: str, raw_body: bytes) -> str:
-    """The signature WooCommerce would send (tests and the demo use it)."""
-    return base64.b64encode(hmac.new(secret.encode(), raw_body, hashlib.sha256).digest()).decode()
+# X-WC-Webhook-Signature: base64 HMAC-SHA256 of the raw body (ingest/sources/signatures.py).
+verify = signatures.verify
+signature_shaped = signatures.shaped
+sign = signatures.sign
 
 
 def is_ping(raw_body: bytes) -> bool:

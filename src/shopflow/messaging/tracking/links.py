@@ -1,31 +1,26 @@
 """Signed links in messages: open pixel, click redirect and unsubscribe.
 
-A token is `<payload>.<signature>`, both urlsafe base64 without padding. The payload names the kind,
-workspace, message, profile and flow; the signature is HMAC-SHA256 (truncated to 128 bits) over the
-payload and, for clicks, the target URL too, so a token cannot be reused to redirect anywhere else.
+A token is `<payload>.<signature>` (messaging/tracking/tokens.py). The payload names the kind,
+workspace, message, profile and flow; the signature covers the payload and, for clicks, the target
+URL too, so a token cannot be reused to redirect anywhere else.
 """
 
 from __future__ import annotations
 
-import base64
-import hashlib
-import hmac
 import html as html_lib
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from urllib.parse import parse_qsl, quote, urlencode, urlsplit, urlunsplit
 
+from shopflow.messaging.tracking import tokens
+
 OPEN = "o"
 CLICK = "c"
 UNSUBSCRIBE = "u"
 _KINDS = (OPEN, CLICK, UNSUBSCRIBE)
-_SIG_BYTES = 16
-MAX_TOKEN_CHARS = 400
-
-
-class InvalidToken(ValueError):
-    """A token that is malformed, forged or tampered with."""
+MAX_TOKEN_CHARS = tokens.MAX_TOKEN_CHARS
+InvalidToken = tokens.InvalidToken
 
 
 @dataclass(frozen=True)
@@ -37,22 +32,9 @@ class LinkClaims:
     flow_id: int | None
 
 
-def _b64(data: bytes) -> str:
-    return base64.urlsafe_b64encode(data).rstrip(b"=").decode("ascii")
-
-
-def _unb64(text: str) -> bytes:
-    if not re.fullmatch(r"[A-Za-z0-9_-]*", text):
-        raise InvalidToken("token: expected urlsafe base64")
-    try:
-        return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
-    except (ValueError, TypeError):
-        raise InvalidToken("token: expected urlsafe base64") from None
-
-
-def _signature(secret: bytes, payload: str, url: str | None) -> bytes:
-    msg = payload.encode() if url is None else payload.encode() + b"\n" + url.encode()
-    return hmac.new(secret, msg, hashlib.sha256).digest()[:_SIG_BYTES]
+def _bound(url: str | None) -> bytes:
+    """A click token signs its target URL too, so it cannot redirect anywhere else."""
+    return b"" if url is None else b"\n" + url.encode()
 
 
 def make_token(secret: bytes, claims: LinkClaims, *, url: str | None = None) -> str:
@@ -61,27 +43,17 @@ def make_token(secret: bytes, claims: LinkClaims, *, url: str | None = None) -> 
     if (claims.kind == CLICK) != (url is not None):
         raise ValueError("url: a click token needs its target URL, other tokens take none")
     flow = "" if claims.flow_id is None else str(claims.flow_id)
-    raw = f"{claims.kind}|{claims.workspace_id}|{claims.message_id}|{claims.profile_id}|{flow}"
-    payload = _b64(raw.encode())
-    return f"{payload}.{_b64(_signature(secret, payload, url))}"
+    fields = [claims.kind, claims.workspace_id, str(claims.message_id), str(claims.profile_id), flow]
+    return tokens.seal(secret, fields, bound=_bound(url))
 
 
 def verify(secret: bytes, token: str, *, kind: str, url: str | None = None) -> LinkClaims:
     """The claims of a genuine token of `kind` (and, for clicks, of exactly this URL), else InvalidToken."""
-    if len(token) > MAX_TOKEN_CHARS:
-        raise InvalidToken("token: too long")
-    payload, dot, sig = token.partition(".")
-    if not dot or not payload or not sig:
-        raise InvalidToken("token: expected <payload>.<signature>")
-    given = _unb64(sig)
-    expected = _signature(secret, payload, url if kind == CLICK else None)
-    if not hmac.compare_digest(given, expected):
-        raise InvalidToken("token: signature does not match")
+    parts = tokens.unseal(secret, token, bound=_bound(url if kind == CLICK else None))
     try:
-        parts = _unb64(payload).decode("utf-8").split("|")
         k, workspace_id, message_id, profile_id, flow = parts
         claims = LinkClaims(k, workspace_id, int(message_id), int(profile_id), int(flow) if flow else None)
-    except (ValueError, UnicodeDecodeError):
+    except ValueError:
         raise InvalidToken("token: malformed payload") from None
     if claims.kind != kind:
         raise InvalidToken(f"token: expected a {kind!r} token, got {claims.kind!r}")
