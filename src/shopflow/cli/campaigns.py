@@ -68,7 +68,7 @@ def register(sub: Any) -> None:
     p = p_c.add_parser("pick-winner", help="an A/B test's winner by hand: sent to the held rest")
     _key(p)
     p.add_argument("variant", metavar="VARIANT", help="the winning variant's key")
-    _json(p)
+    common.json_option(p)
     p.set_defaults(handler=_pick_winner)
 
     p = p_c.add_parser("report", help="progress: queued, sent, skipped by reason, failed")
