@@ -12,11 +12,10 @@ from __future__ import annotations
 import gc
 from collections.abc import Callable
 from datetime import datetime
-from typing import Any
 
 from sqlalchemy.engine import Connection, Engine
 
-from shopflow.campaigns import audience, content
+from shopflow.campaigns import ab, audience, content
 from shopflow.domain import campaigns as rules
 from shopflow.store import campaigns as store
 from shopflow.store import db, workspaces
@@ -30,31 +29,7 @@ COLLECT_EVERY = 20
 OnBatch = Callable[[store.Campaign], None]
 
 
-def definition_of(c: store.Campaign) -> rules.Definition:
-    """The stored campaign as a definition (it was validated when stored)."""
-    data: dict[str, Any] = {
-        "key": c.key,
-        "name": c.name,
-        "channel": c.channel,
-        "audience": c.audience,
-        "template": c.template,
-        "freeze_audience": c.freeze_audience,
-    }
-    if c.subject is not None:
-        data["subject"] = c.subject
-    if c.per_hour is not None:
-        data["per_hour"] = c.per_hour
-    if c.ends_at is not None:
-        data["ends_at"] = c.ends_at.isoformat()
-    if c.schedule_kind == rules.AT and c.send_at is not None:
-        data["schedule"] = {"kind": rules.AT, "at": c.send_at.isoformat()}
-    elif c.schedule_kind == rules.LOCAL_TIME and c.send_at is not None:
-        data["schedule"] = {
-            "kind": rules.LOCAL_TIME,
-            "date": c.send_at.date().isoformat(),
-            "time": c.local_time,
-        }
-    return rules.parse(data)
+definition_of = content.definition_of
 
 
 def _store_zone(conn: Connection, workspace_id: str) -> str:
@@ -97,23 +72,32 @@ def write_batch(
             fallback_zone=fallback,
         )
         sends.append((survivor, after))
-    store.enqueue(
-        conn,
-        workspace_id=c.workspace_id,
-        campaign_id=c.id,
-        channel=c.channel,
-        template=c.template,
-        status=status,
-        context=content.message_context(c.id, definition),
-        now=now,
-        sends=sends,
+    test = definition.ab
+    groups, tested = (
+        ab.split(c, test, [p for p, _ in sends]) if test is not None else ({(None, False): []}, 0)
     )
+    after_of = dict(sends)
+    for (variant_key, rest), pids in groups.items():
+        variant = test.variant(variant_key) if test is not None and variant_key is not None else None
+        held = test is not None and variant is None  # the A/B rest waits for the winner
+        store.enqueue(
+            conn,
+            workspace_id=c.workspace_id,
+            campaign_id=c.id,
+            channel=c.channel,
+            template=content.variant_template(definition, variant),
+            status=store.HELD if held else status,
+            context=content.message_context(c.id, definition, variant, rest=rest),
+            now=now,
+            sends=sends if test is None else [(p, after_of[p]) for p in pids],
+        )
     store.update(
         conn,
         campaign_id=c.id,
         now=now,
         cursor_after_id=max(page.last_id, c.cursor_after_id),
         recipients=c.recipients + len(sends),
+        ab_tested=c.ab_tested + tested,
         launch_done=page.exhausted,
     )
     return len(sends)
@@ -217,6 +201,8 @@ def run_due(engine: Engine, *, now: datetime, max_batches: int = JOB_BATCHES, ba
         written = continue_launch(engine, cid, now=now, max_batches=left, batch=batch)
         work += written
         left = before - max(1, -(-written // batch))
+    for cid, _test, _launched in due["ab"]:
+        work += ab.decide(engine, cid, now=now)
     for cid in due["finish"]:
         work += _finish(engine, cid, now=now)
     return work

@@ -16,7 +16,7 @@ from typing import Any
 from sqlalchemy.engine import Connection, Engine
 
 from shopflow import workspaces
-from shopflow.campaigns import audience, content, launch
+from shopflow.campaigns import ab, audience, content, launch
 from shopflow.domain import campaigns as rules
 from shopflow.domain import guards
 from shopflow.domain.problems import Problem
@@ -71,6 +71,9 @@ def _values(workspace_id: str, d: rules.Definition) -> dict[str, Any]:
         "ends_at": d.ends_at,
         "per_hour": d.per_hour,
         "freeze_audience": d.freeze_audience,
+        # SQL NULL when unset (a JSON null would not be IS NULL)
+        **({"utm": dict(d.utm)} if d.utm else {}),
+        **({"ab": d.ab.dump()} if d.ab is not None else {}),
     }
 
 
@@ -224,8 +227,42 @@ def resume(engine: Engine, *, workspace_id: str, key: object, now: datetime) -> 
         c = _find(conn, workspace_id=workspace_id, key=key, lock=True)
         status = _transition(c, "resume")
         if status == rules.SENDING:
-            store.move_messages(conn, campaign_id=c.id, from_statuses=[store.HELD], to=store.QUEUED)
+            store.move_messages(
+                conn,
+                campaign_id=c.id,
+                from_statuses=[store.HELD],
+                to=store.QUEUED,
+                tested_only=c.ab is not None and c.winner is None,  # the A/B rest waits for the winner
+            )
         store.update(conn, campaign_id=c.id, now=now, status=status)
+        return _find(conn, workspace_id=workspace_id, key=key)
+
+
+def pick_winner(
+    engine: Engine, *, workspace_id: str, key: object, body: object, now: datetime
+) -> store.Campaign:
+    """An A/B test's winner picked by hand ({"variant": KEY}): sent to the held rest. The
+    campaign is found first (another workspace's is not found, whatever the body); rules.Invalid
+    naming the field for a malformed body; Conflict when the campaign has no test, a winner
+    already, is not sending, or has no such variant."""
+    with db.transaction(engine) as conn:
+        c = _find(conn, workspace_id=workspace_id, key=key, lock=True)
+        if not isinstance(body, dict):
+            raise rules.Invalid([Problem("", f"expected a JSON object with variant, got {rules.show(body)}")])
+        problems = [
+            Problem(str(k)[:60], "unknown field (expected variant)")
+            for k in sorted(set(body) - {"variant"}, key=str)
+        ]
+        if not isinstance(body.get("variant"), str):
+            problems.append(
+                Problem("variant", f"expected a variant key, got {rules.show(body.get('variant'))}")
+            )
+        if problems:
+            raise rules.Invalid(problems)
+        try:
+            ab.pick(conn, c, body["variant"], now=now)
+        except ValueError as exc:
+            raise Conflict(str(exc)) from None
         return _find(conn, workspace_id=workspace_id, key=key)
 
 
@@ -400,6 +437,10 @@ def calendar(engine: Engine, *, workspace_id: str, start: datetime, end: datetim
 
 def summary(c: store.Campaign) -> dict[str, Any]:
     """A campaign as the CLI's --json and the API show it."""
+    extra: dict[str, Any] = {"utm": c.utm} if c.utm else {}
+    if c.ab is not None:
+        extra.update(ab=c.ab, winner=c.winner, winner_reason=c.winner_reason)
+        extra["winner_at"] = c.winner_at.isoformat() if c.winner_at else None
     return {
         "key": c.key,
         "name": c.name,
@@ -418,4 +459,5 @@ def summary(c: store.Campaign) -> dict[str, Any]:
         "launched_at": c.launched_at.isoformat() if c.launched_at else None,
         "finished_at": c.finished_at.isoformat() if c.finished_at else None,
         "created_at": c.created_at.isoformat(),
+        **extra,
     }

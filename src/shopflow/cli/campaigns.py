@@ -65,6 +65,12 @@ def register(sub: Any) -> None:
     common.json_option(p)
     p.set_defaults(handler=_send)
 
+    p = p_c.add_parser("pick-winner", help="an A/B test's winner by hand: sent to the held rest")
+    _key(p)
+    p.add_argument("variant", metavar="VARIANT", help="the winning variant's key")
+    common.json_option(p)
+    p.set_defaults(handler=_pick_winner)
+
     p = p_c.add_parser("report", help="progress: queued, sent, skipped by reason, failed")
     _key(p)
     common.json_option(p)
@@ -149,6 +155,17 @@ def _action(args: argparse.Namespace, settings: config.Settings) -> int:
     return _out(args, manage.summary(c), f"{c.key}: {c.status}")
 
 
+def _pick_winner(args: argparse.Namespace, settings: config.Settings) -> int:
+    c = manage.pick_winner(
+        common.engine(settings),
+        workspace_id=args.workspace,
+        key=args.key,
+        body={"variant": args.variant},
+        now=_now(),
+    )
+    return _out(args, manage.summary(c), f"{c.key}: winner {c.winner} sent to the rest")
+
+
 def _send(args: argparse.Namespace, settings: config.Settings) -> int:
     if not 1 <= args.batch <= 50_000:
         raise ValueError(f"--batch: expected a whole number from 1 to 50000, got {args.batch}")
@@ -182,6 +199,19 @@ def _report(args: argparse.Namespace, settings: config.Settings) -> int:
         f"skipped: {skipped}\n{found['opened']} opened, {found['clicked']} clicked, "
         f"{found['conversions']} orders, {found['revenue']} {found['currency']} attributed"
     )
+    if "variants" in found:
+        test = found["variants"]
+        verdict = test["verdict"]
+        text += (
+            f"\nA/B test on {test['metric']}: winner {test['winner'] or '-'}"
+            f" ({test['winner_reason'] or 'pending'}); verdict {verdict['status']}: {verdict['reason']}"
+        )
+        for v in test["variants"]:
+            text += (
+                f"\n  {v['key']}: {v['sent']} sent, {v['opened']} opened, {v['clicked']} clicked,"
+                f" {v['conversions']} orders, {v['revenue']} {found['currency']}"
+                f" (p {v['p_value']}, best {v['probability_best']})"
+            )
     return _out(args, data, text)
 
 

@@ -3,6 +3,7 @@ field), the lifecycle, and when each recipient's message may go (local time, thr
 
 from __future__ import annotations
 
+import hashlib
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -10,6 +11,7 @@ from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from shopflow.domain.durations import parse_duration
 from shopflow.domain.problems import Problem, ProblemsError
 
 CHANNELS = ("email", "sms", "push")
@@ -50,8 +52,17 @@ FIELDS = frozenset(
         "ends_at",
         "per_hour",
         "freeze_audience",
+        "utm",
+        "ab",
     }
 )
+UTM_KEYS = ("source", "medium", "campaign")
+UTM_VALUE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.+-]{0,99}")
+AB_FIELDS = frozenset({"variants", "test_percent", "window", "metric", "winner"})
+AB_METRICS = ("open", "click", "placed_order", "revenue_per_recipient")
+AB_WINNERS = ("auto", "manual")
+MAX_WINDOW = timedelta(days=30)
+NOT_SIGNIFICANT = "not_significant"
 
 
 class Invalid(ProblemsError):
@@ -99,6 +110,42 @@ class Schedule:
 
 
 @dataclass(frozen=True)
+class Variant:
+    key: str
+    subject: str | None = None
+    template: str | None = None
+
+    def dump(self) -> dict[str, Any]:
+        parts = {"key": self.key, "subject": self.subject, "template": self.template}
+        return {k: v for k, v in parts.items() if v is not None}
+
+
+@dataclass(frozen=True)
+class AbTest:
+    variants: tuple[Variant, ...]
+    test_percent: int
+    window: str  # ISO 8601 duration
+    metric: str
+    winner: str  # auto | manual
+
+    @property
+    def window_span(self) -> timedelta:
+        return parse_duration(self.window)
+
+    def variant(self, key: str) -> Variant | None:
+        return next((v for v in self.variants if v.key == key), None)
+
+    def dump(self) -> dict[str, Any]:
+        return {
+            "variants": [v.dump() for v in self.variants],
+            "test_percent": self.test_percent,
+            "window": self.window,
+            "metric": self.metric,
+            "winner": self.winner,
+        }
+
+
+@dataclass(frozen=True)
 class Definition:
     key: str
     name: str
@@ -110,6 +157,8 @@ class Definition:
     ends_at: datetime | None = None
     per_hour: int | None = None
     freeze_audience: bool = False
+    utm: dict[str, str] | None = None
+    ab: AbTest | None = None
 
 
 def show(value: object) -> str:
@@ -239,6 +288,99 @@ def _schedule(problems: list[Problem], value: object) -> Schedule:
     return Schedule()
 
 
+def _utm(problems: list[Problem], value: object) -> dict[str, str] | None:
+    if not isinstance(value, Mapping):
+        if value is None:
+            return None
+        problems.append(Problem("utm", f"expected an object with {', '.join(UTM_KEYS)}, got {show(value)}"))
+        return None
+    out: dict[str, str] = {}
+    for name in sorted(set(value) - set(UTM_KEYS), key=str):
+        problems.append(Problem(f"utm.{str(name)[:40]}", f"unknown field (expected {', '.join(UTM_KEYS)})"))
+    for name in UTM_KEYS:
+        if name in value:
+            what = "letters, digits, _ . + - (1 to 100)"
+            found = _pattern(problems, f"utm.{name}", value[name], UTM_VALUE, what)
+            if found:
+                out[name] = found
+    return out
+
+
+def _whole(problems: list[Problem], path: str, value: object, low: int, high: int) -> int:
+    if not isinstance(value, int) or isinstance(value, bool) or not low <= value <= high:
+        problems.append(Problem(path, f"expected a whole number from {low} to {high}, got {show(value)}"))
+        return low
+    return value
+
+
+def _variants(problems: list[Problem], value: object) -> tuple[Variant, ...]:
+    if not isinstance(value, list) or not 2 <= len(value) <= 4:
+        got = f"{len(value)}" if isinstance(value, list) else show(value)
+        problems.append(Problem("ab.variants", f"expected a list of 2 to 4 variants, got {got}"))
+        return ()
+    out: list[Variant] = []
+    for i, raw in enumerate(value):
+        path = f"ab.variants[{i}]"
+        if not isinstance(raw, Mapping):
+            problems.append(
+                Problem(path, f"expected an object with key, subject or template, got {show(raw)}")
+            )
+            continue
+        for name in sorted(set(raw) - {"key", "subject", "template"}, key=str):
+            problems.append(
+                Problem(f"{path}.{str(name)[:40]}", "unknown field (expected key, subject, template)")
+            )
+        key = _pattern(problems, f"{path}.key", raw.get("key"), KEY, "a variant key like a or subject-b")
+        if key and any(v.key == key for v in out):
+            problems.append(Problem(f"{path}.key", f"{key!r} is already the key of another variant"))
+        subject = _text(problems, f"{path}.subject", raw.get("subject"), limit=500, required=False)
+        template = None
+        if raw.get("template") is not None:
+            template = _pattern(problems, f"{path}.template", raw["template"], TEMPLATE, "a template name")
+        if raw.get("subject") is None and raw.get("template") is None:
+            problems.append(Problem(path, "expected a subject or a template (what the variant changes)"))
+        out.append(Variant(key, subject, template or None))
+    return tuple(out)
+
+
+def _ab(problems: list[Problem], value: object, channel: object) -> AbTest | None:
+    if not isinstance(value, Mapping):
+        if value is None:
+            return None
+        problems.append(
+            Problem("ab", f"expected an object with {', '.join(sorted(AB_FIELDS))}, got {show(value)}")
+        )
+        return None
+    for name in sorted(set(value) - AB_FIELDS, key=str):
+        problems.append(
+            Problem(f"ab.{str(name)[:40]}", f"unknown field (expected {', '.join(sorted(AB_FIELDS))})")
+        )
+    variants = _variants(problems, value.get("variants"))
+    if channel != "email":
+        for i, v in enumerate(variants):
+            if v.subject is not None:
+                problems.append(Problem(f"ab.variants[{i}].subject", "only an email has a subject line"))
+    percent = _whole(problems, "ab.test_percent", value.get("test_percent"), 1, 99)
+    window = value.get("window")
+    try:
+        span = parse_duration(window) if isinstance(window, str) and len(window) <= 40 else None
+    except ValueError:
+        span = None
+    if span is None or not timedelta(minutes=1) <= span <= MAX_WINDOW:
+        problems.append(
+            Problem(
+                "ab.window", f"expected an ISO 8601 duration from PT1M to P30D like PT4H, got {show(window)}"
+            )
+        )
+    metric = value.get("metric")
+    if metric not in AB_METRICS:
+        problems.append(Problem("ab.metric", f"expected one of {', '.join(AB_METRICS)}, got {show(metric)}"))
+    winner = value.get("winner", "auto")
+    if winner not in AB_WINNERS:
+        problems.append(Problem("ab.winner", f"expected one of {', '.join(AB_WINNERS)}, got {show(winner)}"))
+    return AbTest(variants, percent, str(window), str(metric), str(winner))
+
+
 def parse(data: object) -> Definition:
     """A campaign definition from JSON data; Invalid lists every problem, each naming its field."""
     if not isinstance(data, Mapping):
@@ -271,6 +413,12 @@ def parse(data: object) -> Definition:
     if not isinstance(freeze, bool):
         problems.append(Problem("freeze_audience", f"expected true or false, got {show(freeze)}"))
         freeze = False
+    utm = _utm(problems, data.get("utm"))
+    ab = _ab(problems, data.get("ab"), channel)
+    if ab is not None and freeze is True:
+        problems.append(
+            Problem("freeze_audience", "an A/B test resolves its audience at launch: expected false")
+        )
     if problems:
         raise Invalid(problems)
     return Definition(
@@ -284,6 +432,8 @@ def parse(data: object) -> Definition:
         ends_at=ends_at,
         per_hour=per_hour,
         freeze_audience=freeze,
+        utm=utm,
+        ab=ab,
     )
 
 
@@ -304,7 +454,26 @@ def dump(definition: Definition) -> dict[str, Any]:
         out["ends_at"] = definition.ends_at.isoformat()
     if definition.per_hour is not None:
         out["per_hour"] = definition.per_hour
+    if definition.utm is not None:
+        out["utm"] = dict(definition.utm)
+    if definition.ab is not None:
+        out["ab"] = definition.ab.dump()
     return out
+
+
+# --- A/B tests --------------------------------------------------------------------------------
+
+
+def ab_bucket(campaign_id: int, profile_id: int) -> int:
+    """A recipient's place from 0 to 9999, the same however often it is asked (SHA-256 of the
+    campaign id and the profile id)."""
+    digest = hashlib.sha256(f"{campaign_id}:{profile_id}".encode()).digest()
+    return int.from_bytes(digest[:8], "big") % 10_000
+
+
+def in_test(test: AbTest, campaign_id: int, profile_id: int) -> bool:
+    """Whether a recipient is in the test share (test_percent of the buckets), else held for the winner."""
+    return ab_bucket(campaign_id, profile_id) < test.test_percent * 100
 
 
 def launch_at(schedule: Schedule, *, now: datetime) -> datetime:

@@ -45,6 +45,12 @@ class Campaign:
     finished_at: datetime | None
     created_at: datetime
     updated_at: datetime
+    utm: dict[str, Any] | None = None
+    ab: dict[str, Any] | None = None
+    ab_tested: int = 0
+    winner: str | None = None
+    winner_reason: str | None = None
+    winner_at: datetime | None = None
 
 
 def _campaign(row: Any) -> Campaign:
@@ -59,6 +65,9 @@ def _campaign(row: Any) -> Campaign:
             "cursor_after_id": int(m["cursor_after_id"]),
             "recipients": int(m["recipients"]),
             "launch_done": bool(m["launch_done"]),
+            "utm": dict(m["utm"]) if m["utm"] else None,
+            "ab": dict(m["ab"]) if m["ab"] else None,
+            "ab_tested": int(m["ab_tested"]),
         }
     )
 
@@ -123,15 +132,16 @@ def update(conn: Connection, *, campaign_id: int, now: datetime, **values: Any) 
 # --- the periodic job's probes ----------------------------------------------------------------
 
 
-def due_ids(conn: Connection, *, now: datetime) -> dict[str, list[int]]:
+def due_ids(conn: Connection, *, now: datetime) -> dict[str, Any]:
     """Campaign ids by what the job must do: 'end' (a flash sale past its end), 'launch'
-    (scheduled and due), 'continue' (sending, audience not exhausted), 'finish' (sending, all
-    queued: finished once nothing of it waits)."""
+        (scheduled and due), 'continue' (sending, audience not exhausted), 'finish' (sending, all
+        queued: finished once nothing of it waits); 'ab': (id, test, launched_at) of the sending A/B
+    tests without a winner (the caller checks their windows)."""
     c = tables.campaigns
     ended = conn.execute(
         sa.select(c.c.id).where(c.c.ends_at <= now, c.c.status.in_(LIVE)).order_by(c.c.id)
     ).scalars()
-    out: dict[str, list[int]] = {"end": [int(i) for i in ended]}
+    out: dict[str, Any] = {"end": [int(i) for i in ended]}
     rows = conn.execute(
         sa.select(c.c.id, c.c.status, c.c.launch_done)
         .where(
@@ -146,6 +156,12 @@ def due_ids(conn: Connection, *, now: datetime) -> dict[str, list[int]]:
     out["launch"] = [int(r.id) for r in rows if r.status == "scheduled" and r.id not in ended_set]
     out["continue"] = [int(r.id) for r in rows if r.status == "sending" and not r.launch_done]
     out["finish"] = [int(r.id) for r in rows if r.status == "sending" and r.launch_done]
+    tests = conn.execute(
+        sa.select(c.c.id, c.c.ab, c.c.launched_at)
+        .where(c.c.status == "sending", c.c.ab.is_not(None), c.c.winner.is_(None))
+        .order_by(c.c.id)
+    ).all()
+    out["ab"] = [(int(r.id), dict(r.ab), r.launched_at) for r in tests if r.ab]
     return out
 
 
@@ -267,18 +283,103 @@ def profile_facts(
 # --- the campaign's messages ------------------------------------------------------------------
 
 
+def _variant(m: sa.Table) -> sa.ColumnElement[str]:
+    return analytics._json_text(m.c.context, "variant")
+
+
 def move_messages(
-    conn: Connection, *, campaign_id: int, from_statuses: Sequence[str], to: str, reason: str | None = None
+    conn: Connection,
+    *,
+    campaign_id: int,
+    from_statuses: Sequence[str],
+    to: str,
+    reason: str | None = None,
+    tested_only: bool = False,
 ) -> int:
-    """Change the status of the campaign's messages in `from_statuses` (never a claimed or sent one)."""
+    """Change the status of the campaign's messages in `from_statuses` (never a claimed or sent
+    one); `tested_only`: only those with a variant (an A/B test's held rest stays held)."""
     m = tables.messages
     values: dict[str, Any] = {"status": to}
     if reason is not None:
         values["skip_reason"] = reason
-    result = conn.execute(
-        m.update().where(m.c.campaign_id == campaign_id, m.c.status.in_(list(from_statuses))).values(**values)
-    )
+    query = m.update().where(m.c.campaign_id == campaign_id, m.c.status.in_(list(from_statuses)))
+    if tested_only:
+        query = query.where(_variant(m).is_not(None))
+    result = conn.execute(query.values(**values))
     return int(result.rowcount or 0)
+
+
+def release_rest(conn: Connection, *, campaign_id: int, template: str, context: dict[str, Any]) -> int:
+    """An A/B test's held rest (held rows without a variant) queued with the winner's template
+    and context."""
+    m = tables.messages
+    query = m.update().where(m.c.campaign_id == campaign_id, m.c.status == HELD, _variant(m).is_(None))
+    result = conn.execute(query.values(status=QUEUED, template=template, context=context))
+    return int(result.rowcount or 0)
+
+
+def variant_figures(
+    conn: Connection, *, campaign_id: int, exclude_machine_opens: bool, rest: bool
+) -> dict[str, dict[str, Any]]:
+    """Per variant of an A/B test (from the message context) of its test share (or, `rest`, of
+    the rest sent the winner): messages sent, distinct sent messages opened and clicked,
+    conversions credited and the sum and sum of squares of each message's net revenue."""
+    m, e, a = tables.messages, tables.events, tables.attributions
+    variant = _variant(m)
+    marked = analytics._json_text(m.c.context, "ab_rest")
+    phase = marked.is_not(None) if rest else marked.is_(None)
+    out: dict[str, dict[str, Any]] = {}
+
+    def entry(name: object) -> dict[str, Any]:
+        return out.setdefault(
+            str(name),
+            {
+                "sent": 0,
+                "opened": 0,
+                "clicked": 0,
+                "conversions": 0,
+                "revenue": Decimal(0),
+                "squares": Decimal(0),
+            },
+        )
+
+    sent = sa.select(variant, sa.func.count()).where(
+        m.c.campaign_id == campaign_id, m.c.status == "sent", variant.is_not(None), phase
+    )
+    for name, n in conn.execute(sent.group_by(variant)):
+        entry(name)["sent"] = int(n)
+    opened = {metrics.OPENED_EMAIL: "opened", metrics.CLICKED_EMAIL: "clicked"}
+    query = (
+        sa.select(variant, e.c.name, sa.func.count(sa.distinct(m.c.id)))
+        .select_from(analytics._with_touches(sorted(opened)))
+        .where(m.c.campaign_id == campaign_id, m.c.status == "sent", variant.is_not(None), phase)
+        .group_by(variant, e.c.name)
+    )
+    if exclude_machine_opens:
+        machine = sa.func.coalesce(analytics._json_text(e.c.properties, "machine_open"), "")
+        query = query.where(sa.or_(e.c.name != metrics.OPENED_EMAIL, machine.not_in(["true", "1"])))
+    for name, event, n in conn.execute(query):
+        entry(name)[opened[event]] = int(n)
+    per_message = (
+        sa.select(
+            variant.label("variant"),
+            sa.func.count().label("n"),
+            analytics._money(sa.func.sum(a.c.revenue - a.c.reversed_amount)).label("net"),
+        )
+        .select_from(a.join(m, m.c.id == a.c.message_id))
+        .where(
+            m.c.campaign_id == campaign_id, a.c.workspace_id == m.c.workspace_id, variant.is_not(None), phase
+        )
+        .group_by(m.c.id, variant)
+        .subquery()
+    )
+    for name, n, net in conn.execute(sa.select(per_message.c.variant, per_message.c.n, per_message.c.net)):
+        got = entry(name)
+        amount = analytics._dec(net)
+        got["conversions"] += int(n)
+        got["revenue"] += amount
+        got["squares"] += amount * amount
+    return out
 
 
 def progress(conn: Connection, *, campaign_id: int) -> list[tuple[str, str | None, int]]:

@@ -1,5 +1,5 @@
 """Campaigns API (private key): create, list, the calendar (`?from=&to=`), show, audience preview,
-report, and schedule / send / pause / resume / cancel. Each route parses, calls one campaigns use
+report, and schedule / send / pause / resume / cancel / winner (an A/B test's, by hand). Each route parses, calls one campaigns use
 case off the event loop, and answers.
 
 Errors are {"error": message}: 400 for bad input (every problem naming its field, also listed in
@@ -50,7 +50,40 @@ CAMPAIGN: dict[str, Any] = {
         "ends_at": {"type": "string", "format": "date-time"},
         "per_hour": {"type": "integer", "minimum": 1, "maximum": rules.MAX_PER_HOUR},
         "freeze_audience": {"type": "boolean"},
+        "utm": {
+            "type": "object",
+            "properties": {k: {"type": "string", "maxLength": 100} for k in rules.UTM_KEYS},
+        },
+        "ab": {
+            "type": "object",
+            "required": ["variants", "test_percent", "window", "metric"],
+            "properties": {
+                "variants": {
+                    "type": "array",
+                    "minItems": 2,
+                    "maxItems": 4,
+                    "items": {
+                        "type": "object",
+                        "required": ["key"],
+                        "properties": {
+                            "key": {"type": "string", "maxLength": 100},
+                            "subject": {"type": "string", "maxLength": 500},
+                            "template": {"type": "string", "maxLength": 100},
+                        },
+                    },
+                },
+                "test_percent": {"type": "integer", "minimum": 1, "maximum": 99},
+                "window": {"type": "string", "example": "PT4H"},
+                "metric": {"type": "string", "enum": list(rules.AB_METRICS)},
+                "winner": {"type": "string", "enum": list(rules.AB_WINNERS)},
+            },
+        },
     },
+}
+WINNER: dict[str, Any] = {
+    "type": "object",
+    "required": ["variant"],
+    "properties": {"variant": {"type": "string", "maxLength": 100}},
 }
 
 
@@ -215,3 +248,16 @@ async def resume(key: str, request: Request, ws: deps.Workspace = Depends(deps.p
 async def cancel(key: str, request: Request, ws: deps.Workspace = Depends(deps.private_workspace)) -> Any:
     """Skip every unsent message (campaign_cancelled); what was sent stays sent."""
     return await _act("cancel", key, request, ws)
+
+
+@router.post("/{key}/winner", openapi_extra=schemas.body(WINNER))
+async def winner(key: str, request: Request, ws: deps.Workspace = Depends(deps.private_workspace)) -> Any:
+    """An A/B test's winner picked by hand ({"variant": KEY}): sent to the held rest."""
+    body = await deps.json_object(request, limit=MAX_BODY)
+    if isinstance(body, JSONResponse):
+        return body
+    ctx = deps.context(request)
+    done = await _run(
+        lambda: manage.pick_winner(ctx.engine, workspace_id=ws.id, key=key, body=body, now=ctx.clock.now())
+    )
+    return done if isinstance(done, JSONResponse) else _detail(done)

@@ -3,7 +3,9 @@ adaptor over a messaging.channels Channel (SMTP; shopflow.testing.InMemoryEmailC
 
 from __future__ import annotations
 
+import dataclasses
 import email.utils
+import functools
 import html as html_lib
 import re
 from collections.abc import Mapping
@@ -227,6 +229,11 @@ def _ensure_footer(
     return templates.RenderedEmail(subject=rendered.subject, html=html, text=text)
 
 
+@functools.lru_cache(maxsize=256)
+def _subject(source: str) -> templates.Template:
+    return templates.compile_template("campaign subject", {"subject": source, "html": ""})
+
+
 def prepare(
     msg: messages.ClaimedMessage,
     *,
@@ -252,19 +259,26 @@ def prepare(
     preferences = consent_links.preferences_url(
         public_url, link_secret, workspace_id=workspace.id, profile_id=person.profile_id
     )
-    rendered = library.get(msg.template).render(
-        {
-            **context.render_context(
-                msg,
-                person=person,
-                workspace=workspace,
-                unsubscribe_url=unsubscribe,
-                preferences_url=preferences,
-                now=now,
-            ),
-            **(extras or {}),
-        }
-    )
+    values = {
+        **context.render_context(
+            msg,
+            person=person,
+            workspace=workspace,
+            unsubscribe_url=unsubscribe,
+            preferences_url=preferences,
+            now=now,
+        ),
+        **(extras or {}),
+    }
+    rendered = library.get(msg.template).render(values)
+    campaign = msg.context.get("campaign")
+    # A campaign's message (no flow): its subject line, variant and UTM overrides.
+    camp: Mapping[str, Any] = campaign if isinstance(campaign, Mapping) and msg.flow_id is None else {}
+    utm_over = camp.get("utm")
+    if camp.get("subject"):  # a campaign's own subject line (Liquid, like a template's)
+        rendered = dataclasses.replace(
+            rendered, subject=_subject(str(camp["subject"])).render(values).subject
+        )
     if not msg.transactional:
         rendered = _ensure_footer(rendered, unsubscribe_url=unsubscribe, settings=settings)
     html = links.track_html(
@@ -273,10 +287,13 @@ def prepare(
         secret=link_secret,
         claims=claims,
         skip={unsubscribe, preferences},
-        utm=links.utm_params(
-            campaign=msg.flow_key or str(msg.context.get("campaign") or msg.template),
-            content=msg.node_id,
-        ),
+        utm={
+            **links.utm_params(
+                campaign=msg.flow_key or str(camp.get("key") or campaign or msg.template),
+                content=msg.node_id or camp.get("variant"),
+            ),
+            **({f"utm_{k}": str(v) for k, v in utm_over.items()} if isinstance(utm_over, Mapping) else {}),
+        },
     )
     mid = header_message_id(workspace.id, msg.id, domain)
 

@@ -34,6 +34,14 @@ campaigns = sa.Table(
     sa.Column("cursor_after_id", sa.BigInteger, nullable=False, server_default="0"),
     sa.Column("recipients", sa.BigInteger, nullable=False, server_default="0"),
     sa.Column("launch_done", sa.Boolean, nullable=False, server_default=sa.false()),
+    sa.Column("utm", Json),  # {"source"?, "medium"?, "campaign"?}: overrides of the links' UTM tags
+    # An A/B test (domain.campaigns.AbTest.dump()); ab_tested counts the test share's rows so far
+    # (variants are assigned in turn: an even split); the winner sent to the held rest, and why.
+    sa.Column("ab", Json),
+    sa.Column("ab_tested", sa.BigInteger, nullable=False, server_default="0"),
+    sa.Column("winner", sa.String(100)),
+    sa.Column("winner_reason", sa.String(40)),
+    sa.Column("winner_at", UTCDateTime),
     sa.Column("launched_at", UTCDateTime),
     sa.Column("finished_at", UTCDateTime),
     sa.Column("created_at", UTCDateTime, nullable=False),
