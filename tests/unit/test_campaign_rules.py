@@ -57,8 +57,8 @@ def test_every_problem_names_its_field() -> None:
         }
     )
     assert found == [
-        "surprise: unknown field (expected one of audience, channel, ends_at, freeze_audience, key, name, "
-        "per_hour, schedule, subject, template)",
+        "surprise: unknown field (expected one of ab, audience, channel, ends_at, freeze_audience, key, name, "
+        "per_hour, schedule, subject, template, utm)",
         "key: expected a key of lowercase letters, digits, - and _ (1 to 100), got 'Bad Key'",
         "name: expected a non-empty string, got None",
         "channel: expected one of email, sms, push, got 'fax'",
