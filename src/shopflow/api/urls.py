@@ -16,7 +16,10 @@ from shopflow.ingest import safe_json
 
 def problem(scope: Scope) -> str | None:
     """What is wrong with the request's query, naming the parameter; None when it can be stored."""
-    query = bytes(scope.get("query_string", b"")).decode("latin-1")
+    raw = bytes(scope.get("query_string", b""))
+    if b"%00" not in raw:  # a NUL reaches a query only percent-encoded: most requests stop here
+        return None
+    query = raw.decode("latin-1")
     pairs = parse_qsl(query, keep_blank_values=True, errors="replace")
     try:
         for name, value in pairs:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import functools
+from collections.abc import Callable
 
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
@@ -49,13 +50,7 @@ async def shopify_webhook(workspace_id: str, request: Request) -> JSONResponse:
         raw=raw,
         now=ctx.clock.now(),
     )
-    try:
-        received = await asyncio.to_thread(receive)
-    except webhooks.BadSignature as exc:
-        return _error(401, str(exc))
-    except webhooks.BadWebhook as exc:
-        return _error(400, str(exc))
-    return _answer(received)
+    return await _receive(receive)
 
 
 async def _raw_body(request: Request, platform: str, limit: int) -> bytes | JSONResponse:
@@ -67,6 +62,17 @@ async def _raw_body(request: Request, platform: str, limit: int) -> bytes | JSON
         return await read_body(request, limit)
     except IngestError as exc:
         return _error(exc.status, exc.message)
+
+
+async def _receive(receive: Callable[[], webhooks.Received]) -> JSONResponse:
+    """Run the platform's use case off the event loop and answer what became of the delivery."""
+    try:
+        received = await asyncio.to_thread(receive)
+    except webhooks.BadSignature as exc:
+        return _error(401, str(exc))
+    except webhooks.BadWebhook as exc:
+        return _error(400, str(exc))
+    return _answer(received)
 
 
 def _answer(received: webhooks.Received) -> JSONResponse:
@@ -107,10 +113,4 @@ async def woocommerce_webhook(workspace_id: str, request: Request) -> JSONRespon
         raw=raw,
         now=ctx.clock.now(),
     )
-    try:
-        received = await asyncio.to_thread(receive)
-    except webhooks.BadSignature as exc:
-        return _error(401, str(exc))
-    except webhooks.BadWebhook as exc:
-        return _error(400, str(exc))
-    return _answer(received)
+    return await _receive(receive)
